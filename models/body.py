@@ -1,0 +1,194 @@
+"""Body models as stateless batched layers.
+
+Conventions:
+    * Model frame (Anny): metres, Z up, -Y forward (the body faces -Y), the person's
+      left on +X, root joint at the pelvis centre (the origin in the rest pose).
+    * Pose: one axis-angle vector (radians) per bone, a rotation in the parent's
+      reference frame (Anny's ``local-ref`` parameterisation). Bone 0 (``root``) is kept
+      at identity: the global orientation is applied outside the model.
+    * Shape: Anny phenotype values in [0, 1], order ``AnnyBody.shape_names``.
+    * Camera placement (done by the estimator): ``X_cam = R_global @ X_model + transl``,
+      with ``R_global`` mapping model axes to the OpenCV camera (x right, y down,
+      z forward). ``MODEL_TO_UPRIGHT_FACING_CAMERA`` is the ``R_global`` of a person
+      standing upright and facing the camera.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import roma
+import torch
+
+from meshstream.stream.errors import MissingExtraError, ModelFileError
+
+from .keypoints import COCO23_NAMES
+
+# Anny canonical axes -> OpenCV camera: +Z (up) -> -y, -Y (forward) -> -z, +X -> +x.
+MODEL_TO_UPRIGHT_FACING_CAMERA = np.array(
+    [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=np.float64
+)
+
+# Bones the fitter moves (the rest stay in the rest pose): spine, neck, head, arms, legs.
+FIT_BONES: tuple[str, ...] = (
+    "spine05", "spine03", "spine01", "neck01", "head",
+    "clavicle.L", "upperarm01.L", "lowerarm01.L", "wrist.L",
+    "clavicle.R", "upperarm01.R", "lowerarm01.R", "wrist.R",
+    "upperleg01.L", "lowerleg01.L", "foot.L",
+    "upperleg01.R", "lowerleg01.R", "foot.R",
+)
+
+
+@dataclass
+class BodyRest:
+    """Shape-dependent rest data of a batch of bodies.
+
+    Attributes:
+        rest_bone_poses: (S, J, 4, 4) rest pose of each bone in the model frame.
+        keypoint_bone_points: (S, K, J, 4) homogeneous points whose skinning by the bone
+            transforms, summed over J, gives the K keypoints (keypoints are linear in the
+            bone transforms under linear blend skinning, so no vertex is skinned).
+        blendshape_coeffs: (S, C) Anny blend-shape coefficients for this shape.
+    """
+
+    rest_bone_poses: torch.Tensor
+    keypoint_bone_points: torch.Tensor
+    blendshape_coeffs: torch.Tensor
+
+
+class AnnyBody:
+    """The Anny body model (shipped inside the ``anny`` package) as a batched layer.
+
+    Args:
+        dtype: Torch dtype of all outputs.
+        device: Torch device.
+        cache_dir: Where Anny caches its built model data (``~/.cache/anny`` unless
+            given or set by ``ANNY_CACHE_DIR``). The first construction builds it (about
+            a minute on 2 cores), later ones load it in under a second.
+    """
+
+    name = "anny"
+
+    def __init__(
+        self,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+        cache_dir: str | None = None,
+    ) -> None:
+        try:
+            import anny
+            import anny.paths
+        except ImportError as exc:  # pragma: no cover - anny is a core dependency
+            raise MissingExtraError(
+                f"the Anny body model is not importable ({exc}); run: pip install anny==0.6.2"
+            ) from exc
+        if cache_dir is not None:
+            os.makedirs(cache_dir, exist_ok=True)
+            anny.paths.set_anny_cache_path(cache_dir)
+        try:
+            model = anny.Anny()
+        except OSError as exc:
+            raise ModelFileError(
+                f"could not build or read the Anny model cache in {anny.paths.get_anny_cache_path()}"
+                f" ({exc}); delete that folder or set ANNY_CACHE_DIR to a writable one"
+            ) from exc
+        self._model = model.to(dtype=dtype, device=device)
+        self._model.requires_grad_(False)
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.bone_names: list[str] = list(self._model.bone_labels)
+        self.bone_parents = np.asarray(self._model.bone_parents, dtype=np.int64)
+        self.shape_names: list[str] = list(self._model.phenotype_labels)
+        self.faces = self._model.get_triangular_faces().to(torch.int64).cpu().numpy()
+        self.keypoint_names: tuple[str, ...] = COCO23_NAMES
+        regressor = anny.KeypointsRegressor.coco(self._model, labels=list(COCO23_NAMES))
+        self._kp_weights = regressor.regression_weights.to(dtype=dtype, device=device)  # (K, V)
+        n_vertices = self._model.template_vertices.shape[0]
+        dense = torch.zeros(n_vertices, len(self.bone_names), dtype=dtype, device=device)
+        dense.scatter_add_(
+            1,
+            self._model.vertex_bone_indices.to(device=device, dtype=torch.int64),
+            self._model.vertex_bone_weights.to(device=device, dtype=dtype),
+        )
+        self._skin_weights = dense  # (V, J)
+        self.fit_bone_index = np.array([self.bone_names.index(b) for b in FIT_BONES])
+
+    @property
+    def num_bones(self) -> int:
+        return len(self.bone_names)
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self._skin_weights.shape[0])
+
+    def default_shape(self, batch: int = 1) -> torch.Tensor:
+        """(batch, S) phenotype values of the average adult (all 0.5)."""
+        return torch.full((batch, len(self.shape_names)), 0.5, dtype=self.dtype, device=self.device)
+
+    def rest(self, shape: torch.Tensor) -> BodyRest:
+        """Rest data for a batch of shapes.
+
+        Args:
+            shape: (S, len(shape_names)) phenotype values in [0, 1].
+        """
+        m = self._model
+        coeffs = m._get_phenotype_blendshape_coefficients(
+            shape.to(self.dtype),
+            torch.zeros(len(shape), len(m.local_change_labels), dtype=self.dtype, device=self.device),
+            torch.zeros(len(shape), len(m.facial_action_labels), dtype=self.dtype, device=self.device),
+        )
+        rest = m.get_rest_model(coeffs)
+        verts = rest["rest_vertices"].expand(len(shape), -1, -1)
+        verts_h = torch.cat([verts, torch.ones_like(verts[..., :1])], dim=-1)  # (S, V, 4)
+        weighted = self._kp_weights[None, :, :, None] * verts_h[:, None]  # (S, K, V, 4)
+        points = torch.einsum("skvd,vj->skjd", weighted, self._skin_weights)
+        return BodyRest(
+            rest_bone_poses=rest["rest_bone_poses"].expand(len(shape), -1, -1, -1),
+            keypoint_bone_points=points,
+            blendshape_coeffs=coeffs,
+        )
+
+    def _deltas(self, pose: torch.Tensor) -> torch.Tensor:
+        b, j, _ = pose.shape
+        deltas = torch.zeros(b, j, 4, 4, dtype=self.dtype, device=self.device)
+        deltas[..., :3, :3] = roma.rotvec_to_rotmat(pose.to(self.dtype))
+        deltas[..., 3, 3] = 1.0
+        return deltas
+
+    def skeleton(self, pose: torch.Tensor, rest: BodyRest) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posed keypoints and joints in the model frame (differentiable).
+
+        Args:
+            pose: (B, J, 3) axis-angle per bone, radians.
+            rest: rest data of batch size B or 1.
+
+        Returns:
+            keypoints: (B, 23, 3) COCO-23 keypoints, metres.
+            joints: (B, J, 3) bone head positions, metres.
+        """
+        transforms, bone_poses = self._model.get_bone_transforms(self._deltas(pose), rest.rest_bone_poses)
+        points = rest.keypoint_bone_points.expand(len(pose), -1, -1, -1)
+        keypoints = torch.einsum("bjxy,bkjy->bkx", transforms[..., :3, :], points)
+        return keypoints, bone_poses[..., :3, 3]
+
+    @torch.no_grad()
+    def vertices(self, pose: torch.Tensor, rest: BodyRest) -> torch.Tensor:
+        """Skinned mesh vertices in the model frame.
+
+        Args:
+            pose: (B, J, 3) axis-angle per bone, radians.
+            rest: rest data of batch size B or 1.
+
+        Returns:
+            (B, V, 3) vertices, metres.
+        """
+        coeffs = rest.blendshape_coeffs
+        if len(coeffs) == 1 and len(pose) > 1:
+            coeffs = coeffs.expand(len(pose), -1)
+        # Anny.forward takes phenotype values; its base class takes blend-shape coefficients.
+        from anny.models.rigged_model import RiggedModelWithLinearBlendShapes
+
+        out = RiggedModelWithLinearBlendShapes.forward(self._model, self._deltas(pose), coeffs)
+        return out["vertices"]

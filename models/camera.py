@@ -1,0 +1,183 @@
+"""Pinhole camera maths (OpenCV convention: x right, y down, z forward; pixels; metres).
+
+All functions are pure and batched; they accept NumPy arrays or torch tensors where
+noted and never hold state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def focal_from_fov(fov_deg: float, width: int) -> float:
+    """Focal length in pixels of a camera whose horizontal field of view is ``fov_deg``."""
+    if not 0.0 < fov_deg < 180.0:
+        raise ValueError(f"field of view must be in (0, 180) degrees, got {fov_deg}")
+    return 0.5 * width / math.tan(math.radians(fov_deg) / 2.0)
+
+
+def fov_from_focal(focal_px: float, width: int) -> float:
+    """Horizontal field of view in degrees of a focal length in pixels."""
+    return math.degrees(2.0 * math.atan(0.5 * width / focal_px))
+
+
+def project(points: torch.Tensor, focal: torch.Tensor | float, principal_point: torch.Tensor) -> torch.Tensor:
+    """Projects camera-space points to pixels.
+
+    Args:
+        points: (..., 3) camera-space points, metres, z > 0 in front of the camera.
+        focal: focal length in pixels, scalar or broadcastable to (...,).
+        principal_point: (2,) or broadcastable (..., 2) principal point, pixels.
+
+    Returns:
+        (..., 2) pixel coordinates.
+    """
+    z = points[..., 2:3].clamp(min=1e-6)
+    f = torch.as_tensor(focal, dtype=points.dtype, device=points.device)
+    if f.ndim > 0:
+        f = f[..., None]
+    return f * points[..., :2] / z + principal_point
+
+
+def solve_translation(
+    points: torch.Tensor,
+    uv: torch.Tensor,
+    weights: torch.Tensor,
+    focal: torch.Tensor,
+    principal_point: torch.Tensor,
+    min_depth: float = 0.1,
+) -> torch.Tensor:
+    """Camera-space translation that best projects rotated body points onto 2D keypoints.
+
+    Solves, for each body and each focal, the linear least-squares problem
+    ``f (X + Tx) - u' (Z + Tz) = 0`` and ``f (Y + Ty) - v' (Z + Tz) = 0`` with
+    ``u' = u - cx``, ``v' = v - cy``, weighted by ``weights`` (the algebraic form of
+    the reprojection error; exact for noiseless points).
+
+    Args:
+        points: (M, K, 3) body points already rotated into camera axes, metres, relative
+            to the body's root; or (M, F, K, 3), one set per candidate focal.
+        uv: (M, K, 2) observed keypoints, pixels.
+        weights: (M, K) non-negative weights (0 ignores a point).
+        focal: (F,) candidate focal lengths, pixels.
+        principal_point: (2,) pixels.
+        min_depth: Smallest root depth returned, metres.
+
+    Returns:
+        (M, F, 3) translations, metres. Bodies with fewer than two weighted points get
+        a translation from the others' mean (caller should not trust them).
+    """
+    m, k = uv.shape[:2]
+    du = (uv[..., 0] - principal_point[0])[:, None, :]  # (M, 1, K)
+    dv = (uv[..., 1] - principal_point[1])[:, None, :]
+    f = focal[None, :, None]  # (1, F, 1)
+    if points.ndim == 3:
+        points = points[:, None]
+    x, y, z = (points[..., i] for i in range(3))
+    zeros = torch.zeros_like(du).expand(m, len(focal), k)
+    fk = f.expand(m, -1, k)
+    # Rows for u: [f, 0, -u'] T = u' Z - f X ; rows for v: [0, f, -v'] T = v' Z - f Y
+    a_u = torch.stack([fk, zeros, -du.expand_as(fk)], dim=-1)
+    a_v = torch.stack([zeros, fk, -dv.expand_as(fk)], dim=-1)
+    b_u = du * z - f * x
+    b_v = dv * z - f * y
+    a = torch.cat([a_u, a_v], dim=2)  # (M, F, 2K, 3)
+    b = torch.cat([b_u, b_v], dim=2)  # (M, F, 2K)
+    w = torch.cat([weights, weights], dim=1)[:, None, :].sqrt()
+    aw = a * w[..., None]
+    bw = b * w
+    ata = aw.transpose(-1, -2) @ aw + 1e-9 * torch.eye(3, dtype=a.dtype, device=a.device)
+    atb = (aw.transpose(-1, -2) @ bw[..., None])[..., 0]
+    t = torch.linalg.solve(ata, atb)
+    t = torch.cat([t[..., :2], t[..., 2:].clamp(min=min_depth)], dim=-1)
+    return t
+
+
+def reprojection_cost(
+    points: torch.Tensor,
+    translation: torch.Tensor,
+    uv: torch.Tensor,
+    weights: torch.Tensor,
+    focal: torch.Tensor,
+    principal_point: torch.Tensor,
+    robust_px: float = 20.0,
+) -> torch.Tensor:
+    """Robust, weighted mean reprojection cost per body and focal.
+
+    Args:
+        points: (M, K, 3) or (M, F, K, 3) rotated body points, metres.
+        translation: (M, F, 3) translations, metres.
+        uv: (M, K, 2) keypoints, pixels.
+        weights: (M, K) weights.
+        focal: (F,) focal lengths, pixels.
+        principal_point: (2,) pixels.
+        robust_px: Scale of the Geman-McClure robust function, pixels.
+
+    Returns:
+        (M, F) cost in squared pixels (robustified), weighted mean over points.
+    """
+    if points.ndim == 3:
+        points = points[:, None]
+    cam = points + translation[:, :, None, :]  # (M, F, K, 3)
+    proj = project(cam, focal[None, :, None], principal_point)
+    sq = ((proj - uv[:, None]) ** 2).sum(-1)  # (M, F, K)
+    rho = robust_px**2 * sq / (sq + robust_px**2)
+    w = weights[:, None, :]
+    return (rho * w).sum(-1) / w.sum(-1).clamp(min=1e-9)
+
+
+def focal_grid(width: int, height: int, fov_min_deg: float = 15.0, fov_max_deg: float = 130.0, n: int = 64) -> np.ndarray:
+    """Log-spaced candidate focal lengths (pixels) spanning a horizontal FOV range."""
+    f_lo = focal_from_fov(fov_max_deg, width)
+    f_hi = focal_from_fov(fov_min_deg, width)
+    return np.geomspace(f_lo, f_hi, n)
+
+
+def refine_minimum(grid: np.ndarray, cost: np.ndarray) -> float:
+    """Minimum of a cost sampled on a log grid, refined by a parabola through the
+    best sample and its neighbours (in log space)."""
+    i = int(np.nanargmin(cost))
+    if i == 0 or i == len(grid) - 1:
+        return float(grid[i])
+    x = np.log(grid[i - 1 : i + 2])
+    y = cost[i - 1 : i + 2]
+    denom = (x[0] - x[1]) * (x[0] - x[2]) * (x[1] - x[2])
+    a = (x[2] * (y[1] - y[0]) + x[1] * (y[0] - y[2]) + x[0] * (y[2] - y[1])) / denom
+    b = (x[2] ** 2 * (y[0] - y[1]) + x[1] ** 2 * (y[2] - y[0]) + x[0] ** 2 * (y[1] - y[2])) / denom
+    if a <= 0:
+        return float(grid[i])
+    xv = float(np.clip(-b / (2 * a), x[0], x[2]))
+    return float(math.exp(xv))
+
+
+def ray_rotation(uv: torch.Tensor, focal: torch.Tensor, principal_point: torch.Tensor) -> torch.Tensor:
+    """Smallest rotation taking the optical axis onto the viewing ray through a pixel.
+
+    A detector that sees a person through a crop predicts the body's 3D orientation
+    relative to the crop's viewing ray; rotating by this matrix expresses it in the
+    camera frame. The angle grows as the focal shortens, which makes it a focal cue.
+
+    Args:
+        uv: (..., 2) pixel the ray passes through.
+        focal: focal length(s), pixels, broadcastable to (...,).
+        principal_point: (2,) pixels.
+
+    Returns:
+        (..., 3, 3) rotation matrices.
+    """
+    f = torch.as_tensor(focal, dtype=uv.dtype, device=uv.device)
+    xy = (uv - principal_point) / f[..., None]
+    d = torch.cat([xy, torch.ones_like(xy[..., :1])], -1)
+    d = d / d.norm(dim=-1, keepdim=True)
+    z = torch.zeros_like(d)
+    z[..., 2] = 1.0
+    axis = torch.linalg.cross(z, d)
+    sin = axis.norm(dim=-1, keepdim=True)
+    angle = torch.atan2(sin, d[..., 2:3])
+    rotvec = axis / sin.clamp(min=1e-12) * angle
+    import roma
+
+    return roma.rotvec_to_rotmat(rotvec)

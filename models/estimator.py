@@ -1,0 +1,411 @@
+"""Per person-frame body and camera estimation under full perspective.
+
+Pipeline for a chunk of frames (batched over all person-frames of the chunk):
+
+1. Structure: fit the body's pose and global orientation to the detector's relative
+   metric 3D landmarks (hip-centred, camera-aligned axes), warm-started from the
+   previous chunk of the same track, with a pose prior and a temporal term.
+2. Depth and camera: for a focal length f, the camera translation T (so Tz, the pelvis
+   depth) that best reprojects the fitted 3D keypoints onto the 2D keypoints is a
+   linear least-squares problem. The shot's focal is the minimum of the reprojection
+   cost pooled over many person-frames (near and far body parts project with
+   different magnification, so f is observable once the 3D structure is fixed);
+   a user-given focal skips the search.
+3. Refinement: pose, orientation and T jointly minimise a robust, confidence-weighted
+   2D reprojection error plus the 3D landmark term, at the shot's focal.
+
+Units: metres, pixels, radians; OpenCV camera axes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import roma
+import torch
+
+from .body import AnnyBody
+from .camera import focal_grid, project, ray_rotation, refine_minimum, reprojection_cost, solve_translation
+from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
+
+_TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
+
+
+@dataclass
+class PersonFrames:
+    """Observations of tracked persons over a chunk, flattened over (frame, person).
+
+    Attributes:
+        frame_index: (M,) int64 source frame index of each observation.
+        track_id: (M,) int64 track id.
+        bbox_xyxy: (M, 4) float32 box, pixels.
+        keypoints2d: (M, 23, 3) float32 COCO-23 keypoints: x, y pixels, confidence.
+        landmarks3d: (M, 23, 3) float32 hip-centred metric landmarks, camera axes.
+    """
+
+    frame_index: np.ndarray
+    track_id: np.ndarray
+    bbox_xyxy: np.ndarray
+    keypoints2d: np.ndarray
+    landmarks3d: np.ndarray
+
+    def __post_init__(self) -> None:
+        m = len(self.frame_index)
+        for name, shape in (("track_id", (m,)), ("bbox_xyxy", (m, 4)), ("keypoints2d", (m, 23, 3)),
+                            ("landmarks3d", (m, 23, 3))):
+            arr = getattr(self, name)
+            if arr.shape != shape:
+                raise ValueError(f"PersonFrames.{name} must be {shape}, got {arr.shape}")
+
+    def __len__(self) -> int:
+        return len(self.frame_index)
+
+
+@dataclass
+class BodyFit:
+    """Fitted bodies and camera for M person-frames.
+
+    Attributes:
+        body_model: Body model name (``"anny"`` or ``"smplx"``).
+        frame_index: (M,) int64.
+        track_id: (M,) int64.
+        global_orient: (M, 3) axis-angle rotating the body-model frame into the camera.
+        body_pose: (M, J, 3) axis-angle per bone (model's local convention).
+        shape: (M, S) shape parameters.
+        transl: (M, 3) camera-space position of the model root, metres.
+        pelvis: (M, 3) hip midpoint in camera space, metres (Tz = pelvis[:, 2]).
+        joints3d: (M, J, 3) bone heads in camera space, metres.
+        keypoints3d: (M, 17, 3) COCO-17 keypoints in camera space, metres.
+        focal_px: Focal length used, pixels.
+        principal_point: (2,) pixels.
+        fit_error_px: (M,) confidence-weighted mean keypoint reprojection error, pixels.
+        confidence: (M,) fit confidence in [0, 1].
+        fit_ok: (M,) False where the fit is not to be trusted (too few keypoints or a
+            reprojection error above 10 % of the box height).
+    """
+
+    body_model: str
+    frame_index: np.ndarray
+    track_id: np.ndarray
+    global_orient: np.ndarray
+    body_pose: np.ndarray
+    shape: np.ndarray
+    transl: np.ndarray
+    pelvis: np.ndarray
+    joints3d: np.ndarray
+    keypoints3d: np.ndarray
+    focal_px: float
+    principal_point: np.ndarray
+    fit_error_px: np.ndarray
+    confidence: np.ndarray
+    fit_ok: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame_index)
+
+    def __getitem__(self, index: np.ndarray) -> "BodyFit":
+        kw = {}
+        for name, value in self.__dict__.items():
+            if isinstance(value, np.ndarray) and name != "principal_point":
+                kw[name] = value[index]
+            else:
+                kw[name] = value
+        return BodyFit(**kw)
+
+
+@dataclass
+class FocalEstimate:
+    """Result of the focal search.
+
+    Attributes:
+        focal_px: Pooled estimate over all person-frames, pixels.
+        per_frame: (frame_index -> focal) minimum of each frame's own cost, pixels.
+        grid: (F,) candidate focals, pixels.
+        cost: (F,) pooled cost.
+    """
+
+    focal_px: float
+    per_frame: dict[int, float]
+    grid: np.ndarray
+    cost: np.ndarray
+
+
+class BodyEstimator:
+    """Estimation stage: ``PersonFrames -> BodyFit``.
+
+    Args:
+        body: The body model layer.
+        iterations_3d: Optimiser steps of the structure fit.
+        iterations_2d: Optimiser steps of the reprojection refinement.
+        min_keypoint_conf: Keypoints below this confidence are ignored in 2D terms.
+        pose_prior_weight: Weight of the squared-angle pose prior.
+        temporal_weight: Weight tying a track's pose to its previous frame.
+        fov_range_deg: Horizontal field-of-view range of the focal search.
+        landmark_weight: Weight of the 3D landmark term in the refinement, relative to
+            the 2D term (both normalised: 5 % of the box height, 5 cm).
+    """
+
+    def __init__(
+        self,
+        body: AnnyBody,
+        *,
+        iterations_3d: int = 60,
+        iterations_2d: int = 40,
+        min_keypoint_conf: float = 0.5,
+        pose_prior_weight: float = 1e-3,
+        temporal_weight: float = 1e-2,
+        fov_range_deg: tuple[float, float] = (15.0, 130.0),
+        landmark_weight: float = 0.1,
+    ) -> None:
+        self.landmark_weight = landmark_weight
+        self.body = body
+        self.iterations_3d = iterations_3d
+        self.iterations_2d = iterations_2d
+        self.min_keypoint_conf = min_keypoint_conf
+        self.pose_prior_weight = pose_prior_weight
+        self.temporal_weight = temporal_weight
+        self.fov_range_deg = fov_range_deg
+        self._rest = body.rest(body.default_shape(1))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets the warm-start state of all tracks."""
+        self._warm: dict[int, torch.Tensor] = {}
+
+    # ----------------------------------------------------------------- public API
+    def fit_structure(self, obs: PersonFrames) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step 1: pose and orientation from the relative 3D landmarks.
+
+        Returns:
+            pose: (M, J, 3) axis-angle per bone.
+            orient: (M, 3) axis-angle model -> camera axes.
+        """
+        dt = self.body.dtype
+        lm = torch.as_tensor(obs.landmarks3d, dtype=dt)
+        conf = torch.as_tensor(obs.keypoints2d[..., 2], dtype=dt)
+        w3 = 0.2 + 0.8 * conf
+        w3[:, 19:21] = 0.0  # small toes: no landmark
+        pose0 = self._initial_pose(obs.track_id)
+        orient0 = self._initial_orient(lm)
+        free = torch.as_tensor(self.body.fit_bone_index)
+        theta = pose0[:, free].clone().requires_grad_(True)
+        omega = orient0.clone().requires_grad_(True)
+        pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
+        opt = torch.optim.Adam([theta, omega], lr=0.05)
+        for _ in range(self.iterations_3d):
+            opt.zero_grad()
+            pose = _with_free(pose0, free, theta)
+            kp, _ = self.body.skeleton(pose, self._rest)
+            loss = self._structure_loss(kp, omega, lm, w3) + self._priors(theta, pairs)
+            loss.backward()
+            opt.step()
+        pose = _with_free(pose0, free, theta.detach())
+        return pose, omega.detach()
+
+    def estimate_focal(self, obs: PersonFrames, structure: tuple[torch.Tensor, torch.Tensor],
+                       image_size: tuple[int, int]) -> FocalEstimate:
+        """Step 2: the focal length that best explains all person-frames.
+
+        Args:
+            obs: Observations.
+            structure: (pose, orient) from :meth:`fit_structure`.
+            image_size: (width, height) pixels.
+        """
+        pose, orient = structure
+        width, height = image_size
+        dt = self.body.dtype
+        grid = focal_grid(width, height, *self.fov_range_deg)
+        pp = torch.tensor([width / 2.0, height / 2.0], dtype=dt)
+        uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=dt)
+        w = self._weights2d(obs)
+        f = torch.as_tensor(grid, dtype=dt)
+        # The fitted body is seen along the ray through the person, which depends on f.
+        ray = ray_rotation(self._centre(obs)[:, None], f[None], pp)  # (M, F, 3, 3)
+        pts = self._camera_points(pose, orient)[:, None] @ ray.transpose(-1, -2)  # (M, F, K, 3)
+        with torch.no_grad():
+            t = solve_translation(pts, uv, w, f, pp)
+            cost = reprojection_cost(pts, t, uv, w, f, pp).numpy()  # (M, F)
+        box_h = np.maximum(obs.bbox_xyxy[:, 3] - obs.bbox_xyxy[:, 1], 1.0)
+        usable = (w > 0).sum(1).numpy() >= 6
+        norm = cost / box_h[:, None] ** 2
+        pooled = norm[usable].sum(0) if usable.any() else norm.sum(0)
+        per_frame: dict[int, float] = {}
+        for fi in np.unique(obs.frame_index):
+            sel = (obs.frame_index == fi) & usable
+            if sel.any():
+                per_frame[int(fi)] = refine_minimum(grid, norm[sel].sum(0))
+        return FocalEstimate(refine_minimum(grid, pooled), per_frame, grid, pooled)
+
+    def __call__(self, obs: PersonFrames, focal_px: float, image_size: tuple[int, int],
+                 structure: tuple[torch.Tensor, torch.Tensor] | None = None) -> BodyFit:
+        """Fits all person-frames of a chunk at a known focal length.
+
+        Args:
+            obs: Observations of the chunk.
+            focal_px: The shot's focal length, pixels.
+            image_size: (width, height) pixels.
+            structure: Output of :meth:`fit_structure` when already computed.
+        """
+        if len(obs) == 0:
+            return self._empty(focal_px, image_size)
+        pose, orient = structure if structure is not None else self.fit_structure(obs)
+        width, height = image_size
+        dt = self.body.dtype
+        pp = torch.tensor([width / 2.0, height / 2.0], dtype=dt)
+        f = torch.tensor([float(focal_px)], dtype=dt)
+        ray = ray_rotation(self._centre(obs), f, pp)
+        orient = roma.rotmat_to_rotvec(ray @ roma.rotvec_to_rotmat(orient))
+        uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=dt)
+        w2 = self._weights2d(obs)
+        with torch.no_grad():
+            transl0 = solve_translation(self._camera_points(pose, orient), uv, w2, f, pp)[:, 0]
+        lm = torch.as_tensor(obs.landmarks3d, dtype=dt)
+        w3 = 0.2 + 0.8 * torch.as_tensor(obs.keypoints2d[..., 2], dtype=dt)
+        w3[:, 19:21] = 0.0
+        box_h = torch.as_tensor(np.maximum(obs.bbox_xyxy[:, 3] - obs.bbox_xyxy[:, 1], 1.0), dtype=dt)
+        free = torch.as_tensor(self.body.fit_bone_index)
+        theta = pose[:, free].clone().requires_grad_(True)
+        omega = orient.clone().requires_grad_(True)
+        # Depth is optimised as log(Tz) so that steps are relative.
+        txy = transl0[:, :2].clone().requires_grad_(True)
+        log_tz = transl0[:, 2].log().clone().requires_grad_(True)
+        pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
+        opt = torch.optim.Adam([{"params": [theta, omega], "lr": 0.02},
+                                {"params": [txy, log_tz], "lr": 0.01}])
+        for _ in range(self.iterations_2d):
+            opt.zero_grad()
+            full = _with_free(pose, free, theta)
+            kp, _ = self.body.skeleton(full, self._rest)
+            rot = roma.rotvec_to_rotmat(omega)
+            cam = kp @ rot.transpose(-1, -2) + torch.cat([txy, log_tz.exp()[:, None]], 1)[:, None]
+            proj = project(cam, f, pp)
+            r = ((proj - uv) ** 2).sum(-1) / box_h[:, None] ** 2
+            sigma2 = 0.05**2
+            rho = sigma2 * r / (r + sigma2)
+            loss2d = ((rho * w2).sum(1) / w2.sum(1).clamp(min=1e-9)).mean() / sigma2
+            loss = loss2d + self.landmark_weight * self._structure_loss(kp, omega, lm, w3) / 0.05**2 + self._priors(theta, pairs)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            pose = _with_free(pose, free, theta)
+            orient = omega
+            transl = torch.cat([txy, log_tz.exp()[:, None]], 1)
+            fit = self._assemble(obs, pose, orient, transl, float(focal_px), pp)
+        for tid in np.unique(obs.track_id):
+            last = np.nonzero(obs.track_id == tid)[0][np.argmax(obs.frame_index[obs.track_id == tid])]
+            self._warm[int(tid)] = pose[last].clone()
+        return fit
+
+    # ---------------------------------------------------------------- internals
+    def _weights2d(self, obs: PersonFrames) -> torch.Tensor:
+        conf = torch.as_tensor(obs.keypoints2d[..., 2], dtype=self.body.dtype)
+        return torch.where(conf >= self.min_keypoint_conf, conf, torch.zeros_like(conf))
+
+    def _centre(self, obs: PersonFrames) -> torch.Tensor:
+        """(M, 2) pixel through which the detector looked at each person: the hip
+        midpoint (BlazePose centres its region of interest there), else the box centre."""
+        kp = torch.as_tensor(obs.keypoints2d, dtype=self.body.dtype)
+        hips = 0.5 * (kp[:, LEFT_HIP, :2] + kp[:, RIGHT_HIP, :2])
+        box = torch.as_tensor(obs.bbox_xyxy, dtype=self.body.dtype)
+        centre = 0.5 * (box[:, :2] + box[:, 2:])
+        ok = (kp[:, [LEFT_HIP, RIGHT_HIP], 2].min(1).values > 0.3)[:, None]
+        return torch.where(ok, hips, centre)
+
+    def _initial_pose(self, track_id: np.ndarray) -> torch.Tensor:
+        pose = torch.zeros(len(track_id), self.body.num_bones, 3, dtype=self.body.dtype)
+        for i, tid in enumerate(track_id):
+            warm = self._warm.get(int(tid))
+            if warm is not None:
+                pose[i] = warm
+        return pose
+
+    def _initial_orient(self, landmarks: torch.Tensor) -> torch.Tensor:
+        """Orientation aligning the rest torso (shoulders, hips) to the landmarks."""
+        with torch.no_grad():
+            kp, _ = self.body.skeleton(torch.zeros(1, self.body.num_bones, 3, dtype=self.body.dtype), self._rest)
+            src = kp[0, _TORSO].expand(len(landmarks), -1, -1)
+            dst = landmarks[:, _TORSO]
+            src = src - src.mean(1, keepdim=True)
+            dst = dst - dst.mean(1, keepdim=True)
+            rot = roma.rigid_points_registration(src, dst)[0]
+        return roma.rotmat_to_rotvec(rot)
+
+    def _camera_points(self, pose: torch.Tensor, orient: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            kp, _ = self.body.skeleton(pose, self._rest)
+            return kp @ roma.rotvec_to_rotmat(orient).transpose(-1, -2)
+
+    @staticmethod
+    def _structure_loss(kp: torch.Tensor, omega: torch.Tensor, lm: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        rot = roma.rotvec_to_rotmat(omega)
+        cam = kp @ rot.transpose(-1, -2)
+        cam = cam - 0.5 * (cam[:, LEFT_HIP] + cam[:, RIGHT_HIP])[:, None]
+        target = lm - 0.5 * (lm[:, LEFT_HIP] + lm[:, RIGHT_HIP])[:, None]
+        sq = ((cam - target) ** 2).sum(-1)
+        return ((sq * w).sum(1) / w.sum(1).clamp(min=1e-9)).mean()
+
+    def _priors(self, theta: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        loss = self.pose_prior_weight * (theta**2).sum((1, 2)).mean()
+        a, b = pairs
+        if len(a):
+            loss = loss + self.temporal_weight * ((theta[a] - theta[b]) ** 2).sum((1, 2)).mean()
+        return loss
+
+    def _assemble(self, obs: PersonFrames, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
+                  focal: float, pp: torch.Tensor) -> BodyFit:
+        kp, joints = self.body.skeleton(pose, self._rest)
+        rot = roma.rotvec_to_rotmat(orient)
+        kp_cam = kp @ rot.transpose(-1, -2) + transl[:, None]
+        joints_cam = joints @ rot.transpose(-1, -2) + transl[:, None]
+        uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=kp.dtype)
+        w = self._weights2d(obs)
+        err = ((project(kp_cam, focal, pp) - uv) ** 2).sum(-1).sqrt()
+        n_used = (w > 0).sum(1)
+        fit_error = ((err * w).sum(1) / w.sum(1).clamp(min=1e-9)).numpy()
+        box_h = np.maximum(obs.bbox_xyxy[:, 3] - obs.bbox_xyxy[:, 1], 1.0)
+        rel = fit_error / box_h
+        fit_ok = (n_used.numpy() >= 6) & (rel < 0.1)
+        mean_conf = obs.keypoints2d[:, :17, 2].mean(1)
+        confidence = np.where(fit_ok, mean_conf * np.exp(-rel / 0.05), 0.0)
+        m = len(obs)
+        return BodyFit(
+            body_model=self.body.name,
+            frame_index=obs.frame_index.astype(np.int64),
+            track_id=obs.track_id.astype(np.int64),
+            global_orient=orient.numpy().astype(np.float32),
+            body_pose=pose.numpy().astype(np.float32),
+            shape=self.body.default_shape(m).numpy().astype(np.float32),
+            transl=transl.numpy().astype(np.float32),
+            pelvis=(0.5 * (kp_cam[:, LEFT_HIP] + kp_cam[:, RIGHT_HIP])).numpy().astype(np.float32),
+            joints3d=joints_cam.numpy().astype(np.float32),
+            keypoints3d=kp_cam[:, :17].numpy().astype(np.float32),
+            focal_px=float(focal),
+            principal_point=pp.numpy().astype(np.float32),
+            fit_error_px=fit_error.astype(np.float32),
+            confidence=confidence.astype(np.float32),
+            fit_ok=fit_ok,
+        )
+
+    def _empty(self, focal_px: float, image_size: tuple[int, int]) -> BodyFit:
+        j, s = self.body.num_bones, len(self.body.shape_names)
+        z = np.zeros
+        return BodyFit(self.body.name, z(0, np.int64), z(0, np.int64), z((0, 3), np.float32),
+                       z((0, j, 3), np.float32), z((0, s), np.float32), z((0, 3), np.float32),
+                       z((0, 3), np.float32), z((0, j, 3), np.float32), z((0, 17, 3), np.float32),
+                       float(focal_px), np.array([image_size[0] / 2, image_size[1] / 2], np.float32),
+                       z(0, np.float32), z(0, np.float32), z(0, bool))
+
+
+def _consecutive_pairs(track_id: np.ndarray, frame_index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (i, j) of the same track in consecutive observed frames."""
+    order = np.lexsort((frame_index, track_id))
+    same = track_id[order][1:] == track_id[order][:-1]
+    return torch.as_tensor(order[:-1][same]), torch.as_tensor(order[1:][same])
+
+
+def _with_free(pose: torch.Tensor, free: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """(M, J, 3) pose with the bones ``free`` replaced by ``theta`` (M, len(free), 3)."""
+    full = pose.clone()
+    full[:, free] = theta
+    return full

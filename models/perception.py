@@ -1,0 +1,256 @@
+"""Person perception: boxes, BlazePose-33 keypoints, relative 3D landmarks and masks.
+
+Backend (offline, CPU, shipped in packages): MediaPipe's PoseLandmarker (BlazePose GHUM
+"full", bundled from the ``mediapipe`` wheel) on the whole frame finds large people;
+OpenCV's HOG people detector proposes boxes for small or far people, and each box not
+already explained is cropped, resized and sent through the landmarker on its own
+(the landmarker's detector misses people under ~1/4 of the frame height). Boxes of the
+previous frame are re-used as crops between HOG runs, as BlazePose itself does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from meshstream.stream.frames import Frame
+
+from .detections import Detections, box_iou
+from .mediapipe_bundle import pose_landmarker_bundle
+
+
+def _quiet_mediapipe_logs() -> None:
+    import os
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class HogPeopleDetector:
+    """OpenCV's HOG + linear SVM pedestrian detector (ships inside OpenCV).
+
+    Args:
+        max_side: Frames are downscaled so that their longer side is at most this
+            (pixels) before detection, for speed.
+        min_score: Minimum SVM score to keep a box.
+    """
+
+    def __init__(self, max_side: int = 800, min_score: float = 0.3) -> None:
+        import cv2
+
+        if not hasattr(cv2, "HOGDescriptor"):
+            raise RuntimeError(
+                "this OpenCV build has no HOGDescriptor; install opencv-contrib-python==4.14.0.94"
+            )
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.max_side = max_side
+        self.min_score = min_score
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Detects people.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+
+        Returns:
+            boxes: (N, 4) float32 xyxy pixels in the input image.
+            scores: (N,) float32 SVM scores.
+        """
+        import cv2
+
+        scale = min(1.0, self.max_side / max(rgb.shape[:2]))
+        img = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        rects, weights = self._hog.detectMultiScale(img, winStride=(8, 8), padding=(8, 8), scale=1.05)
+        if len(rects) == 0:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        rects = np.asarray(rects, np.float32) / scale
+        weights = np.asarray(weights, np.float32).reshape(-1)
+        keep = weights >= self.min_score
+        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], 1)[keep]
+        return boxes, weights[keep]
+
+
+class PersonPerceiver:
+    """Perception stage: ``Frame -> Detections`` in the ``blazepose33`` layout.
+
+    Args:
+        max_persons: Most persons the whole-frame landmarker returns.
+        detect_every: Run the HOG detector on every n-th frame (1 = every frame); in
+            between, the previous frame's boxes are the crop proposals.
+        use_hog: Whether to look for small people with HOG at all.
+        crop_size: Side of the square crop sent to the landmarker, pixels.
+        min_pose_score: Minimum landmark presence to accept a pose.
+        masks: Whether to return segmentation masks.
+        cache_dir: Where the MediaPipe bundle is built (see ``mediapipe_bundle``).
+    """
+
+    layout = "blazepose33"
+
+    def __init__(
+        self,
+        *,
+        max_persons: int = 4,
+        detect_every: int = 5,
+        use_hog: bool = True,
+        crop_size: int = 256,
+        min_pose_score: float = 0.5,
+        masks: bool = True,
+        cache_dir: str | None = None,
+    ) -> None:
+        _quiet_mediapipe_logs()
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        bundle = str(pose_landmarker_bundle(cache_dir))
+
+        def make(mode, num_poses: int):
+            opts = vision.PoseLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=bundle),
+                running_mode=mode,
+                num_poses=num_poses,
+                min_pose_detection_confidence=0.5,
+                min_pose_presence_confidence=min_pose_score,
+                output_segmentation_masks=masks,
+            )
+            return vision.PoseLandmarker.create_from_options(opts)
+
+        self._make = make
+        self._vision = vision
+        self._full = make(vision.RunningMode.VIDEO, max_persons)
+        self._crop = make(vision.RunningMode.IMAGE, 1)
+        self._hog = HogPeopleDetector() if use_hog else None
+        self.max_persons = max_persons
+        self.detect_every = max(1, int(detect_every))
+        self.crop_size = crop_size
+        self.min_pose_score = min_pose_score
+        self.masks = masks
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets the previous frames (new clip or shot)."""
+        self._regions = np.zeros((0, 4), np.float32)
+        self._frames_seen = 0
+        self._last_ts_ms = -1
+        if self._frames_seen == 0 and hasattr(self, "_full"):
+            self._full.close()
+            self._full = self._make(self._vision.RunningMode.VIDEO, self.max_persons)
+
+    def close(self) -> None:
+        self._full.close()
+        self._crop.close()
+
+    def __call__(self, frame: Frame) -> Detections:
+        import mediapipe as mp
+
+        h, w = frame.height, frame.width
+        ts_ms = max(int(round(frame.pts_seconds * 1000)), self._last_ts_ms + 1)
+        self._last_ts_ms = ts_ms
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame.rgb))
+        result = self._full.detect_for_video(image, ts_ms)
+        parts = [self._to_detections(result, np.eye(2, 3, dtype=np.float64), 1.0, (h, w), (h, w))]
+        full_boxes = parts[0].xyxy
+        proposals = [self._regions]
+        if self._hog is not None and self._frames_seen % self.detect_every == 0:
+            proposals.append(self._hog(frame.rgb)[0])
+        self._frames_seen += 1
+        candidates = np.concatenate(proposals) if proposals else np.zeros((0, 4), np.float32)
+        candidates = _nms_boxes(candidates, 0.5)
+        for box in candidates:
+            taken = np.concatenate([p.xyxy for p in parts])
+            if len(taken) and box_iou(box[None], taken).max() > 0.3:
+                continue
+            dets = self._detect_in_crop(frame.rgb, box)
+            if dets is not None:
+                parts.append(dets)
+        dets = Detections.concatenate(parts)
+        keep = _nms_boxes_index(dets.xyxy, dets.score, 0.5)
+        dets = dets[keep]
+        self._regions = _expand(dets.xyxy, 1.1, w, h)
+        del full_boxes
+        return dets
+
+    def _detect_in_crop(self, rgb: np.ndarray, box: np.ndarray) -> Detections | None:
+        import cv2
+        import mediapipe as mp
+
+        h, w = rgb.shape[:2]
+        cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+        side = 1.25 * max(box[2] - box[0], box[3] - box[1])
+        if side < 16:
+            return None
+        s = self.crop_size / side
+        # crop pixel = s * (frame pixel - (c - side/2))
+        affine = np.array([[s, 0, -s * (cx - side / 2)], [0, s, -s * (cy - side / 2)]], np.float64)
+        crop = cv2.warpAffine(rgb, affine, (self.crop_size, self.crop_size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        result = self._crop.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop))
+        dets = self._to_detections(result, affine, s, (self.crop_size, self.crop_size), (h, w))
+        return dets if len(dets) else None
+
+    def _to_detections(self, result, affine: np.ndarray, scale: float, in_hw: tuple[int, int],
+                       frame_hw: tuple[int, int]) -> Detections:
+        """Converts a landmarker result on an image that is ``affine(frame)`` to frame pixels."""
+        import cv2
+
+        ih, iw = in_hw
+        fh, fw = frame_hw
+        n = len(result.pose_landmarks)
+        kps = np.zeros((n, 33, 3), np.float32)
+        world = np.zeros((n, 33, 3), np.float32)
+        scores = np.zeros(n, np.float32)
+        masks = np.zeros((n, fh, fw), bool) if self.masks else None
+        keep = np.ones(n, bool)
+        for i in range(n):
+            lms = result.pose_landmarks[i]
+            arr = np.array([[p.x * iw, p.y * ih, p.visibility, p.presence] for p in lms], np.float64)
+            kps[i, :, 0] = (arr[:, 0] - affine[0, 2]) / scale
+            kps[i, :, 1] = (arr[:, 1] - affine[1, 2]) / scale
+            inside = (kps[i, :, 0] >= 0) & (kps[i, :, 0] < fw) & (kps[i, :, 1] >= 0) & (kps[i, :, 1] < fh)
+            kps[i, :, 2] = np.where(inside, arr[:, 2], 0.0)
+            scores[i] = float(np.median(arr[[11, 12, 23, 24], 3]))
+            keep[i] = scores[i] >= self.min_pose_score
+            world[i] = np.array([[p.x, p.y, p.z] for p in result.pose_world_landmarks[i]], np.float32)
+            if masks is not None and result.segmentation_masks:
+                m = result.segmentation_masks[i].numpy_view()
+                m = m.reshape(m.shape[0], m.shape[1])
+                if scale == 1.0 and m.shape == (fh, fw):
+                    masks[i] = m > 0.5
+                else:
+                    inv = cv2.invertAffineTransform(affine)
+                    masks[i] = cv2.warpAffine(m.astype(np.float32), inv, (fw, fh), flags=cv2.INTER_LINEAR) > 0.5
+        xyxy = np.zeros((n, 4), np.float32)
+        for i in range(n):
+            good = kps[i, :, 2] > 0.3
+            pts = kps[i, good, :2] if good.sum() >= 2 else kps[i, :, :2]
+            x0, y0 = pts.min(0)
+            x1, y1 = pts.max(0)
+            pad = 0.1 * max(x1 - x0, y1 - y0)
+            xyxy[i] = [max(0, x0 - pad), max(0, y0 - 1.5 * pad), min(fw, x1 + pad), min(fh, y1 + pad)]
+        dets = Detections(xyxy=xyxy, score=scores, keypoints=kps, keypoint_layout=self.layout,
+                          landmarks3d=world, masks=masks)
+        return dets[keep]
+
+
+def _expand(boxes: np.ndarray, factor: float, width: int, height: int) -> np.ndarray:
+    c = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+    half = 0.5 * factor * (boxes[:, 2:] - boxes[:, :2])
+    out = np.concatenate([c - half, c + half], 1)
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
+    return out.astype(np.float32)
+
+
+def _nms_boxes_index(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first."""
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    for i in order:
+        if not keep or box_iou(boxes[i][None], boxes[keep]).max() <= iou:
+            keep.append(int(i))
+    return np.array(sorted(keep), dtype=np.int64)
+
+
+def _nms_boxes(boxes: np.ndarray, iou: float) -> np.ndarray:
+    if len(boxes) == 0:
+        return boxes
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return boxes[_nms_boxes_index(boxes, area, iou)]
