@@ -1,2 +1,95 @@
-def main():
-    print("ok")
+"""meshstream command line: ``python process_video.py clip.mp4`` (also the ``meshstream`` command).
+
+Thin on purpose: parses arguments, loads the typed config, calls ``stream.run.run`` and
+prints a summary. User errors print one line and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+
+EXIT_USER_ERROR = 2
+EXIT_INPUT_TRUNCATED = 3
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="meshstream",
+        description="Video of people -> metric 3D bodies (pelvis depth, pose, shape) and the camera "
+                    "(focal length, translation), written to a Zarr store and an overlay video.",
+    )
+    p.add_argument("input", help="video file (any format FFmpeg reads) or a folder of images")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: output.dir of the config, 'out')")
+    p.add_argument("--config", default=None, help="YAML preset, e.g. configs/fast.yaml (over configs/default.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set estimation.chunk_frames=32 (repeatable)")
+    focal = p.add_mutually_exclusive_group()
+    focal.add_argument("--focal-px", type=float, default=None, help="known focal length in pixels (skips the search)")
+    focal.add_argument("--fov-deg", type=float, default=None, help="known horizontal field of view in degrees")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--start", type=float, default=None, help="start time, seconds")
+    p.add_argument("--end", type=float, default=None, help="end time, seconds")
+    p.add_argument("--every", type=int, default=None, help="keep every n-th frame")
+    p.add_argument("--no-overlay", action="store_true", help="do not write the overlay video")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what each stage decides")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="meshstream: %(levelname)s: %(message)s")
+    from meshstream.stream.errors import MeshstreamError
+
+    try:
+        return _run(args)
+    except MeshstreamError as exc:
+        print(f"meshstream: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("meshstream: interrupted; the store keeps every finished chunk (complete=false)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from meshstream.stream.config import load_config
+    from meshstream.stream.run import run
+
+    overrides = list(args.overrides)
+    for flag, key in ((args.focal_px, "estimation.focal_px"), (args.fov_deg, "estimation.fov_deg"),
+                      (args.max_frames, "decode.max_frames"), (args.start, "decode.start_s"),
+                      (args.end, "decode.end_s"), (args.every, "decode.every")):
+        if flag is not None:
+            overrides.append(f"{key}={flag}")
+    if args.no_overlay:
+        overrides.append("output.overlay=false")
+    config = load_config(args.config, overrides)
+    try:
+        software = version("meshstream")
+    except PackageNotFoundError:
+        software = "0+unknown"
+    summary = run(args.input, config, out_dir=args.out, progress=not args.quiet, software_version=software)
+    focal = "n/a" if math.isnan(summary.focal_px) else f"{summary.focal_px:.1f} px ({summary.focal_source})"
+    lines = [
+        f"frames      {summary.frames} in {summary.seconds:.1f} s ({summary.fps:.2f} frames/s)",
+        f"persons     {summary.person_frames} person-frames in {summary.tracks} tracks",
+        f"focal       {focal}",
+        f"zarr        {summary.zarr_path}",
+    ]
+    if summary.overlay_path:
+        lines.append(f"overlay     {summary.overlay_path}")
+    print("\n".join(lines))
+    for note in summary.notes:
+        print(f"meshstream: note: {note}", file=sys.stderr)
+    return EXIT_INPUT_TRUNCATED if summary.input_truncated else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -78,6 +78,9 @@ class AnnyBody:
         cache_dir: str | None = None,
     ) -> None:
         try:
+            import warp
+
+            warp.config.quiet = True  # no "CUDA driver not found" banner on CPU machines
             import anny
             import anny.paths
         except ImportError as exc:  # pragma: no cover - anny is a core dependency

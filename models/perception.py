@@ -10,6 +10,8 @@ previous frame are re-used as crops between HOG runs, as BlazePose itself does.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from meshstream.stream.frames import Frame
@@ -20,9 +22,31 @@ from .mediapipe_bundle import pose_landmarker_bundle
 
 def _quiet_mediapipe_logs() -> None:
     import os
+    import warnings
 
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Silences native (C++) logging on file descriptor 2 while MediaPipe builds its
+    graphs: it prints EGL and TFLite notices that are not errors. Python-level errors
+    still raise normally."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class HogPeopleDetector:
@@ -111,7 +135,8 @@ class PersonPerceiver:
                 min_pose_presence_confidence=min_pose_score,
                 output_segmentation_masks=masks,
             )
-            return vision.PoseLandmarker.create_from_options(opts)
+            with _native_stderr_silenced():
+                return vision.PoseLandmarker.create_from_options(opts)
 
         self._make = make
         self._vision = vision

@@ -1,0 +1,159 @@
+"""The canonical result: a Zarr v3 store, appended chunk by chunk (DESIGN.md §6).
+
+Layout::
+
+    <out>/<clip>.zarr
+      attrs: schema_version, source, fps, width, height, n_frames, complete, body_model,
+             keypoint_layouts, joint_names, config, software_version, notes
+      frames/pts_seconds         (T,)      float64
+      frames/frame_index         (T,)      int64   source index of each stored frame
+      camera/focal_px            (T,)      float32 filtered (one value per shot)
+      camera/focal_px_raw        (T,)      float32 per-frame estimate (NaN: no person)
+      camera/principal_point     (2,)      float32
+      tracks/<id>/frame_index    (N,)      int32   row in frames/ where the track was seen
+      tracks/<id>/bbox_xyxy      (N,4)     float32 pixels
+      tracks/<id>/keypoints2d    (N,33,3)  float32 pixels + confidence (BlazePose-33)
+      tracks/<id>/transl         (N,3)     float32 camera space, metres (filtered); transl_raw
+      tracks/<id>/pelvis         (N,3)     float32 hip midpoint, camera space; Tz = pelvis[:,2]
+      tracks/<id>/keypoints3d_coco17 (N,17,3)
+      tracks/<id>/global_orient  (N,3)     axis-angle body-model frame -> camera
+      tracks/<id>/body_pose      (N,J,3)   axis-angle per bone
+      tracks/<id>/shape          (S,)      one shape per track
+      tracks/<id>/joints3d       (N,J,3)   camera space, metres
+      tracks/<id>/fit_error_px   (N,)      mean keypoint reprojection error
+      tracks/<id>/confidence     (N,)      fit confidence in [0, 1]
+      tracks/<id>/fit_ok         (N,)      bool, False where the fit failed
+
+Arrays are chunked along time and appended as the run goes; ``complete`` stays false
+until :meth:`ZarrWriter.close` runs after a clean end, so a crash leaves a readable
+store holding every chunk written before it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from meshstream.models.estimator import BodyFit
+from meshstream.stream.errors import OutputError
+
+SCHEMA_VERSION = 1
+_TIME_CHUNK = 256
+
+
+class ZarrWriter:
+    """Sink that appends frames and fits to a Zarr v3 store.
+
+    Args:
+        path: Store path (``.zarr`` folder); replaced if it exists.
+        attrs: Root attributes (source, fps, width, height, body_model, ...).
+        principal_point: (2,) pixels.
+        num_joints: J of ``body_pose``/``joints3d``.
+    """
+
+    def __init__(self, path: str | Path, attrs: dict[str, Any], principal_point: np.ndarray, num_joints: int) -> None:
+        import zarr
+
+        self.path = Path(path)
+        try:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.root = zarr.open_group(str(self.path), mode="w", zarr_format=3)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path} ({exc.strerror}); choose a writable folder with -o") from exc
+        self.root.attrs.update({**_jsonable(attrs), "schema_version": SCHEMA_VERSION, "complete": False, "n_frames": 0})
+        self._pts = self.root.create_array("frames/pts_seconds", shape=(0,), chunks=(_TIME_CHUNK,), dtype="float64")
+        self._fidx = self.root.create_array("frames/frame_index", shape=(0,), chunks=(_TIME_CHUNK,), dtype="int64")
+        self._focal = self.root.create_array("camera/focal_px", shape=(0,), chunks=(_TIME_CHUNK,), dtype="float32",
+                                             fill_value=np.nan)
+        self._focal_raw = self.root.create_array("camera/focal_px_raw", shape=(0,), chunks=(_TIME_CHUNK,),
+                                                 dtype="float32", fill_value=np.nan)
+        pp = self.root.create_array("camera/principal_point", shape=(2,), chunks=(2,), dtype="float32")
+        pp[:] = np.asarray(principal_point, np.float32)
+        self.num_joints = num_joints
+        self._row_of_frame: dict[int, int] = {}
+        self._tracks: dict[int, Any] = {}
+
+    @property
+    def n_frames(self) -> int:
+        return int(self._pts.shape[0])
+
+    def append_frames(self, frame_index: np.ndarray, pts_seconds: np.ndarray, focal_raw: np.ndarray) -> None:
+        """Appends a chunk of frames (all decoded frames, with or without persons)."""
+        start = self.n_frames
+        self._pts.append(np.asarray(pts_seconds, np.float64))
+        self._fidx.append(np.asarray(frame_index, np.int64))
+        self._focal_raw.append(np.asarray(focal_raw, np.float32))
+        self._focal.append(np.full(len(frame_index), np.nan, np.float32))
+        for i, fi in enumerate(frame_index):
+            self._row_of_frame[int(fi)] = start + i
+
+    def set_focal(self, focal_px: float, start_row: int = 0, end_row: int | None = None) -> None:
+        """Writes the filtered (per-shot) focal for rows ``[start_row, end_row)``."""
+        end_row = self.n_frames if end_row is None else end_row
+        if end_row > start_row:
+            self._focal[start_row:end_row] = np.float32(focal_px)
+
+    def append_fits(self, fit: BodyFit, bbox: np.ndarray, keypoints2d: np.ndarray, transl_raw: np.ndarray) -> None:
+        """Appends person-frames (grouped by track, time order kept).
+
+        Args:
+            fit: Fits of the chunk (``transl``/``pelvis``/``joints3d``/``keypoints3d`` filtered).
+            bbox: (M, 4) boxes, pixels.
+            keypoints2d: (M, 33, 3) keypoints, pixels + confidence.
+            transl_raw: (M, 3) translation before temporal filtering, metres.
+        """
+        for tid in np.unique(fit.track_id):
+            sel = np.nonzero(fit.track_id == tid)[0]
+            sel = sel[np.argsort(fit.frame_index[sel], kind="stable")]
+            g = self._track_group(int(tid), fit, sel[0])
+            rows = np.array([self._row_of_frame[int(f)] for f in fit.frame_index[sel]], np.int32)
+            g["frame_index"].append(rows)
+            g["bbox_xyxy"].append(bbox[sel].astype(np.float32))
+            g["keypoints2d"].append(keypoints2d[sel].astype(np.float32))
+            g["transl"].append(fit.transl[sel])
+            g["transl_raw"].append(transl_raw[sel].astype(np.float32))
+            g["pelvis"].append(fit.pelvis[sel])
+            g["keypoints3d_coco17"].append(fit.keypoints3d[sel])
+            g["global_orient"].append(fit.global_orient[sel])
+            g["body_pose"].append(fit.body_pose[sel])
+            g["joints3d"].append(fit.joints3d[sel])
+            g["fit_error_px"].append(fit.fit_error_px[sel])
+            g["confidence"].append(fit.confidence[sel])
+            g["fit_ok"].append(fit.fit_ok[sel])
+
+    def _track_group(self, tid: int, fit: BodyFit, first: int) -> Any:
+        if tid in self._tracks:
+            return self._tracks[tid]
+        g = self.root.require_group(f"tracks/{tid}")
+        j = self.num_joints
+        specs = {
+            "frame_index": ((), "int32"), "bbox_xyxy": ((4,), "float32"), "keypoints2d": ((33, 3), "float32"),
+            "transl": ((3,), "float32"), "transl_raw": ((3,), "float32"), "pelvis": ((3,), "float32"),
+            "keypoints3d_coco17": ((17, 3), "float32"), "global_orient": ((3,), "float32"),
+            "body_pose": ((j, 3), "float32"), "joints3d": ((j, 3), "float32"), "fit_error_px": ((), "float32"),
+            "confidence": ((), "float32"), "fit_ok": ((), "bool"),
+        }
+        for name, (tail, dtype) in specs.items():
+            g.create_array(name, shape=(0, *tail), chunks=(_TIME_CHUNK, *tail), dtype=dtype)
+        shape = g.create_array("shape", shape=fit.shape.shape[1:], chunks=fit.shape.shape[1:], dtype="float32")
+        shape[:] = fit.shape[first]
+        g.attrs.update({"track_id": tid, "keypoints2d_layout": "blazepose33"})
+        self._tracks[tid] = g
+        return g
+
+    def set_attrs(self, **attrs: Any) -> None:
+        self.root.attrs.update(_jsonable(attrs))
+
+    def close(self, complete: bool = True) -> None:
+        """Marks the store complete (only after a clean end)."""
+        self.root.attrs.update({"complete": bool(complete), "n_frames": self.n_frames,
+                                "track_ids": sorted(self._tracks)})
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))

@@ -1,0 +1,227 @@
+"""Typed configuration: dataclasses loaded from YAML plus ``key=value`` overrides.
+
+Read only at the top (``stream.run``); stages receive plain keyword arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class DecodeConfig:
+    """Which frames to read."""
+
+    start_s: float | None = None
+    end_s: float | None = None
+    every: int = 1
+    max_frames: int | None = None
+    image_fps: float = 30.0
+    random_access: str = "auto"  # auto | never | always
+
+
+@dataclass
+class PerceptionConfig:
+    """Person detection and keypoints (MediaPipe BlazePose + OpenCV HOG)."""
+
+    max_persons: int = 4
+    detect_every: int = 5
+    use_hog: bool = True
+    crop_size: int = 256
+    min_pose_score: float = 0.5
+    masks: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    """Track association."""
+
+    iou_threshold: float = 0.2
+    max_age_s: float = 1.0
+    min_hits: int = 1
+
+
+@dataclass
+class EstimationConfig:
+    """Body and camera estimation."""
+
+    body_model: str = "anny"
+    chunk_frames: int = 48
+    iterations_3d: int = 60
+    iterations_2d: int = 40
+    min_keypoint_conf: float = 0.5
+    focal_px: float | None = None
+    fov_deg: float | None = None
+    fov_range_deg: list[float] = field(default_factory=lambda: [15.0, 130.0])
+
+
+@dataclass
+class FilterConfig:
+    """Temporal filtering."""
+
+    smooth_translation: bool = True
+    accel_std: float = 3.0
+    causal: bool = False
+
+
+@dataclass
+class OutputConfig:
+    """What to write."""
+
+    dir: str = "out"
+    overlay: bool = True
+    overlay_crf: int = 23
+
+
+@dataclass
+class Config:
+    """The whole configuration tree."""
+
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    estimation: EstimationConfig = field(default_factory=EstimationConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def validate(self) -> None:
+        """Checks value ranges; raises :class:`ConfigError` naming the key."""
+        checks = [
+            (self.decode.every >= 1, "decode.every must be >= 1"),
+            (self.decode.max_frames is None or self.decode.max_frames >= 1, "decode.max_frames must be >= 1"),
+            (self.decode.image_fps > 0, "decode.image_fps must be > 0"),
+            (self.decode.random_access in ("auto", "never", "always"), "decode.random_access must be auto, never or always"),
+            (self.perception.max_persons >= 1, "perception.max_persons must be >= 1"),
+            (self.perception.detect_every >= 1, "perception.detect_every must be >= 1"),
+            (0 <= self.perception.min_pose_score <= 1, "perception.min_pose_score must be in [0, 1]"),
+            (self.tracking.max_age_s >= 0, "tracking.max_age_s must be >= 0"),
+            (self.estimation.body_model in ("anny", "smplx"), "estimation.body_model must be anny or smplx"),
+            (self.estimation.chunk_frames >= 2, "estimation.chunk_frames must be >= 2"),
+            (self.estimation.focal_px is None or self.estimation.focal_px > 0, "estimation.focal_px must be > 0"),
+            (self.estimation.fov_deg is None or 0 < self.estimation.fov_deg < 180, "estimation.fov_deg must be in (0, 180)"),
+            (len(self.estimation.fov_range_deg) == 2 and 0 < self.estimation.fov_range_deg[0] < self.estimation.fov_range_deg[1] < 180,
+             "estimation.fov_range_deg must be [low, high] with 0 < low < high < 180"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid config: {message}")
+        if self.estimation.body_model == "smplx":
+            raise ConfigError("estimation.body_model=smplx is not available yet; use anny (the bundled model)")
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"invalid config: {key} must be a list, got {value!r}")
+        return [_check_type(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp in (bool, str) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"invalid config: {key} must be {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config: {prefix or 'the file'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key '{full}'; valid keys here: {', '.join(sorted(names))}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value or {}, f"{full}.")
+        else:
+            kwargs[key] = _check_type(value, tp, full)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def default_config_path() -> Path:
+    """The packaged ``configs/default.yaml``."""
+    return Path(str(resources.files("meshstream.configs").joinpath("default.yaml")))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Loads the default config, then ``path`` over it, then ``key=value`` overrides.
+
+    Args:
+        path: A YAML file (``configs/NAME.yaml``) or ``None`` for the defaults.
+        overrides: ``section.key=value`` strings; values are parsed as YAML.
+
+    Raises:
+        ConfigError: Unreadable file, unknown key, wrong type or out-of-range value.
+    """
+    data = _read_yaml(default_config_path())
+    if path is not None:
+        data = _merge(data, _read_yaml(Path(path)))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"invalid --set {item!r}; write section.key=value, e.g. --set estimation.chunk_frames=32")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid --set {item!r}: value is not valid YAML ({exc.problem})") from exc
+        node: dict[str, Any] = {}
+        cursor = node
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            cursor = cursor.setdefault(p, {})
+        cursor[parts[-1]] = value
+        data = _merge(data, node)
+    config = _build(Config, data, "")
+    config.validate()
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path} ({exc.strerror}); check the --config path") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    return data or {}
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)

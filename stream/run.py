@@ -1,0 +1,381 @@
+"""The run() orchestration: source -> perceive -> track -> estimate -> filter -> sinks.
+
+In-process executor: a decoder thread fills a bounded frame queue; the calling thread
+owns the stateful stages (perception, tracker, estimator, filters) and hands finished
+chunks to a writer thread (Zarr store and overlay video) through a second bounded
+queue, so decoding, estimation and encoding overlap and memory stays bounded by the
+queue sizes and one chunk, whatever the clip length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from meshstream.export.overlay import OverlayWriter, render_overlay
+from meshstream.export.zarr_store import ZarrWriter
+from meshstream.models.camera import focal_from_fov
+from meshstream.models.detections import Detections
+from meshstream.models.estimator import BodyEstimator, BodyFit, PersonFrames
+from meshstream.models.keypoints import blazepose33_to_coco23
+
+from .config import Config, config_to_dict
+from .errors import InputError, OutputError
+from .frames import Frame
+from .sources import open_source
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+@dataclass
+class RunSummary:
+    """What a run produced.
+
+    Attributes:
+        frames: Frames decoded and stored.
+        person_frames: Person-frames fitted.
+        tracks: Distinct track ids.
+        seconds: Wall time of the run, seconds.
+        focal_px: The shot focal used, pixels (NaN if no person was found).
+        focal_source: ``"user"`` or ``"estimated"``.
+        zarr_path: The store.
+        overlay_path: The overlay video, or ``None``.
+        notes: Things the user should know (truncated input, no person, ...).
+        input_truncated: The input stopped early (corrupt or truncated stream).
+    """
+
+    frames: int
+    person_frames: int
+    tracks: int
+    seconds: float
+    focal_px: float
+    focal_source: str
+    zarr_path: Path
+    overlay_path: Path | None
+    notes: list[str] = field(default_factory=list)
+    input_truncated: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Chunk:
+    frames: list[Frame]
+    detections: list[Detections]
+
+
+def check_output_dir(path: Path) -> None:
+    """Creates ``path`` and checks it is writable, before any work is done."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".meshstream-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"output folder {path} is not writable ({exc.strerror}); choose another with -o") from exc
+
+
+class _Pipeline:
+    """Holds the stages and sinks of one run."""
+
+    def __init__(self, config: Config, info, out_dir: Path, stem: str, software_version: str) -> None:
+        from meshstream.models.body import AnnyBody
+        from meshstream.models.perception import PersonPerceiver
+        from meshstream.tracking.filters import TranslationSmoother
+        from meshstream.tracking.tracker import IoUTracker
+
+        c = config
+        self.config = c
+        self.info = info
+        pc = c.perception
+        self.perceiver = PersonPerceiver(max_persons=pc.max_persons, detect_every=pc.detect_every, use_hog=pc.use_hog,
+                                         crop_size=pc.crop_size, min_pose_score=pc.min_pose_score, masks=pc.masks)
+        self.tracker = IoUTracker(iou_threshold=c.tracking.iou_threshold, max_age_s=c.tracking.max_age_s,
+                                  min_hits=c.tracking.min_hits)
+        self.body = AnnyBody()
+        ec = c.estimation
+        self.estimator = BodyEstimator(self.body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
+                                       min_keypoint_conf=ec.min_keypoint_conf,
+                                       fov_range_deg=tuple(ec.fov_range_deg))
+        self.smoother = TranslationSmoother(accel_std=c.filter.accel_std, causal=c.filter.causal)
+        self.size = (info.width, info.height)
+        self.pp = np.array([info.width / 2.0, info.height / 2.0], np.float32)
+        if ec.focal_px is not None:
+            self.focal, self.focal_source = float(ec.focal_px), "user"
+        elif ec.fov_deg is not None:
+            self.focal, self.focal_source = focal_from_fov(ec.fov_deg, info.width), "user"
+        else:
+            self.focal, self.focal_source = None, "estimated"
+        self.zarr_path = out_dir / f"{stem}.zarr"
+        self.writer = ZarrWriter(
+            self.zarr_path,
+            attrs={
+                "source": str(info.path), "fps": info.fps, "width": info.width, "height": info.height,
+                "rotation_deg": info.rotation_deg, "codec": info.codec, "body_model": self.body.name,
+                "keypoint_layouts": {"keypoints2d": "blazepose33", "keypoints3d_coco17": "coco17"},
+                "joint_names": self.body.bone_names, "shape_names": self.body.shape_names,
+                "camera_convention": "OpenCV: x right, y down, z forward; metres; pixels",
+                "rotation_convention": "axis-angle (radians); global_orient maps the body-model frame "
+                                       "(Anny: Z up, -Y forward) to the camera",
+                "config": config_to_dict(c), "software_version": software_version, "focal_source": self.focal_source,
+            },
+            principal_point=self.pp,
+            num_joints=self.body.num_bones,
+        )
+        self.overlay_path = out_dir / f"{stem}_overlay.mp4" if c.output.overlay else None
+        self.overlay = (OverlayWriter(self.overlay_path, info.width, info.height, info.fps, crf=c.output.overlay_crf)
+                        if self.overlay_path else None)
+        self.person_frames = 0
+        self.track_ids: set[int] = set()
+
+    # Runs on the calling thread.
+    def perceive(self, frame: Frame) -> Detections:
+        dets = self.perceiver(frame)
+        dets = self.tracker(dets, frame.pts_seconds)
+        return dets[dets.track_id >= 0]
+
+    def estimate(self, chunk: _Chunk) -> tuple[_Chunk, BodyFit | None, np.ndarray, dict]:
+        obs, blaze = _observations(chunk)
+        focal_raw = np.full(len(chunk.frames), np.nan, np.float32)
+        if len(obs) == 0:
+            return chunk, None, focal_raw, {}
+        structure = self.estimator.fit_structure(obs)
+        estimate = self.estimator.estimate_focal(obs, structure, self.size)
+        for i, f in enumerate(chunk.frames):
+            focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
+        if self.focal is None:
+            self.focal = estimate.focal_px
+            log.info("shot focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.focal,
+                     np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal)), len(obs))
+        fit = self.estimator(obs, self.focal, self.size, structure=structure)
+        transl_raw = fit.transl.copy()
+        if self.config.filter.smooth_translation:
+            times = {f.index: f.pts_seconds for f in chunk.frames}
+            for tid in np.unique(fit.track_id):
+                sel = np.nonzero(fit.track_id == tid)[0]
+                sel = sel[np.argsort(fit.frame_index[sel])]
+                t = np.array([times[int(i)] for i in fit.frame_index[sel]])
+                smoothed = self.smoother(int(tid), t, fit.transl[sel].astype(np.float64), valid=fit.fit_ok[sel])
+                delta = (smoothed - fit.transl[sel]).astype(np.float32)
+                fit.transl[sel] += delta
+                fit.pelvis[sel] += delta
+                fit.joints3d[sel] += delta[:, None]
+                fit.keypoints3d[sel] += delta[:, None]
+        self.person_frames += len(fit)
+        self.track_ids.update(int(t) for t in np.unique(fit.track_id))
+        return chunk, fit, focal_raw, {"bbox": obs.bbox_xyxy, "kp2d": blaze, "transl_raw": transl_raw}
+
+    # Runs on the writer thread.
+    def write(self, chunk: _Chunk, fit: BodyFit | None, focal_raw: np.ndarray, extra: dict) -> None:
+        start = self.writer.n_frames
+        self.writer.append_frames(np.array([f.index for f in chunk.frames]),
+                                  np.array([f.pts_seconds for f in chunk.frames]), focal_raw)
+        if self.focal is not None:
+            # Frames before the first person get the shot focal too (one per shot).
+            self.writer.set_focal(self.focal, 0 if start == 0 or self.focal_source == "user" else start)
+        if fit is not None and len(fit):
+            self.writer.append_fits(fit, extra["bbox"], extra["kp2d"], extra["transl_raw"])
+        if self.overlay is not None:
+            self._write_overlay(chunk, fit)
+
+    def _write_overlay(self, chunk: _Chunk, fit: BodyFit | None) -> None:
+        import roma
+        import torch
+
+        verts_cam = None
+        if fit is not None and len(fit):
+            with torch.no_grad():
+                pose = torch.as_tensor(fit.body_pose, dtype=self.body.dtype)
+                verts = self.body.vertices(pose, self.estimator._rest)
+                rot = roma.rotvec_to_rotmat(torch.as_tensor(fit.global_orient, dtype=self.body.dtype))
+                verts_cam = (verts @ rot.transpose(-1, -2) + torch.as_tensor(fit.transl)[:, None]).numpy()
+        for frame in chunk.frames:
+            meshes, labels = [], []
+            if verts_cam is not None:
+                for i in np.nonzero(fit.frame_index == frame.index)[0]:
+                    meshes.append((int(fit.track_id[i]), verts_cam[i]))
+                    labels.append(f"id {fit.track_id[i]}  Tz {fit.pelvis[i, 2]:.2f} m")
+            rgb = render_overlay(frame.rgb, meshes, self.body.faces, self.focal or 1.0, self.pp, labels=labels)
+            self.overlay.write(frame, rgb)
+
+    def finish(self, complete: bool, notes: list[str]) -> None:
+        if self.focal is not None:
+            self.writer.set_focal(self.focal)
+        self.writer.set_attrs(notes=notes, focal_px=self.focal)
+        self.writer.close(complete=complete)
+        if self.overlay is not None:
+            self.overlay.close()
+        self.perceiver.close()
+
+
+def _observations(chunk: _Chunk) -> tuple[PersonFrames, np.ndarray]:
+    fi, tid, box, kp, lm, blaze = [], [], [], [], [], []
+    for frame, dets in zip(chunk.frames, chunk.detections):
+        for j in range(len(dets)):
+            fi.append(frame.index)
+            tid.append(int(dets.track_id[j]))
+            box.append(dets.xyxy[j])
+            kp.append(blazepose33_to_coco23(dets.keypoints[j]))
+            lm.append(blazepose33_to_coco23(dets.landmarks3d[j]))
+            blaze.append(dets.keypoints[j])
+    if not fi:
+        z = np.zeros
+        return PersonFrames(z(0, np.int64), z(0, np.int64), z((0, 4), np.float32), z((0, 23, 3), np.float32),
+                            z((0, 23, 3), np.float32)), z((0, 33, 3), np.float32)
+    return (PersonFrames(np.array(fi, np.int64), np.array(tid, np.int64), np.array(box, np.float32),
+                         np.array(kp, np.float32), np.array(lm, np.float32)), np.array(blaze, np.float32))
+
+
+def _start_thread(target, *args) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def wrapper() -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # re-raised on the calling thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=wrapper, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def run(input_path: str, config: Config, *, out_dir: str | None = None, progress: bool = True,
+        software_version: str = "0") -> RunSummary:
+    """Processes one clip end to end.
+
+    Args:
+        input_path: Video file or image folder.
+        config: Validated configuration.
+        out_dir: Output folder (default ``config.output.dir``).
+        progress: Show a progress bar on stderr.
+        software_version: Stored in the Zarr attributes.
+
+    Returns:
+        The :class:`RunSummary`.
+
+    Raises:
+        MeshstreamError: Bad input or output (one-line message). Whatever was computed
+            before the error stays in the store (``complete`` false).
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    dc = config.decode
+    source = open_source(input_path, start_s=dc.start_s, end_s=dc.end_s, every=dc.every, max_frames=dc.max_frames,
+                         image_fps=dc.image_fps, random_access=dc.random_access)
+    out = Path(out_dir or config.output.dir)
+    check_output_dir(out)
+    info = source.info
+    stem = Path(input_path.rstrip("/")).stem or "clip"
+    frames_q: queue.Queue = queue.Queue(maxsize=16)
+    write_q: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def decode() -> None:
+        try:
+            for frame in source:
+                while not stop.is_set():
+                    try:
+                        frames_q.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        finally:
+            frames_q.put(_END)
+
+    pipeline: _Pipeline | None = None
+    complete = False
+    notes: list[str] = []
+    n_frames = 0
+    writer_thread = writer_errors = None
+    decoder, decode_errors = _start_thread(decode)
+    total = info.n_frames
+    if total and dc.every > 1:
+        total = -(-total // dc.every)
+    if total and dc.max_frames:
+        total = min(total, dc.max_frames)
+    bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True, desc=stem)
+    try:
+        chunk = _Chunk([], [])
+        while True:
+            item = frames_q.get()
+            if item is _END:
+                break
+            frame: Frame = item
+            if pipeline is None:
+                pipeline = _Pipeline(config, info, out, stem, software_version)
+
+                def write_loop(p: _Pipeline = pipeline) -> None:
+                    while (job := write_q.get()) is not _END:
+                        p.write(*job)
+
+                writer_thread, writer_errors = _start_thread(write_loop)
+            chunk.frames.append(frame)
+            chunk.detections.append(pipeline.perceive(frame))
+            n_frames += 1
+            bar.update(1)
+            bar.set_postfix(persons=pipeline.person_frames + sum(len(d) for d in chunk.detections), refresh=False)
+            if len(chunk.frames) >= config.estimation.chunk_frames:
+                _put_checked(write_q, pipeline.estimate(chunk), writer_errors)
+                chunk = _Chunk([], [])
+        if decode_errors:
+            raise decode_errors[0]
+        if pipeline is None:
+            reason = getattr(source, "stopped_early", None)
+            raise InputError(f"{input_path}: no frame could be decoded{f' ({reason})' if reason else ''}; "
+                             "the file is empty, truncated before its first frame, or not a video")
+        if chunk.frames:
+            _put_checked(write_q, pipeline.estimate(chunk), writer_errors)
+        complete = True
+    finally:
+        stop.set()
+        bar.close()
+        if pipeline is not None and writer_thread is not None:
+            while writer_thread.is_alive():
+                try:
+                    write_q.put(_END, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            writer_thread.join()
+            truncated = getattr(source, "stopped_early", None)
+            if truncated:
+                notes.append(f"input truncated or corrupt: {truncated}")
+            if complete and pipeline.person_frames == 0:
+                notes.append(f"no person found in {n_frames} frames; the store holds frames but no tracks")
+            pipeline.finish(complete=complete and not writer_errors, notes=notes)
+        decoder.join(timeout=5)
+        source.close()
+    if writer_errors:
+        raise writer_errors[0]
+    return RunSummary(
+        frames=n_frames, person_frames=pipeline.person_frames, tracks=len(pipeline.track_ids),
+        seconds=time.perf_counter() - t0, focal_px=float(pipeline.focal) if pipeline.focal else float("nan"),
+        focal_source=pipeline.focal_source, zarr_path=pipeline.zarr_path, overlay_path=pipeline.overlay_path,
+        notes=notes, input_truncated=bool(getattr(source, "stopped_early", None)),
+    )
+
+
+def _put_checked(q: queue.Queue, item, errors: list[BaseException] | None) -> None:
+    """Puts into a bounded queue, raising the consumer's error instead of blocking on it."""
+    while True:
+        if errors:
+            raise errors[0]
+        try:
+            q.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue

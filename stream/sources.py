@@ -1,0 +1,273 @@
+"""Frame sources: video files (PyAV streaming, decord random access) and image folders.
+
+Every source yields :class:`~stream.frames.Frame` objects whose ``pts_seconds`` come
+from the container (variable frame rate is honoured) and whose pixels have the
+container's rotation metadata applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .frames import Frame, VideoInfo
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def rotate_frame(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
+    """Applies a display rotation (degrees counter-clockwise, multiple of 90)."""
+    k = (int(round(rotation_deg / 90.0))) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+
+
+class FrameSource:
+    """Base class: an iterable of frames with :attr:`info`; ``close()`` releases files."""
+
+    info: VideoInfo
+
+    def __iter__(self) -> Iterator[Frame]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PyAVSource(FrameSource):
+    """Streaming decode of any container/codec FFmpeg reads.
+
+    Args:
+        path: Video file.
+        start_s: Skip frames before this time, seconds.
+        end_s: Stop at this time, seconds (exclusive).
+        every: Keep every n-th decoded frame.
+        max_frames: Stop after this many yielded frames.
+
+    A stream that turns corrupt or is truncated part-way is decoded up to the last
+    readable frame; the problem is logged and iteration stops cleanly
+    (:attr:`stopped_early` tells).
+    """
+
+    def __init__(self, path: str, *, start_s: float | None = None, end_s: float | None = None,
+                 every: int = 1, max_frames: int | None = None) -> None:
+        import av
+
+        self.path = path
+        try:
+            self._container = av.open(path)
+        except (av.error.InvalidDataError, av.error.ValueError) as exc:
+            raise InputError(f"{path}: not a video FFmpeg can read ({exc.strerror or exc}); give a video file such as .mp4/.avi/.mov") from exc
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: cannot open ({exc.strerror or exc}); check the file is a complete video") from exc
+        if not self._container.streams.video:
+            kinds = sorted({s.type for s in self._container.streams}) or ["no"]
+            self._container.close()
+            raise InputError(f"{path}: has {', '.join(kinds)} streams but no video stream; give a file with video")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._stream = stream
+        cc = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        n = stream.frames or None
+        if not fps > 0:
+            dur = float(stream.duration * stream.time_base) if stream.duration else 0.0
+            fps = n / dur if n and dur > 0 else 30.0
+        rotation = self._probe_rotation()
+        w, h = cc.width, cc.height
+        if w <= 0 or h <= 0:
+            self._container.close()
+            raise InputError(f"{path}: video stream has no frame size; the file is probably corrupt")
+        if rotation % 180:
+            w, h = h, w
+        self.info = VideoInfo(path=path, width=w, height=h, fps=fps, n_frames=n, rotation_deg=rotation,
+                              codec=cc.name)
+        self.start_s, self.end_s = start_s, end_s
+        self.every = max(1, int(every))
+        self.max_frames = max_frames
+        self.stopped_early: str | None = None
+
+    def _probe_rotation(self) -> int:
+        """Rotation of the first frame (PyAV reads the display matrix), then rewinds."""
+        import av
+
+        try:
+            frame = next(self._container.decode(self._stream))
+            rotation = int(round(getattr(frame, "rotation", 0) or 0))
+        except (StopIteration, av.error.FFmpegError):
+            rotation = 0
+        try:
+            self._container.seek(0)
+        except av.error.FFmpegError:
+            # Not seekable: reopen.
+            self._container.close()
+            self._container = av.open(self.path)
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "AUTO"
+        return rotation % 360
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        yielded = 0
+        index = -1
+        if self.start_s:
+            self._container.seek(int(self.start_s / self._stream.time_base), stream=self._stream, backward=True)
+        decoder = self._container.decode(self._stream)
+        while True:
+            try:
+                frame = next(decoder)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:
+                self.stopped_early = f"decoding stopped after {yielded} frames: {exc.strerror or exc}"
+                log.warning("%s: %s (file truncated or corrupt); keeping what was decoded", self.path, self.stopped_early)
+                return
+            index += 1
+            t = float(frame.time) if frame.time is not None else index / self.info.fps
+            if self.start_s is not None and t < self.start_s - 1e-6:
+                continue
+            if self.end_s is not None and t >= self.end_s:
+                return
+            if index % self.every:
+                continue
+            rgb = rotate_frame(frame.to_ndarray(format="rgb24"), self.info.rotation_deg)
+            yield Frame(index=index, pts_seconds=t, rgb=rgb)
+            yielded += 1
+            if self.max_frames is not None and yielded >= self.max_frames:
+                return
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class DecordSource(FrameSource):
+    """Random-access decode with decord, used when only some frames are wanted
+    (``start``/``end``/``every``): it seeks to keyframes instead of decoding all.
+
+    Args:
+        path: Video file.
+        info: Container facts probed by PyAV (rotation, fps).
+        start_s, end_s, every, max_frames: As for :class:`PyAVSource`.
+        batch: Frames fetched per decord call.
+    """
+
+    def __init__(self, path: str, info: VideoInfo, *, start_s: float | None = None, end_s: float | None = None,
+                 every: int = 1, max_frames: int | None = None, batch: int = 16) -> None:
+        import decord
+
+        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        self.info = info
+        n = len(self._vr)
+        times = self._vr.get_frame_timestamp(np.arange(n))[:, 0]
+        keep = np.ones(n, bool)
+        if start_s is not None:
+            keep &= times >= start_s - 1e-6
+        if end_s is not None:
+            keep &= times < end_s
+        idx = np.nonzero(keep)[0][:: max(1, int(every))]
+        if max_frames is not None:
+            idx = idx[:max_frames]
+        self._indices = idx
+        self._times = times
+        self._batch = batch
+        self.stopped_early: str | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        for s in range(0, len(self._indices), self._batch):
+            ids = self._indices[s : s + self._batch]
+            arr = self._vr.get_batch(list(map(int, ids))).asnumpy()
+            for i, rgb in zip(ids, arr):
+                yield Frame(index=int(i), pts_seconds=float(self._times[i]),
+                            rgb=rotate_frame(np.ascontiguousarray(rgb), self.info.rotation_deg))
+
+
+class ImageFolderSource(FrameSource):
+    """A folder of images in name order, as frames ``fps`` apart.
+
+    Args:
+        path: Folder holding ``.jpg/.png/...`` files.
+        fps: Frame rate to time-stamp them with (an image folder has no clock).
+        every, max_frames: As for :class:`PyAVSource`.
+    """
+
+    def __init__(self, path: str, *, fps: float = 30.0, every: int = 1, max_frames: int | None = None) -> None:
+        import cv2
+
+        files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise InputError(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)}); give a video file or a folder of images")
+        self._files = files[:: max(1, int(every))]
+        if max_frames is not None:
+            self._files = self._files[:max_frames]
+        first = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
+        if first is None:
+            raise InputError(f"{files[0]}: unreadable image; remove it or convert it to PNG/JPEG")
+        self.every = max(1, int(every))
+        self.info = VideoInfo(path=path, width=first.shape[1], height=first.shape[0], fps=fps,
+                              n_frames=len(self._files), codec="images")
+        self.stopped_early: str | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        import cv2
+
+        for i, f in enumerate(self._files):
+            bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if bgr is None:
+                self.stopped_early = f"unreadable image {f.name}"
+                log.warning("%s: unreadable image, stopping here", f)
+                return
+            if bgr.shape[:2] != (self.info.height, self.info.width):
+                bgr = cv2.resize(bgr, (self.info.width, self.info.height), interpolation=cv2.INTER_AREA)
+            yield Frame(index=i * self.every, pts_seconds=i * self.every / self.info.fps,
+                        rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def open_source(path: str, *, start_s: float | None = None, end_s: float | None = None, every: int = 1,
+                max_frames: int | None = None, image_fps: float = 30.0, random_access: str = "auto") -> FrameSource:
+    """Opens a video file or an image folder.
+
+    Args:
+        path: Video file or folder of images.
+        start_s, end_s: Time range, seconds.
+        every: Keep every n-th frame.
+        max_frames: Stop after this many frames.
+        image_fps: Frame rate given to an image folder.
+        random_access: ``"auto"`` uses decord when a range or a step is asked for,
+            ``"never"`` always streams with PyAV, ``"always"`` prefers decord.
+
+    Raises:
+        InputError: The path is missing, empty, not a video, or has no video stream.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file or folder; check the path")
+    if os.path.isdir(path):
+        return ImageFolderSource(path, fps=image_fps, every=every, max_frames=max_frames)
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path}: file is empty (0 bytes); give a video file")
+    pyav = PyAVSource(path, start_s=start_s, end_s=end_s, every=every, max_frames=max_frames)
+    wants_random = random_access == "always" or (
+        random_access == "auto" and (start_s is not None or end_s is not None or every > 1)
+    )
+    if not wants_random:
+        return pyav
+    try:
+        source = DecordSource(path, pyav.info, start_s=start_s, end_s=end_s, every=every, max_frames=max_frames)
+    except Exception as exc:  # decord raises its own DECORDError and RuntimeError types
+        log.info("decord cannot open %s (%s); streaming with PyAV", path, exc)
+        return pyav
+    pyav.close()
+    return source
