@@ -80,7 +80,7 @@ class AnnyBody:
         try:
             import warp
 
-            warp.config.quiet = True  # no "CUDA driver not found" banner on CPU machines
+            warp.config.log_level = warp.LOG_ERROR  # no CUDA banner on CPU machines
             import anny
             import anny.paths
         except ImportError as exc:  # pragma: no cover - anny is a core dependency

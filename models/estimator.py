@@ -26,7 +26,7 @@ import roma
 import torch
 
 from .body import AnnyBody
-from .camera import focal_grid, project, ray_rotation, refine_minimum, reprojection_cost, solve_translation
+from .camera import focal_grid, project, ray_rotation, refine_minimum, reprojection_nll, solve_translation
 from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 
 _TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
@@ -144,6 +144,8 @@ class BodyEstimator:
         fov_range_deg: Horizontal field-of-view range of the focal search.
         landmark_weight: Weight of the 3D landmark term in the refinement, relative to
             the 2D term (both normalised: 5 % of the box height, 5 cm).
+        keypoint_std_rel: 2D keypoint noise as a fraction of the box height (focal search).
+        depth_std_m: Noise of the fitted body's depth relief, metres (focal search).
     """
 
     def __init__(
@@ -157,7 +159,11 @@ class BodyEstimator:
         temporal_weight: float = 1e-2,
         fov_range_deg: tuple[float, float] = (15.0, 130.0),
         landmark_weight: float = 0.1,
+        keypoint_std_rel: float = 0.01,
+        depth_std_m: float = 0.05,
     ) -> None:
+        self.keypoint_std_rel = keypoint_std_rel
+        self.depth_std_m = depth_std_m
         self.landmark_weight = landmark_weight
         self.body = body
         self.iterations_3d = iterations_3d
@@ -223,12 +229,13 @@ class BodyEstimator:
         # The fitted body is seen along the ray through the person, which depends on f.
         ray = ray_rotation(self._centre(obs)[:, None], f[None], pp)  # (M, F, 3, 3)
         pts = self._camera_points(pose, orient)[:, None] @ ray.transpose(-1, -2)  # (M, F, K, 3)
+        box_h = np.maximum(obs.bbox_xyxy[:, 3] - obs.bbox_xyxy[:, 1], 1.0)
+        pixel_std = torch.as_tensor(self.keypoint_std_rel * box_h, dtype=dt)
         with torch.no_grad():
             t = solve_translation(pts, uv, w, f, pp)
-            cost = reprojection_cost(pts, t, uv, w, f, pp).numpy()  # (M, F)
-        box_h = np.maximum(obs.bbox_xyxy[:, 3] - obs.bbox_xyxy[:, 1], 1.0)
+            cost = reprojection_nll(pts, t, uv, w, f, pp, pixel_std, self.depth_std_m).numpy()  # (M, F)
         usable = (w > 0).sum(1).numpy() >= 6
-        norm = cost / box_h[:, None] ** 2
+        norm = cost
         pooled = norm[usable].sum(0) if usable.any() else norm.sum(0)
         per_frame: dict[int, float] = {}
         for fi in np.unique(obs.frame_index):
