@@ -82,8 +82,15 @@ class HogPeopleDetector:
         """
         import cv2
 
-        scale = min(1.0, self.max_side / max(rgb.shape[:2]))
-        img = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        # OpenCV's HOG crashes on images smaller than its 64x128 window (plus padding).
+        scale = max(scale, 144 / h, 80 / w)
+        if scale != 1.0:
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            img = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=interp)
+        else:
+            img = rgb
         rects, weights = self._hog.detectMultiScale(img, winStride=(8, 8), padding=(8, 8), scale=1.05)
         if len(rects) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)

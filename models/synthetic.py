@@ -228,13 +228,13 @@ def render_clip(
                 all_f.append(faces + offset)
                 all_c.append(colours[p] * shade_faces(vc, faces)[:, None])
                 offset += len(vc)
-            raster = rasterize(np.concatenate(all_v), np.concatenate(all_f), height, width)
             frame = bg.copy()
-            m = raster.mask
-            frame[m] = np.clip(np.concatenate(all_c)[raster.face[m]], 0, 255).astype(np.uint8)
-            n_faces = len(faces)
-            for p in range(n_p):
-                visible[p, t] = bool(((raster.face // n_faces) == p)[m].any())
+            if persons:
+                raster = rasterize(np.concatenate(all_v), np.concatenate(all_f), height, width)
+                m = raster.mask
+                frame[m] = np.clip(np.concatenate(all_c)[raster.face[m]], 0, 255).astype(np.uint8)
+                for p in range(n_p):
+                    visible[p, t] = bool(((raster.face // len(faces)) == p)[m].any())
             vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
             for packet in stream.encode(vf):
                 container.mux(packet)

@@ -68,14 +68,17 @@ class PyAVSource(FrameSource):
         self.path = path
         try:
             self._container = av.open(path)
-        except (av.error.InvalidDataError, av.error.ValueError) as exc:
-            raise InputError(f"{path}: not a video FFmpeg can read ({exc.strerror or exc}); give a video file such as .mp4/.avi/.mov") from exc
+        except av.error.InvalidDataError as exc:
+            raise InputError(
+                f"{path}: not a video FFmpeg can read ({exc.strerror}); give a complete video file (.mp4, .avi, .mov, ...)"
+            ) from exc
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: cannot open ({exc.strerror or exc}); check the file is a complete video") from exc
         if not self._container.streams.video:
-            kinds = sorted({s.type for s in self._container.streams}) or ["no"]
+            kinds = sorted({s.type for s in self._container.streams})
             self._container.close()
-            raise InputError(f"{path}: has {', '.join(kinds)} streams but no video stream; give a file with video")
+            what = f"has only {', '.join(kinds)} streams" if kinds else "contains no streams"
+            raise InputError(f"{path}: {what}, no video; give a file with a video stream")
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         self._stream = stream
@@ -124,31 +127,48 @@ class PyAVSource(FrameSource):
 
         yielded = 0
         index = -1
+        bad_packets = 0
+        last_error = ""
+        ranged = self.start_s is not None or self.end_s is not None or self.max_frames is not None
         if self.start_s:
             self._container.seek(int(self.start_s / self._stream.time_base), stream=self._stream, backward=True)
-        decoder = self._container.decode(self._stream)
+        packets = self._container.demux(self._stream)
         while True:
             try:
-                frame = next(decoder)
+                packet = next(packets)
+                frames = packet.decode()
             except StopIteration:
-                return
+                break
             except av.error.FFmpegError as exc:
-                self.stopped_early = f"decoding stopped after {yielded} frames: {exc.strerror or exc}"
-                log.warning("%s: %s (file truncated or corrupt); keeping what was decoded", self.path, self.stopped_early)
-                return
-            index += 1
-            t = float(frame.time) if frame.time is not None else index / self.info.fps
-            if self.start_s is not None and t < self.start_s - 1e-6:
+                # A damaged packet: skip it, keep decoding what is readable.
+                bad_packets += 1
+                last_error = exc.strerror or str(exc)
+                if bad_packets > 100:
+                    break
                 continue
-            if self.end_s is not None and t >= self.end_s:
-                return
-            if index % self.every:
-                continue
-            rgb = rotate_frame(frame.to_ndarray(format="rgb24"), self.info.rotation_deg)
-            yield Frame(index=index, pts_seconds=t, rgb=rgb)
-            yielded += 1
-            if self.max_frames is not None and yielded >= self.max_frames:
-                return
+            for frame in frames:
+                index += 1
+                t = float(frame.time) if frame.time is not None else index / self.info.fps
+                if self.start_s is not None and t < self.start_s - 1e-6:
+                    continue
+                if self.end_s is not None and t >= self.end_s:
+                    return
+                if index % self.every:
+                    continue
+                rgb = rotate_frame(frame.to_ndarray(format="rgb24"), self.info.rotation_deg)
+                yield Frame(index=index, pts_seconds=t, rgb=rgb)
+                yielded += 1
+                if self.max_frames is not None and yielded >= self.max_frames:
+                    return
+        problems = []
+        announced = self.info.n_frames
+        if not ranged and announced and index + 1 < 0.98 * announced:
+            problems.append(f"decoded {index + 1} of the {announced} frames the container announces")
+        if bad_packets:
+            problems.append(f"{bad_packets} packets could not be decoded ({last_error})")
+        if problems:
+            self.stopped_early = "; ".join(problems)
+            log.info("%s: %s (file truncated or corrupt); keeping what was decoded", self.path, self.stopped_early)
 
     def close(self) -> None:
         self._container.close()
@@ -167,6 +187,7 @@ class DecordSource(FrameSource):
 
     def __init__(self, path: str, info: VideoInfo, *, start_s: float | None = None, end_s: float | None = None,
                  every: int = 1, max_frames: int | None = None, batch: int = 16) -> None:
+        import cv2  # noqa: F401  (load OpenCV's zlib before decord's; see _read_image)
         import decord
 
         self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
@@ -205,15 +226,13 @@ class ImageFolderSource(FrameSource):
     """
 
     def __init__(self, path: str, *, fps: float = 30.0, every: int = 1, max_frames: int | None = None) -> None:
-        import cv2
-
         files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
             raise InputError(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)}); give a video file or a folder of images")
         self._files = files[:: max(1, int(every))]
         if max_frames is not None:
             self._files = self._files[:max_frames]
-        first = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
+        first = _read_image(files[0])
         if first is None:
             raise InputError(f"{files[0]}: unreadable image; remove it or convert it to PNG/JPEG")
         self.every = max(1, int(every))
@@ -225,15 +244,29 @@ class ImageFolderSource(FrameSource):
         import cv2
 
         for i, f in enumerate(self._files):
-            bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if bgr is None:
+            rgb = _read_image(f)
+            if rgb is None:
                 self.stopped_early = f"unreadable image {f.name}"
-                log.warning("%s: unreadable image, stopping here", f)
+                log.info("%s: unreadable image, stopping here", f)
                 return
-            if bgr.shape[:2] != (self.info.height, self.info.width):
-                bgr = cv2.resize(bgr, (self.info.width, self.info.height), interpolation=cv2.INTER_AREA)
-            yield Frame(index=i * self.every, pts_seconds=i * self.every / self.info.fps,
-                        rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if rgb.shape[:2] != (self.info.height, self.info.width):
+                rgb = cv2.resize(rgb, (self.info.width, self.info.height), interpolation=cv2.INTER_AREA)
+            yield Frame(index=i * self.every, pts_seconds=i * self.every / self.info.fps, rgb=rgb)
+
+
+def _read_image(path: Path) -> np.ndarray | None:
+    """(H, W, 3) uint8 RGB with EXIF orientation applied, or None if unreadable.
+
+    Pillow, not OpenCV: OpenCV's PNG decoder fails once decord (which bundles another
+    zlib) is loaded in the process.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (OSError, UnidentifiedImageError):
+        return None
 
 
 def open_source(path: str, *, start_s: float | None = None, end_s: float | None = None, every: int = 1,

@@ -1,0 +1,57 @@
+"""Shared fixtures: synthetic clips made in tmp_path, the Anny body, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+
+
+@pytest.fixture(scope="session")
+def body():
+    from meshstream.models.body import AnnyBody
+
+    return AnnyBody()
+
+
+def write_clip(path: Path, frames: list[np.ndarray], times: list[float] | None = None, fps: float = 10.0,
+               codec: str = "libx264") -> Path:
+    """Encodes RGB frames; ``times`` (seconds) gives each frame's pts (VFR when uneven)."""
+    container = av.open(str(path), mode="w")
+    stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+    stream.height, stream.width = frames[0].shape[:2]
+    stream.pix_fmt = "yuv420p"
+    if times is not None:
+        stream.codec_context.time_base = Fraction(1, 1000)
+    for i, rgb in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        if times is not None:
+            vf.pts, vf.time_base = int(round(times[i] * 1000)), Fraction(1, 1000)
+        for packet in stream.encode(vf):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def gradient_frames(n: int, h: int = 96, w: int = 128) -> list[np.ndarray]:
+    """Frames whose mean brightness encodes their index (codec-tolerant: steps of 6)."""
+    x = np.linspace(0, 40, w, dtype=np.float32)[None, :, None]
+    return [np.clip(20 + 6 * i + x + np.zeros((h, w, 3), np.float32), 0, 255).astype(np.uint8) for i in range(n)]
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs ``python process_video.py ARGS`` and returns the completed process."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, str(REPO / "process_video.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=str(REPO))

@@ -1,0 +1,87 @@
+"""Camera conventions and the focal/translation maths, on exact synthetic points."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from meshstream.models.camera import (
+    focal_from_fov,
+    focal_grid,
+    fov_from_focal,
+    project,
+    ray_rotation,
+    refine_minimum,
+    reprojection_nll,
+    solve_translation,
+)
+
+PP = torch.tensor([320.0, 240.0], dtype=torch.float64)
+
+
+def test_opencv_convention_x_right_y_down():
+    pts = torch.tensor([[0.5, 0.0, 2.0], [0.0, 0.5, 2.0], [0.0, 0.0, 2.0]], dtype=torch.float64)
+    uv = project(pts, 500.0, PP)
+    assert uv[0, 0] > PP[0] and torch.isclose(uv[0, 1], PP[1])  # +x is image right
+    assert uv[1, 1] > PP[1] and torch.isclose(uv[1, 0], PP[0])  # +y is image down
+    assert torch.allclose(uv[2], PP)
+    assert torch.isclose(uv[0, 0], torch.tensor(320.0 + 500 * 0.25, dtype=torch.float64))
+
+
+def test_fov_focal_round_trip():
+    f = focal_from_fov(60.0, 640)
+    assert math.isclose(f, 320 / math.tan(math.radians(30)))
+    assert math.isclose(fov_from_focal(f, 640), 60.0)
+    with pytest.raises(ValueError):
+        focal_from_fov(180.0, 640)
+
+
+def _body_points(m: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(1, 20, 3, generator=g, dtype=torch.float64) * torch.tensor([0.25, 0.6, 0.15], dtype=torch.float64)
+    return base + 0.01 * torch.randn(m, 20, 3, generator=g, dtype=torch.float64)
+
+
+def test_solve_translation_recovers_exact_translation():
+    pts = _body_points(4)
+    t_true = torch.tensor([[0.3, -0.2, 2.5], [-1.0, 0.4, 4.0], [0.0, 0.0, 1.2], [2.0, 0.5, 7.0]], dtype=torch.float64)
+    f = torch.tensor([600.0], dtype=torch.float64)
+    uv = project(pts + t_true[:, None], f, PP)
+    t = solve_translation(pts, uv, torch.ones(4, 20, dtype=torch.float64), f, PP)
+    assert t.shape == (4, 1, 3)
+    assert torch.allclose(t[:, 0], t_true, atol=1e-6)
+
+
+def test_focal_search_with_exact_structure_finds_true_focal():
+    pts = _body_points(30, seed=3)
+    rng = np.random.default_rng(1)
+    t_true = torch.tensor(np.c_[rng.uniform(-0.8, 0.8, 30), rng.uniform(-0.3, 0.3, 30), rng.uniform(1.2, 3.0, 30)])
+    f_true = 420.0
+    uv = project(pts + t_true[:, None], f_true, PP)
+    uv = uv + torch.as_tensor(rng.normal(0, 1.0, uv.shape))  # 1 px noise
+    grid = focal_grid(640, 480)
+    f = torch.as_tensor(grid)
+    w = torch.ones(30, 20, dtype=torch.float64)
+    t = solve_translation(pts, uv, w, f, PP)
+    cost = reprojection_nll(pts, t, uv, w, f, PP, torch.full((30,), 2.0, dtype=torch.float64), 0.0).sum(0).numpy()
+    f_hat = refine_minimum(grid, cost)
+    assert abs(f_hat - f_true) / f_true < 0.05
+
+
+def test_ray_rotation_maps_optical_axis_to_ray():
+    uv = torch.tensor([[500.0, 100.0], [320.0, 240.0]], dtype=torch.float64)
+    r = ray_rotation(uv, torch.tensor(400.0, dtype=torch.float64), PP)
+    z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    d = r @ z
+    ray = torch.cat([(uv - PP) / 400.0, torch.ones(2, 1, dtype=torch.float64)], 1)
+    ray = ray / ray.norm(dim=1, keepdim=True)
+    assert torch.allclose(d, ray, atol=1e-9)
+    assert torch.allclose(r[1], torch.eye(3, dtype=torch.float64))
+    assert torch.allclose(r @ r.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(2, 3, 3), atol=1e-9)
+
+
+def test_refine_minimum_parabola():
+    grid = np.geomspace(100, 1000, 30)
+    cost = (np.log(grid) - np.log(377.0)) ** 2
+    assert abs(refine_minimum(grid, cost) - 377.0) < 1.0

@@ -1,0 +1,251 @@
+"""End to end through the real CLI: accuracy on a rendered clip with ground truth, real
+footage, the store schema, and every kind of bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import zarr
+
+from conftest import DATA, gradient_frames, run_cli, write_clip
+from meshstream.models.synthetic import GroundTruth, PersonSpec, render_clip
+
+pytestmark = pytest.mark.slow
+
+TRACK_ARRAYS = {  # name: trailing shape (J = number of joints)
+    "frame_index": (), "bbox_xyxy": (4,), "keypoints2d": (33, 3), "transl": (3,), "transl_raw": (3,),
+    "pelvis": (3,), "keypoints3d_coco17": (17, 3), "global_orient": (3,), "body_pose": ("J", 3),
+    "joints3d": ("J", 3), "fit_error_px": (), "confidence": (), "fit_ok": (),
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, body):
+    """A 36-frame clip: two people at 2.6 m and 3.6 m, 80 degree field of view."""
+    import cv2
+
+    d = tmp_path_factory.mktemp("rendered")
+    background = cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB)
+    persons = [PersonSpec((-0.8, 2.6), (0.3, 0.0), yaw_deg=30),
+               PersonSpec((0.9, 3.6), (-0.2, 0.0), motion="arms", shirt_rgb=(200, 60, 40))]
+    gt = render_clip(d / "two.mp4", persons, fov_deg=80, n_frames=36, background=background, body=body)
+    return d / "two.mp4", gt
+
+
+def _tz_errors(store: zarr.Group, gt: GroundTruth) -> list[float]:
+    """Median |Tz - Tz_gt| per ground-truth person (tracks matched by image position)."""
+    errors = {}
+    frame_index = store["frames/frame_index"][:]
+    for tid in store["tracks"].group_keys():
+        t = store[f"tracks/{tid}"]
+        fi = frame_index[t["frame_index"][:]]
+        pel = t["pelvis"][:]
+        d = [np.median(np.linalg.norm(gt.pelvis[p, fi, :2] / gt.pelvis[p, fi, 2:] - pel[:, :2] / pel[:, 2:], axis=1))
+             for p in range(len(gt.pelvis))]
+        p = int(np.argmin(d))
+        errors[p] = float(np.median(np.abs(pel[:, 2] - gt.pelvis[p, fi, 2])))
+    return [errors[p] for p in sorted(errors)]
+
+
+def _check_schema(store: zarr.Group, n_frames: int, num_joints: int) -> None:
+    attrs = dict(store.attrs)
+    for key in ("schema_version", "source", "fps", "width", "height", "n_frames", "complete", "body_model",
+                "keypoint_layouts", "config", "software_version", "joint_names"):
+        assert key in attrs, key
+    assert attrs["n_frames"] == n_frames and len(attrs["joint_names"]) == num_joints
+    assert store["frames/pts_seconds"].shape == (n_frames,)
+    assert store["camera/focal_px"].shape == (n_frames,) and store["camera/focal_px_raw"].shape == (n_frames,)
+    assert store["camera/principal_point"].shape == (2,)
+    assert np.all(np.diff(store["frames/pts_seconds"][:]) > 0)
+    for tid in store["tracks"].group_keys():
+        t = store[f"tracks/{tid}"]
+        n = t["frame_index"].shape[0]
+        for name, tail in TRACK_ARRAYS.items():
+            tail = tuple(num_joints if s == "J" else s for s in tail)
+            assert t[name].shape == (n, *tail), (tid, name, t[name].shape)
+        assert t["shape"].ndim == 1
+        rows = t["frame_index"][:]
+        assert np.all(np.diff(rows) > 0) and rows.max() < n_frames
+
+
+def test_estimated_focal_and_depth_beat_a_fixed_focal_guess(rendered, tmp_path):
+    clip, gt = rendered
+    ours = run_cli(str(clip), "-o", str(tmp_path / "ours"), "-q")
+    assert ours.returncode == 0, ours.stderr
+    assert "2 tracks" in ours.stdout and "(estimated)" in ours.stdout
+    store = zarr.open_group(str(tmp_path / "ours" / "two.zarr"), mode="r")
+    assert store.attrs["complete"] is True
+    _check_schema(store, 36, len(store.attrs["joint_names"]))
+    focal = float(store["camera/focal_px"][0])
+    assert np.allclose(store["camera/focal_px"][:], focal)  # one focal per shot
+    f_err = abs(focal - gt.focal_px) / gt.focal_px
+    tz_ours = _tz_errors(store, gt)
+
+    diagonal = math.hypot(gt.width, gt.height)  # the fixed guess of WHAM/GVHMR
+    guess = run_cli(str(clip), "-o", str(tmp_path / "guess"), "-q", "--no-overlay", "--focal-px", str(diagonal))
+    assert guess.returncode == 0, guess.stderr
+    tz_guess = _tz_errors(zarr.open_group(str(tmp_path / "guess" / "two.zarr"), mode="r"), gt)
+    f_err_guess = abs(diagonal - gt.focal_px) / gt.focal_px
+
+    assert len(tz_ours) == len(tz_guess) == 2
+    assert f_err < 0.4 and f_err < 0.5 * f_err_guess
+    assert max(tz_ours) < 1.2  # metres; measured 0.68 and 0.84 at 26 % focal error
+    assert all(o < 0.5 * g for o, g in zip(tz_ours, tz_guess))
+
+    overlay = tmp_path / "ours" / "two_overlay.mp4"
+    import av
+
+    with av.open(str(overlay)) as c:
+        times = [float(f.time) for f in c.decode(video=0)]
+    assert np.allclose(times, store["frames/pts_seconds"][:], atol=2e-3)
+
+
+def test_known_focal_gives_metric_depth(rendered, tmp_path):
+    clip, gt = rendered
+    res = run_cli(str(clip), "-o", str(tmp_path), "-q", "--no-overlay", "--fov-deg", "80")
+    assert res.returncode == 0, res.stderr
+    store = zarr.open_group(str(tmp_path / "two.zarr"), mode="r")
+    assert np.isclose(store["camera/focal_px"][0], gt.focal_px, rtol=1e-4)
+    assert store.attrs["focal_source"] == "user"
+    tz = _tz_errors(store, gt)
+    assert len(tz) == 2 and max(tz) < 0.15  # metres; measured 0.03 and 0.06
+    t = store["tracks/1"]
+    assert t["fit_ok"][:].mean() > 0.9 and np.median(t["fit_error_px"][:]) < 8.0
+
+
+def test_real_footage_runs_and_finds_people(tmp_path):
+    res = run_cli(str(DATA / "vtest_cut.mp4"), "-o", str(tmp_path), "-q", "--max-frames", "24")
+    assert res.returncode == 0, res.stderr
+    store = zarr.open_group(str(tmp_path / "vtest_cut.zarr"), mode="r")
+    _check_schema(store, 24, len(store.attrs["joint_names"]))
+    tracks = list(store["tracks"].group_keys())
+    lengths = [store[f"tracks/{t}/frame_index"].shape[0] for t in tracks]
+    assert len(tracks) >= 2 and sum(lengths) >= 30 and max(lengths) >= 15
+    pel = np.concatenate([store[f"tracks/{t}/pelvis"][:] for t in tracks])
+    assert np.all(pel[:, 2] > 0.3)  # in front of the camera
+    assert (tmp_path / "vtest_cut_overlay.mp4").stat().st_size > 10_000
+
+
+def test_run_failure_keeps_finished_chunks(tmp_path, monkeypatch):
+    """A crash part-way leaves a readable store with every finished chunk, complete=false."""
+    from meshstream.models.estimator import BodyEstimator
+    from meshstream.stream.config import load_config
+    from meshstream.stream.run import run
+
+    calls = {"n": 0}
+    original = BodyEstimator.__call__
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BodyEstimator, "__call__", failing)
+    config = load_config(None, ["estimation.chunk_frames=4", "decode.max_frames=16", "output.overlay=false"])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(str(DATA / "sample.mp4"), config, out_dir=str(tmp_path), progress=False)
+    store = zarr.open_group(str(tmp_path / "sample.zarr"), mode="r")
+    assert store.attrs["complete"] is False
+    assert store["frames/pts_seconds"].shape[0] == 8  # the two chunks before the crash
+    assert store["tracks/1/frame_index"].shape[0] >= 6
+
+
+# ----------------------------------------------------------------- bad input
+def _zero_frame_avi(p):
+    import av
+
+    c = av.open(str(p / "zero.avi"), "w")
+    s = c.add_stream("mpeg4", rate=10)
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    c.start_encoding()  # writes the header; no frame follows
+    c.close()
+    assert (p / "zero.avi").stat().st_size > 0
+    return p / "zero.avi"
+
+
+def _audio_only(p):
+    import av
+
+    c = av.open(str(p / "sound.wav"), "w")
+    s = c.add_stream("pcm_s16le", rate=8000)
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+    frame.sample_rate = 8000
+    for packet in [*s.encode(frame), *s.encode()]:
+        c.mux(packet)
+    c.close()
+    return p / "sound.wav"
+
+
+def _text_file(p):
+    (p / "notes.mp4").write_text("this is not a video\n" * 100)
+    return p / "notes.mp4"
+
+
+def _empty_dir(p):
+    (p / "photos").mkdir()
+    return p / "photos"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "nope.mp4", "no such file or folder"),
+        (_empty_dir, "folder has no images"),
+        (_text_file, "not a video FFmpeg can read"),
+        (_zero_frame_avi, "no frame could be decoded"),
+        (_audio_only, "has only audio streams, no video"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, make, message):
+    res = run_cli(str(make(tmp_path)), "-o", str(tmp_path / "out"), "-q")
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if line.startswith("meshstream:")]
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "estimation.bogus=1"], "unknown config key 'estimation.bogus'"),
+        (["--set", "decode.every=-1"], "decode.every must be >= 1"),
+        (["--config", "missing.yaml"], "cannot read config file"),
+    ],
+)
+def test_bad_config_gets_one_line_and_exit_2(tmp_path, args, message):
+    res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path), "-q", *args)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_unwritable_output_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    res = run_cli(str(DATA / "sample.mp4"), "-o", str(blocker / "out"), "-q")
+    assert res.returncode == 2 and "is not writable" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_truncated_stream_keeps_decoded_frames_and_exits_3(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [np.clip(f.astype(np.int16) + rng.integers(-30, 30, f.shape), 0, 255).astype(np.uint8)
+              for f in gradient_frames(40)]
+    clip = write_clip(tmp_path / "c.avi", frames, fps=10, codec="mpeg4")
+    data = clip.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    res = run_cli(str(tmp_path / "cut.avi"), "-o", str(tmp_path / "out"), "-q", "--no-overlay")
+    assert res.returncode == 3, res.stderr
+    assert "input truncated or corrupt" in res.stderr and "of the 40 frames" in res.stderr
+    store = zarr.open_group(str(tmp_path / "out" / "cut.zarr"), mode="r")
+    n = store["frames/pts_seconds"].shape[0]
+    assert 0 < n < 40 and store.attrs["n_frames"] == n
+
+
+def test_no_person_gives_valid_empty_store_and_exit_0(tmp_path):
+    render_clip(tmp_path / "empty.mp4", [], n_frames=6, width=160, height=120)
+    res = run_cli(str(tmp_path / "empty.mp4"), "-o", str(tmp_path / "out"), "-q")
+    assert res.returncode == 0, res.stderr
+    assert "no person found in 6 frames" in res.stderr
+    store = zarr.open_group(str(tmp_path / "out" / "empty.zarr"), mode="r")
+    assert store.attrs["complete"] is True and store["frames/pts_seconds"].shape == (6,)
+    assert "tracks" not in store or len(list(store["tracks"].group_keys())) == 0
+    assert np.all(np.isnan(store["camera/focal_px"][:]))

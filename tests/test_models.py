@@ -1,0 +1,112 @@
+"""Body model layer, keypoint layouts, the MediaPipe bundle and perception on real and rendered frames."""
+
+import zipfile
+
+import numpy as np
+import torch
+
+from conftest import DATA
+from meshstream.models.body import FIT_BONES, MODEL_TO_UPRIGHT_FACING_CAMERA
+from meshstream.models.detections import Detections, box_iou
+from meshstream.models.keypoints import BLAZEPOSE33_NAMES, COCO23_NAMES, blazepose33_to_coco23
+from meshstream.models.mediapipe_bundle import pose_landmarker_bundle
+
+
+def test_keypoint_skinning_equals_mesh_regression(body):
+    g = torch.Generator().manual_seed(0)
+    shape = body.default_shape(3)
+    shape[1, body.shape_names.index("height")] = 0.9
+    shape[2, body.shape_names.index("age")] = 0.2
+    rest = body.rest(shape)
+    pose = torch.zeros(3, body.num_bones, 3)
+    pose[:, body.fit_bone_index] = 0.3 * torch.randn(3, len(FIT_BONES), 3, generator=g)
+    kp, joints = body.skeleton(pose, rest)
+    verts = body.vertices(pose, rest)
+    kp_mesh = torch.einsum("kv,bvd->bkd", body._kp_weights, verts)
+    assert kp.shape == (3, 23, 3) and joints.shape == (3, body.num_bones, 3)
+    assert torch.allclose(kp, kp_mesh, atol=1e-5)
+
+
+def test_rest_body_is_metric_and_upright(body):
+    rest = body.rest(body.default_shape(1))
+    verts = body.vertices(torch.zeros(1, body.num_bones, 3), rest)[0].numpy()
+    cam = verts @ MODEL_TO_UPRIGHT_FACING_CAMERA.T
+    height = cam[:, 1].max() - cam[:, 1].min()
+    assert 1.4 < height < 1.9  # metres
+    kp, _ = body.skeleton(torch.zeros(1, body.num_bones, 3), rest)
+    kp = kp[0].numpy() @ MODEL_TO_UPRIGHT_FACING_CAMERA.T
+    nose, l_ankle = kp[COCO23_NAMES.index("nose")], kp[COCO23_NAMES.index("left_ankle")]
+    assert nose[1] < l_ankle[1]  # head above feet: y down
+    assert kp[COCO23_NAMES.index("left_shoulder"), 0] > kp[COCO23_NAMES.index("right_shoulder"), 0]  # facing camera
+
+
+def test_blazepose_to_coco23_mapping():
+    pts = np.arange(33 * 3, dtype=np.float32).reshape(33, 3)
+    out = blazepose33_to_coco23(pts)
+    assert out.shape == (23, 3)
+    for i, name in enumerate(COCO23_NAMES):
+        if "small_toe" in name:
+            assert np.all(out[i] == 0)
+        elif "big_toe" in name:
+            assert np.array_equal(out[i], pts[BLAZEPOSE33_NAMES.index(name.replace("big_toe", "foot_index"))])
+        else:
+            assert np.array_equal(out[i], pts[BLAZEPOSE33_NAMES.index(name)])
+
+
+def test_detections_container_validates_and_indexes():
+    d = Detections(xyxy=np.zeros((3, 4)), score=[0.1, 0.9, 0.5], keypoints=np.zeros((3, 33, 3)),
+                   keypoint_layout="blazepose33")
+    assert len(d[d.score > 0.4]) == 2 and d.track_id.tolist() == [-1, -1, -1]
+    try:
+        Detections(xyxy=np.zeros((2, 4)), score=[1, 1], keypoints=np.zeros((2, 17, 3)), keypoint_layout="blazepose33")
+    except ValueError as exc:
+        assert "cannot reshape" in str(exc) or "shape" in str(exc)
+    else:
+        raise AssertionError("wrong keypoint count accepted")
+    assert np.isclose(box_iou([[0, 0, 2, 2]], [[1, 1, 3, 3]])[0, 0], 1 / 7)
+
+
+def test_bundle_is_built_offline_from_wheel_files(tmp_path):
+    path = pose_landmarker_bundle(tmp_path)
+    assert path.parent == tmp_path and path.suffix == ".task"
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == ["pose_detector.tflite", "pose_landmarks_detector.tflite"]
+    assert pose_landmarker_bundle(tmp_path) == path  # cached
+
+
+def test_perception_finds_rendered_people_at_their_true_keypoints(tmp_path, body):
+    from meshstream.models.perception import PersonPerceiver
+    from meshstream.models.synthetic import PersonSpec, render_clip
+    from meshstream.stream.sources import open_source
+
+    gt = render_clip(tmp_path / "two.mp4", [PersonSpec((-0.7, 3.0)), PersonSpec((0.8, 3.5), motion="arms")],
+                     n_frames=4, fov_deg=65, body=body)
+    perceiver = PersonPerceiver(cache_dir=str(tmp_path))
+    for frame in open_source(str(tmp_path / "two.mp4")):
+        dets = perceiver(frame)
+        assert len(dets) == 2
+        assert dets.masks is not None and dets.masks.shape == (2, 480, 640) and dets.masks.any(axis=(1, 2)).all()
+        hips = 0.5 * (dets.keypoints[:, 23, :2] + dets.keypoints[:, 24, :2])
+        truth = 0.5 * (gt.keypoints2d[:, frame.index, 11] + gt.keypoints2d[:, frame.index, 12])
+        dist = np.linalg.norm(hips[:, None] - truth[None], axis=-1)
+        assert dist.min(1).max() < 12.0  # pixels
+        lm = dets.landmarks3d
+        assert np.abs(0.5 * (lm[:, 23] + lm[:, 24])).max() < 0.05  # hip-centred, metres
+    perceiver.close()
+
+
+def test_perception_finds_small_real_pedestrians():
+    from meshstream.models.perception import PersonPerceiver
+    from meshstream.stream.sources import open_source
+
+    perceiver = PersonPerceiver()
+    counts = [len(perceiver(f)) for f in open_source(str(DATA / "vtest_cut.mp4"), max_frames=10)]
+    perceiver.close()
+    assert min(counts) >= 1 and max(counts) >= 2
+
+
+def test_hog_accepts_frames_smaller_than_its_window():
+    from meshstream.models.perception import HogPeopleDetector
+
+    boxes, scores = HogPeopleDetector()(np.zeros((96, 60, 3), np.uint8))  # OpenCV alone segfaults here
+    assert boxes.shape[1] == 4 and len(boxes) == len(scores)

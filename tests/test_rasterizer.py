@@ -1,0 +1,62 @@
+"""The CPU z-buffer rasterizer against analytic answers."""
+
+import numpy as np
+
+from meshstream.models.rasterizer import rasterize, shade_faces
+
+
+def _inside(v, xs, ys):
+    def edge(a, b):
+        return (b[0] - a[0]) * (ys - a[1]) - (b[1] - a[1]) * (xs - a[0])
+
+    e = [edge(v[0], v[1]), edge(v[1], v[2]), edge(v[2], v[0])]
+    return ((e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0)) | ((e[0] <= 0) & (e[1] <= 0) & (e[2] <= 0))
+
+
+def test_triangle_coverage_matches_analytic_pixel_centres():
+    v = np.array([[10.2, 10.7, 2.0], [50.5, 12.0, 2.0], [20.0, 40.3, 2.0]])
+    r = rasterize(v, np.array([[0, 1, 2]]), 60, 70)
+    ys, xs = np.mgrid[0:60, 0:70] + 0.5
+    expected = _inside(v, xs, ys)
+    assert expected.sum() > 300
+    assert np.array_equal(r.mask, expected)
+    assert np.allclose(r.depth[r.mask], 2.0, atol=1e-5)
+    assert np.all(np.isinf(r.depth[~r.mask]))
+
+
+def test_depth_is_perspective_correct():
+    # A plane z = 1 + x_world seen by a pinhole (f=100, c=50): 1/z is linear in screen space.
+    f, c = 100.0, 50.0
+    world = np.array([[-0.4, -0.4], [0.4, -0.4], [0.0, 0.4]])
+    z = 1.0 + world[:, 0] + 1.0
+    verts = np.c_[f * world[:, 0] / z + c, f * world[:, 1] / z + c, z]
+    r = rasterize(verts, np.array([[0, 1, 2]]), 100, 100)
+    ys, xs = np.nonzero(r.mask)
+    u = (xs + 0.5 - c) / f
+    # On the plane z = 2 + X with X = u z: z = 2 / (1 - u).
+    assert np.allclose(r.depth[ys, xs], 2.0 / (1.0 - u), rtol=1e-4)
+
+
+def test_nearest_triangle_wins():
+    far = np.array([[0, 0, 5.0], [40, 0, 5.0], [0, 40, 5.0]])
+    near = np.array([[0, 0, 1.0], [30, 0, 1.0], [0, 30, 1.0]])
+    verts = np.concatenate([far, near])
+    for faces in ([[0, 1, 2], [3, 4, 5]], [[3, 4, 5], [0, 1, 2]]):
+        r = rasterize(verts, np.array(faces), 40, 40)
+        near_id = faces.index([3, 4, 5])
+        assert r.face[5, 5] == near_id and np.isclose(r.depth[5, 5], 1.0)
+        assert r.face[2, 35] == 1 - near_id and np.isclose(r.depth[2, 35], 5.0)
+
+
+def test_triangles_behind_camera_and_offscreen_are_dropped():
+    verts = np.array([[10, 10, -1.0], [20, 10, 1.0], [10, 20, 1.0], [500, 500, 1.0], [600, 500, 1.0], [500, 600, 1.0]])
+    r = rasterize(verts, np.array([[0, 1, 2], [3, 4, 5]]), 50, 50)
+    assert not r.mask.any()
+
+
+def test_shading_in_range():
+    v = np.array([[-0.1, -0.1, 2.0], [0.2, -0.1, 2.0], [-0.1, 0.2, 2.0]])
+    s = shade_faces(v, np.array([[0, 1, 2]]))
+    assert 0.99 <= s[0] <= 1.0  # facing the camera: full light
+    edge_on = np.array([[0, 0, 2.0], [0, 1, 2.0], [0, 0, 3.0]]) + [0.5, 0, 0]
+    assert shade_faces(edge_on, np.array([[0, 1, 2]]))[0] < 0.7  # grazing: mostly ambient
