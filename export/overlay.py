@@ -53,7 +53,7 @@ def render_overlay(rgb: np.ndarray, meshes: list[tuple[int, np.ndarray]], faces:
         tris.append(faces + offset)
         colours.append(track_colour(tid)[None] * shade_faces(v, faces)[:, None])
         offset += len(v)
-    raster = rasterize(np.concatenate(verts), np.concatenate(tris), h, w)
+    raster = rasterize(np.concatenate(verts), np.concatenate(tris), h, w, cull_back_faces=True)
     m = raster.mask
     col = np.concatenate(colours)[raster.face[m]]
     out[m] = np.clip((1 - alpha) * out[m] + alpha * col, 0, 255).astype(np.uint8)

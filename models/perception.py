@@ -30,7 +30,7 @@ def _quiet_mediapipe_logs() -> None:
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
+def native_stderr_silenced():
     """Silences native (C++) logging on file descriptor 2 while MediaPipe builds its
     graphs: it prints EGL and TFLite notices that are not errors. Python-level errors
     still raise normally."""
@@ -142,7 +142,7 @@ class PersonPerceiver:
                 min_pose_presence_confidence=min_pose_score,
                 output_segmentation_masks=masks,
             )
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 return vision.PoseLandmarker.create_from_options(opts)
 
         self._make = make

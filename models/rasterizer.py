@@ -34,7 +34,8 @@ class Raster:
         return self.face >= 0
 
 
-def rasterize(vertices_px: np.ndarray, faces: np.ndarray, height: int, width: int, near: float = 1e-3) -> Raster:
+def rasterize(vertices_px: np.ndarray, faces: np.ndarray, height: int, width: int, near: float = 1e-3,
+              cull_back_faces: bool = False) -> Raster:
     """Rasterizes triangles given in pixel coordinates with their camera depth.
 
     Args:
@@ -43,6 +44,10 @@ def rasterize(vertices_px: np.ndarray, faces: np.ndarray, height: int, width: in
         height: Image height in pixels.
         width: Image width in pixels.
         near: Triangles with a vertex closer than this depth are dropped.
+        cull_back_faces: Drop triangles facing away from the camera: front faces are
+            counter-clockwise as the camera sees them (OpenGL convention, the winding of
+            the Anny and SMPL-X meshes), i.e. negative signed area in y-down pixels.
+            Halves the work for closed meshes.
 
     Returns:
         The :class:`Raster` of the nearest triangle at each pixel centre.
@@ -61,13 +66,16 @@ def rasterize(vertices_px: np.ndarray, faces: np.ndarray, height: int, width: in
     area2 = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
     visible = (
         (z.min(1) > near)
-        & (np.abs(area2) > 1e-12)
+        & ((area2 < -1e-12) if cull_back_faces else (np.abs(area2) > 1e-12))
         & (x.max(1) >= 0) & (x.min(1) <= width) & (y.max(1) >= 0) & (y.min(1) <= height)
     )
     ids = np.nonzero(visible)[0]
     if len(ids) == 0:
         return Raster(depth, face_map, bary_map)
     counts = (x1[ids] - x0[ids] + 1) * (y1[ids] - y0[ids] + 1)
+    # Per-candidate arithmetic in float32 (pixel coordinates need no more).
+    x32, y32, z32 = x.astype(np.float32), y.astype(np.float32), z.astype(np.float32)
+    area32 = area2.astype(np.float32)
     # Process faces in groups that keep the candidate-pixel count bounded.
     cum = np.cumsum(counts)
     best_pix: list[np.ndarray] = []
@@ -86,10 +94,10 @@ def rasterize(vertices_px: np.ndarray, faces: np.ndarray, height: int, width: in
         w_box = np.repeat(x1[sel] - x0[sel] + 1, cnt)
         px = np.repeat(x0[sel], cnt) + offs % w_box
         py = np.repeat(y0[sel], cnt) + offs // w_box
-        cx = px + 0.5
-        cy = py + 0.5
-        tx, ty, tz = x[fid], y[fid], z[fid]
-        a2 = area2[fid]
+        cx = (px + 0.5).astype(np.float32)
+        cy = (py + 0.5).astype(np.float32)
+        tx, ty, tz = x32[fid], y32[fid], z32[fid]
+        a2 = area32[fid]
         b0 = ((tx[:, 1] - cx) * (ty[:, 2] - cy) - (tx[:, 2] - cx) * (ty[:, 1] - cy)) / a2
         b1 = ((tx[:, 2] - cx) * (ty[:, 0] - cy) - (tx[:, 0] - cx) * (ty[:, 2] - cy)) / a2
         b2 = 1.0 - b0 - b1

@@ -230,7 +230,7 @@ def render_clip(
                 offset += len(vc)
             frame = bg.copy()
             if persons:
-                raster = rasterize(np.concatenate(all_v), np.concatenate(all_f), height, width)
+                raster = rasterize(np.concatenate(all_v), np.concatenate(all_f), height, width, cull_back_faces=True)
                 m = raster.mask
                 frame[m] = np.clip(np.concatenate(all_c)[raster.face[m]], 0, 255).astype(np.uint8)
                 for p in range(n_p):

@@ -60,3 +60,26 @@ def test_shading_in_range():
     assert 0.99 <= s[0] <= 1.0  # facing the camera: full light
     edge_on = np.array([[0, 0, 2.0], [0, 1, 2.0], [0, 0, 3.0]]) + [0.5, 0, 0]
     assert shade_faces(edge_on, np.array([[0, 1, 2]]))[0] < 0.7  # grazing: mostly ambient
+
+
+def test_back_face_culling_keeps_counter_clockwise_faces():
+    ccw = np.array([[10, 10, 1.0], [10, 30, 1.0], [30, 10, 1.0]])  # counter-clockwise on screen (y down)
+    cw = ccw[[0, 2, 1]]
+    assert rasterize(ccw, np.array([[0, 1, 2]]), 40, 40, cull_back_faces=True).mask.any()
+    assert not rasterize(cw, np.array([[0, 1, 2]]), 40, 40, cull_back_faces=True).mask.any()
+    assert rasterize(cw, np.array([[0, 1, 2]]), 40, 40).mask.any()
+
+
+def test_culling_does_not_change_a_closed_mesh_image(body):
+    import torch
+
+    from meshstream.models.body import MODEL_TO_UPRIGHT_FACING_CAMERA
+
+    v = body.vertices(torch.zeros(1, body.num_bones, 3), body.rest(body.default_shape(1)))[0].numpy()
+    v = v @ MODEL_TO_UPRIGHT_FACING_CAMERA.T + [0.0, 0.2, 3.0]
+    uvz = np.c_[450 * v[:, :2] / v[:, 2:] + [320, 240], v[:, 2]]
+    full = rasterize(uvz, body.faces, 480, 640)
+    culled = rasterize(uvz, body.faces, 480, 640, cull_back_faces=True)
+    assert full.mask.sum() > 5000
+    assert (full.mask != culled.mask).mean() < 1e-3
+    assert np.array_equal(full.face[culled.mask], culled.face[culled.mask])

@@ -1,0 +1,146 @@
+"""Speed and memory benchmark: prints a Markdown table.
+
+Each stage runs alone, in order, over the same frames (single process, no threads) so
+its cost per frame is clean; the end-to-end figure runs the real CLI (threaded
+pipeline) in a subprocess, whose peak RSS is read from the OS. MediaPipe's
+PoseLandmarker alone (VIDEO mode, whole frames) is timed on the same frames.
+
+Usage: python bench/speed.py [CLIP] [--frames N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+_CLI = (
+    "import resource, sys, time; sys.path.insert(0, {repo!r}); import process_video; t = time.perf_counter(); "
+    "rc = process_video.main({argv!r}); print('WALL', time.perf_counter() - t); "
+    "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+)
+
+
+def _cli_run(clip: str, out: str, frames: int) -> tuple[float, float]:
+    """Wall seconds (after imports) and peak RSS (MiB) of one CLI run on ``frames`` frames."""
+    argv = [clip, "-o", out, "-q", "--max-frames", str(frames)]
+    res = subprocess.run([sys.executable, "-c", _CLI.format(repo=str(REPO), argv=argv)], check=True,
+                         capture_output=True, text=True)
+    values = dict(line.split() for line in res.stdout.splitlines() if line.startswith(("WALL", "RSS")))
+    return float(values["WALL"]), float(values["RSS"]) / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("clip", nargs="?", default=str(REPO / "tests" / "data" / "sample.mp4"))
+    parser.add_argument("--frames", type=int, default=48)
+    args = parser.parse_args()
+
+    import torch
+
+    from meshstream.export.overlay import OverlayWriter, render_overlay
+    from meshstream.export.zarr_store import ZarrWriter
+    from meshstream.models.body import AnnyBody
+    from meshstream.models.estimator import BodyEstimator
+    from meshstream.models.perception import PersonPerceiver
+    from meshstream.stream.run import _Chunk, _observations
+    from meshstream.stream.sources import open_source
+    from meshstream.tracking.tracker import IoUTracker
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rows: list[tuple[str, str, str]] = []
+
+    t = time.perf_counter()
+    src = open_source(args.clip, max_frames=args.frames)
+    frames = list(src)
+    n = len(frames)
+    info = src.info
+    rows.append(("decode (PyAV, RGB)", f"{1000 * (time.perf_counter() - t) / n:.1f}", f"{n} frames {info.width}x{info.height}"))
+
+    perceiver = PersonPerceiver()
+    tracker = IoUTracker()
+    t = time.perf_counter()
+    dets = []
+    for f in frames:
+        d = tracker(perceiver(f), f.pts_seconds)
+        dets.append(d[d.track_id >= 0])
+    perceive_s = time.perf_counter() - t
+    persons = sum(len(d) for d in dets)
+    rows.append(("perception + tracking", f"{1000 * perceive_s / n:.1f}", f"{persons / n:.1f} persons/frame"))
+
+    body = AnnyBody()
+    estimator = BodyEstimator(body)
+    obs, blaze = _observations(_Chunk(frames, dets))
+    t = time.perf_counter()
+    structure = estimator.fit_structure(obs)
+    focal = estimator.estimate_focal(obs, structure, (info.width, info.height))
+    fit = estimator(obs, focal.focal_px, (info.width, info.height), structure=structure)
+    est_s = time.perf_counter() - t
+    rows.append(("estimation (all steps)", f"{1000 * est_s / n:.1f}",
+                 f"{1000 * est_s / max(len(obs), 1):.1f} ms per person-frame"))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        w = ZarrWriter(Path(tmp) / "b.zarr", {}, np.zeros(2), body.num_bones)
+        w.append_frames(np.array([f.index for f in frames]), np.array([f.pts_seconds for f in frames]), np.full(n, np.nan))
+        w.append_fits(fit, obs.bbox_xyxy, blaze, fit.transl)
+        w.close()
+        rows.append(("Zarr writing", f"{1000 * (time.perf_counter() - t) / n:.1f}", ""))
+
+        import roma
+
+        t = time.perf_counter()
+        verts = body.vertices(torch.as_tensor(fit.body_pose), estimator._rest)
+        rot = roma.rotvec_to_rotmat(torch.as_tensor(fit.global_orient))
+        verts = (verts @ rot.transpose(-1, -2) + torch.as_tensor(fit.transl)[:, None]).numpy()
+        ow = OverlayWriter(Path(tmp) / "b.mp4", info.width, info.height, info.fps)
+        pp = np.array([info.width / 2, info.height / 2])
+        for f in frames:
+            idx = np.nonzero(fit.frame_index == f.index)[0]
+            ow.write(f, render_overlay(f.rgb, [(int(fit.track_id[i]), verts[i]) for i in idx], body.faces,
+                                       focal.focal_px, pp))
+        ow.close()
+        rows.append(("overlay (mesh + render + H.264)", f"{1000 * (time.perf_counter() - t) / n:.1f}", ""))
+
+        half = n // 2
+        wall_half, rss_half = _cli_run(args.clip, tmp, half)
+        wall, rss = _cli_run(args.clip, tmp, n)
+        steady = (wall - wall_half) / (n - half)
+        startup = wall - steady * n
+        rows.append(("end to end, CLI (threaded), steady state", f"{1000 * steady:.1f}",
+                     f"{1 / steady:.2f} FPS; model loading {startup:.1f} s once per run"))
+        rows.append(("peak RSS", "", f"{rss_half:.0f} MiB at {half} frames, {rss:.0f} MiB at {n} frames"))
+
+    from mediapipe.tasks.python import BaseOptions, vision
+    import mediapipe as mp
+
+    from meshstream.models.mediapipe_bundle import pose_landmarker_bundle
+    from meshstream.models.perception import native_stderr_silenced
+
+    opts = vision.PoseLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(pose_landmarker_bundle())),
+                                        running_mode=vision.RunningMode.VIDEO, num_poses=1)
+    with native_stderr_silenced(), vision.PoseLandmarker.create_from_options(opts) as lm:
+        t = time.perf_counter()
+        for f in frames:
+            lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=f.rgb), int(f.pts_seconds * 1000))
+        mp_s = time.perf_counter() - t
+    rows.append(("MediaPipe PoseLandmarker alone", f"{1000 * mp_s / n:.1f}", f"{n / mp_s:.1f} FPS (1 pose, VIDEO mode)"))
+
+    print(f"clip: {Path(args.clip).name}, {n} frames, {os.cpu_count()} CPU cores, torch {torch.__version__}\n")
+    print("| stage | ms/frame | notes |\n|---|---:|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+
+
+if __name__ == "__main__":
+    main()
