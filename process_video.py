@@ -78,7 +78,8 @@ def _run(args: argparse.Namespace) -> int:
     summary = run(args.input, config, out_dir=args.out, progress=not args.quiet, software_version=software)
     focal = "n/a" if math.isnan(summary.focal_px) else f"{summary.focal_px:.1f} px ({summary.focal_source})"
     lines = [
-        f"frames      {summary.frames} in {summary.seconds:.1f} s ({summary.fps:.2f} frames/s)",
+        f"frames      {summary.frames} in {summary.seconds:.1f} s ({summary.fps:.2f} frames/s after "
+        f"{summary.startup_seconds:.1f} s of model loading)",
         f"persons     {summary.person_frames} person-frames in {summary.tracks} tracks",
         f"focal       {focal}",
         f"zarr        {summary.zarr_path}",

@@ -19,8 +19,9 @@ class VideoInfo:
             folder, the rate the user gave. Used only to label outputs: timing always
             comes from each frame's ``pts_seconds``.
         n_frames: Frame count the container announces, or ``None`` if unknown.
-        rotation_deg: Clockwise display rotation applied to decoded frames (0, 90,
-            180 or 270).
+        rotation_deg: Display rotation applied to decoded frames, degrees
+            counter-clockwise as FFmpeg reads the container's display matrix (0, 90,
+            180 or 270; a phone's "rotate 90" clip reads 270).
         codec: Codec name, or ``"images"`` for an image folder.
     """
 

@@ -50,6 +50,7 @@ class RunSummary:
         overlay_path: The overlay video, or ``None``.
         notes: Things the user should know (truncated input, no person, ...).
         input_truncated: The input stopped early (corrupt or truncated stream).
+        startup_seconds: Part of ``seconds`` spent loading models, seconds.
     """
 
     frames: int
@@ -62,10 +63,13 @@ class RunSummary:
     overlay_path: Path | None
     notes: list[str] = field(default_factory=list)
     input_truncated: bool = False
+    startup_seconds: float = 0.0
 
     @property
     def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """Frames per second after model loading."""
+        busy = self.seconds - self.startup_seconds
+        return self.frames / busy if busy > 0 else 0.0
 
 
 @dataclass
@@ -297,6 +301,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
             frames_q.put(_END)
 
     pipeline: _Pipeline | None = None
+    startup = 0.0
     complete = False
     notes: list[str] = []
     n_frames = 0
@@ -316,7 +321,9 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
                 break
             frame: Frame = item
             if pipeline is None:
+                t_start = time.perf_counter()
                 pipeline = _Pipeline(config, info, out, stem, software_version)
+                startup = time.perf_counter() - t_start
 
                 def write_loop(p: _Pipeline = pipeline) -> None:
                     while (job := write_q.get()) is not _END:
@@ -365,7 +372,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         frames=n_frames, person_frames=pipeline.person_frames, tracks=len(pipeline.track_ids),
         seconds=time.perf_counter() - t0, focal_px=float(pipeline.focal) if pipeline.focal else float("nan"),
         focal_source=pipeline.focal_source, zarr_path=pipeline.zarr_path, overlay_path=pipeline.overlay_path,
-        notes=notes, input_truncated=bool(getattr(source, "stopped_early", None)),
+        notes=notes, input_truncated=bool(getattr(source, "stopped_early", None)), startup_seconds=startup,
     )
 
 

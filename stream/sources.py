@@ -211,9 +211,11 @@ class DecordSource(FrameSource):
         for s in range(0, len(self._indices), self._batch):
             ids = self._indices[s : s + self._batch]
             arr = self._vr.get_batch(list(map(int, ids))).asnumpy()
+            # decord applies the display matrix itself; rotate only if it did not.
+            rotation = 0 if arr.shape[1:3] == (self.info.height, self.info.width) else self.info.rotation_deg
             for i, rgb in zip(ids, arr):
                 yield Frame(index=int(i), pts_seconds=float(self._times[i]),
-                            rgb=rotate_frame(np.ascontiguousarray(rgb), self.info.rotation_deg))
+                            rgb=rotate_frame(np.ascontiguousarray(rgb), rotation))
 
 
 class ImageFolderSource(FrameSource):
