@@ -15,6 +15,7 @@ Conventions:
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ import torch
 from meshstream.stream.errors import MissingExtraError, ModelFileError
 
 from .keypoints import COCO23_NAMES
+
+log = logging.getLogger(__name__)
 
 # Anny canonical axes -> OpenCV camera: +Z (up) -> -y, -Y (forward) -> -z, +X -> +x.
 MODEL_TO_UPRIGHT_FACING_CAMERA = np.array(
@@ -90,6 +93,9 @@ class AnnyBody:
         if cache_dir is not None:
             os.makedirs(cache_dir, exist_ok=True)
             anny.paths.set_anny_cache_path(cache_dir)
+        cache = anny.paths.get_anny_cache_path()
+        if not any(cache.glob("*/build_compact_model_data_*.safetensors")):
+            log.warning("first use: building the Anny body model cache in %s (about a minute, once per machine)", cache)
         try:
             model = anny.Anny()
         except OSError as exc:
