@@ -96,39 +96,6 @@ def solve_translation(
     return t
 
 
-def reprojection_cost(
-    points: torch.Tensor,
-    translation: torch.Tensor,
-    uv: torch.Tensor,
-    weights: torch.Tensor,
-    focal: torch.Tensor,
-    principal_point: torch.Tensor,
-    robust_px: float = 20.0,
-) -> torch.Tensor:
-    """Robust, weighted mean reprojection cost per body and focal.
-
-    Args:
-        points: (M, K, 3) or (M, F, K, 3) rotated body points, metres.
-        translation: (M, F, 3) translations, metres.
-        uv: (M, K, 2) keypoints, pixels.
-        weights: (M, K) weights.
-        focal: (F,) focal lengths, pixels.
-        principal_point: (2,) pixels.
-        robust_px: Scale of the Geman-McClure robust function, pixels.
-
-    Returns:
-        (M, F) cost in squared pixels (robustified), weighted mean over points.
-    """
-    if points.ndim == 3:
-        points = points[:, None]
-    cam = points + translation[:, :, None, :]  # (M, F, K, 3)
-    proj = project(cam, focal[None, :, None], principal_point)
-    sq = ((proj - uv[:, None]) ** 2).sum(-1)  # (M, F, K)
-    rho = robust_px**2 * sq / (sq + robust_px**2)
-    w = weights[:, None, :]
-    return (rho * w).sum(-1) / w.sum(-1).clamp(min=1e-9)
-
-
 def focal_grid(width: int, height: int, fov_min_deg: float = 15.0, fov_max_deg: float = 130.0, n: int = 64) -> np.ndarray:
     """Log-spaced candidate focal lengths (pixels) spanning a horizontal FOV range."""
     f_lo = focal_from_fov(fov_max_deg, width)
