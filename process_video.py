@@ -77,6 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         software = "0+unknown"
     summary = run(args.input, config, out_dir=args.out, progress=not args.quiet, software_version=software)
     focal = "n/a" if math.isnan(summary.focal_px) else f"{summary.focal_px:.1f} px ({summary.focal_source})"
+    if summary.shots > 1:
+        focal += f", first of {summary.shots} shots"
     lines = [
         f"frames      {summary.frames} in {summary.seconds:.1f} s ({summary.fps:.2f} frames/s after "
         f"{summary.startup_seconds:.1f} s of model loading)",

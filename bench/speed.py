@@ -56,7 +56,7 @@ def main() -> None:
     from meshstream.models.perception import PersonPerceiver
     from meshstream.stream.run import _Chunk, _observations
     from meshstream.stream.sources import open_source
-    from meshstream.tracking.tracker import IoUTracker
+    from meshstream.tracking.tracker import PersonTracker
 
     torch.set_num_threads(os.cpu_count() or 1)
     rows: list[tuple[str, str, str]] = []
@@ -69,11 +69,11 @@ def main() -> None:
     rows.append(("decode (PyAV, RGB)", f"{1000 * (time.perf_counter() - t) / n:.1f}", f"{n} frames {info.width}x{info.height}"))
 
     perceiver = PersonPerceiver()
-    tracker = IoUTracker()
+    tracker = PersonTracker()
     t = time.perf_counter()
     dets = []
     for f in frames:
-        d = tracker(perceiver(f), f.pts_seconds)
+        d = tracker(perceiver(f), f)
         dets.append(d[d.track_id >= 0])
     perceive_s = time.perf_counter() - t
     persons = sum(len(d) for d in dets)

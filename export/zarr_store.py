@@ -7,7 +7,8 @@ Layout::
              keypoint_layouts, joint_names, config, software_version, notes
       frames/pts_seconds         (T,)      float64
       frames/frame_index         (T,)      int64   source index of each stored frame
-      camera/focal_px            (T,)      float32 filtered (one value per shot)
+      frames/shot                (T,)      int32   shot number (a cut starts a new shot)
+      camera/focal_px            (T,)      float32 filtered: one value per shot
       camera/focal_px_raw        (T,)      float32 per-frame estimate (NaN: no person)
       camera/principal_point     (2,)      float32
       tracks/<id>/frame_index    (N,)      int32   row in frames/ where the track was seen
@@ -68,6 +69,7 @@ class ZarrWriter:
         self.root.attrs.update({**_jsonable(attrs), "schema_version": SCHEMA_VERSION, "complete": False, "n_frames": 0})
         self._pts = self.root.create_array("frames/pts_seconds", shape=(0,), chunks=(_TIME_CHUNK,), dtype="float64")
         self._fidx = self.root.create_array("frames/frame_index", shape=(0,), chunks=(_TIME_CHUNK,), dtype="int64")
+        self._shot = self.root.create_array("frames/shot", shape=(0,), chunks=(_TIME_CHUNK,), dtype="int32")
         self._focal = self.root.create_array("camera/focal_px", shape=(0,), chunks=(_TIME_CHUNK,), dtype="float32",
                                              fill_value=np.nan)
         self._focal_raw = self.root.create_array("camera/focal_px_raw", shape=(0,), chunks=(_TIME_CHUNK,),
@@ -82,11 +84,13 @@ class ZarrWriter:
     def n_frames(self) -> int:
         return int(self._pts.shape[0])
 
-    def append_frames(self, frame_index: np.ndarray, pts_seconds: np.ndarray, focal_raw: np.ndarray) -> None:
-        """Appends a chunk of frames (all decoded frames, with or without persons)."""
+    def append_frames(self, frame_index: np.ndarray, pts_seconds: np.ndarray, focal_raw: np.ndarray,
+                      shot: int = 0) -> None:
+        """Appends a chunk of frames (all decoded frames, with or without persons) of one shot."""
         start = self.n_frames
         self._pts.append(np.asarray(pts_seconds, np.float64))
         self._fidx.append(np.asarray(frame_index, np.int64))
+        self._shot.append(np.full(len(frame_index), shot, np.int32))
         self._focal_raw.append(np.asarray(focal_raw, np.float32))
         self._focal.append(np.full(len(frame_index), np.nan, np.float32))
         for i, fi in enumerate(frame_index):

@@ -19,6 +19,7 @@ Units: metres, pixels, radians; OpenCV camera axes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -359,13 +360,33 @@ class BodyEstimator:
             loss = loss + self.temporal_weight * ((theta[a] - theta[b]) ** 2).sum((1, 2)).mean()
         return loss
 
-    def _assemble(self, obs: PersonFrames, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
-                  focal: float, pp: torch.Tensor) -> BodyFit:
+    def _camera_skeleton(self, pose: torch.Tensor, orient: torch.Tensor,
+                         transl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, 23, 3) keypoints and (M, J, 3) joints in camera space, metres."""
         kp, joints = self.body.skeleton(pose, self._rest)
         rot = roma.rotvec_to_rotmat(orient)
-        kp_cam = kp @ rot.transpose(-1, -2) + transl[:, None]
-        joints_cam = joints @ rot.transpose(-1, -2) + transl[:, None]
-        uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=kp.dtype)
+        return kp @ rot.transpose(-1, -2) + transl[:, None], joints @ rot.transpose(-1, -2) + transl[:, None]
+
+    @torch.no_grad()
+    def place(self, fit: BodyFit) -> BodyFit:
+        """Recomputes ``pelvis``, ``joints3d`` and ``keypoints3d`` of ``fit`` from its
+        ``body_pose``, ``global_orient`` and ``transl`` (after temporal filtering).
+        ``fit_error_px`` and ``confidence`` still describe the per-frame fit."""
+        dt = self.body.dtype
+        kp_cam, joints_cam = self._camera_skeleton(torch.as_tensor(fit.body_pose, dtype=dt),
+                                                   torch.as_tensor(fit.global_orient, dtype=dt),
+                                                   torch.as_tensor(fit.transl, dtype=dt))
+        return dataclasses.replace(
+            fit,
+            pelvis=(0.5 * (kp_cam[:, LEFT_HIP] + kp_cam[:, RIGHT_HIP])).numpy().astype(np.float32),
+            joints3d=joints_cam.numpy().astype(np.float32),
+            keypoints3d=kp_cam[:, :17].numpy().astype(np.float32),
+        )
+
+    def _assemble(self, obs: PersonFrames, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
+                  focal: float, pp: torch.Tensor) -> BodyFit:
+        kp_cam, joints_cam = self._camera_skeleton(pose, orient, transl)
+        uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=kp_cam.dtype)
         w = self._weights2d(obs)
         err = ((project(kp_cam, focal, pp) - uv) ** 2).sum(-1).sqrt()
         n_used = (w > 0).sum(1)

@@ -65,6 +65,10 @@ class GroundTruth:
         keypoints3d: (P, T, 17, 3) COCO-17 keypoints in camera space, metres.
         keypoints2d: (P, T, 17, 2) their projections, pixels.
         visible: (P, T) whether the person's mask has any pixel in the frame.
+        boxes: (P, T, 4) amodal box (the whole body, occluded parts included) clipped
+            to the frame, xyxy pixels; NaN when the body is entirely outside.
+        visibility: (P, T) fraction of the person's silhouette not hidden by others or
+            cut by the frame edge, in [0, 1].
     """
 
     focal_px: float
@@ -76,9 +80,11 @@ class GroundTruth:
     keypoints3d: np.ndarray
     keypoints2d: np.ndarray
     visible: np.ndarray
+    boxes: np.ndarray | None = None
+    visibility: np.ndarray | None = None
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, **{k: np.asarray(v) for k, v in self.__dict__.items()})
+        np.savez(path, **{k: np.asarray(v) for k, v in self.__dict__.items() if v is not None})
 
     @classmethod
     def load(cls, path: str | Path) -> "GroundTruth":
@@ -140,8 +146,40 @@ def _vertex_colours(body: AnnyBody, shirt_rgb: tuple[int, int, int]) -> np.ndarr
     return colours
 
 
-def render_clip(
-    path: str | Path,
+def render_clip(path: str | Path, persons: list[PersonSpec], *, fps: float = 25.0, crf: int = 18,
+                **kwargs) -> GroundTruth:
+    """Renders a synthetic clip to an H.264 MP4 and returns its ground truth.
+
+    Args:
+        path: Output ``.mp4`` path.
+        persons: Who is in the clip.
+        fps: Frame rate, frames/s.
+        crf: x264 constant rate factor (lower is better quality).
+        **kwargs: Passed to :func:`render_frames`.
+    """
+    frames, gt = render_frames(persons, fps=fps, **kwargs)
+    write_video(path, frames, fps, crf=crf)
+    return gt
+
+
+def write_video(path: str | Path, frames: list[np.ndarray], fps: float, crf: int = 18) -> None:
+    """Encodes (H, W, 3) uint8 RGB frames to H.264 at a constant frame rate."""
+    height, width = frames[0].shape[:2]
+    container = av.open(str(path), mode="w")
+    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.options = {"crf": str(crf), "preset": "veryfast"}
+    try:
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    finally:
+        container.close()
+
+
+def render_frames(
     persons: list[PersonSpec],
     *,
     width: int = 640,
@@ -152,14 +190,12 @@ def render_clip(
     camera_height_m: float = 1.1,
     background: np.ndarray | None = None,
     body: AnnyBody | None = None,
-    crf: int = 18,
-) -> GroundTruth:
-    """Renders a synthetic clip to an H.264 MP4 and returns its ground truth.
+) -> tuple[list[np.ndarray], GroundTruth]:
+    """Renders the frames of a synthetic clip and its ground truth.
 
     The camera looks horizontally; the ground is the plane ``y = camera_height_m``.
 
     Args:
-        path: Output ``.mp4`` path.
         persons: Who is in the clip.
         width: Frame width, pixels.
         height: Frame height, pixels.
@@ -170,7 +206,9 @@ def render_clip(
         background: (H, W, 3) uint8 RGB background (resized to the frame), or ``None``
             for a grey gradient.
         body: An ``AnnyBody`` to reuse (built if ``None``).
-        crf: x264 constant rate factor (lower is better quality).
+
+    Returns:
+        The (H, W, 3) uint8 RGB frames and the ground truth.
     """
     import cv2
 
@@ -188,6 +226,8 @@ def render_clip(
     kp3d = np.zeros((n_p, n_frames, 17, 3))
     kp2d = np.zeros((n_p, n_frames, 17, 2))
     visible = np.zeros((n_p, n_frames), bool)
+    boxes = np.full((n_p, n_frames, 4), np.nan)
+    visibility = np.zeros((n_p, n_frames))
     rests = []
     colours = []
     for spec in persons:
@@ -197,52 +237,62 @@ def render_clip(
         rests.append(body.rest(shape))
         vc = _vertex_colours(body, spec.shirt_rgb)
         colours.append(vc[faces].mean(1))
-    container = av.open(str(path), mode="w")
-    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    stream.options = {"crf": str(crf), "preset": "veryfast"}
-    try:
-        for t in range(n_frames):
-            all_v, all_f, all_c = [], [], []
-            offset = 0
-            for p, spec in enumerate(persons):
-                phase = 2 * math.pi * 1.0 * t / fps
-                yaw = math.radians(spec.yaw_deg) + (phase * 0.5 if spec.motion == "turn" else 0.0)
-                pose = torch.as_tensor(_bone_pose(body, spec.motion, phase), dtype=body.dtype)[None]
-                verts = body.vertices(pose, rests[p])[0].double().numpy()
-                kp, _ = body.skeleton(pose, rests[p])
-                kp = kp[0].double().numpy()
-                rz = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, yaw], dtype=torch.float64)).numpy()
-                rot = MODEL_TO_UPRIGHT_FACING_CAMERA @ rz
-                vc = verts @ rot.T
-                x = spec.start_xz[0] + spec.velocity_xz[0] * t / fps
-                z = spec.start_xz[1] + spec.velocity_xz[1] * t / fps
-                transl = np.array([x, camera_height_m - vc[:, 1].max(), z])
-                vc = vc + transl
-                kc = kp @ rot.T + transl
-                pelvis[p, t] = 0.5 * (kc[LEFT_HIP] + kc[RIGHT_HIP])
-                kp3d[p, t] = kc[:17]
-                kp2d[p, t] = f * kc[:17, :2] / kc[:17, 2:3] + pp
-                uvz = np.concatenate([f * vc[:, :2] / vc[:, 2:3] + pp, vc[:, 2:3]], 1)
-                all_v.append(uvz)
-                all_f.append(faces + offset)
-                all_c.append(colours[p] * shade_faces(vc, faces)[:, None])
-                offset += len(vc)
-            frame = bg.copy()
-            if persons:
-                raster = rasterize(np.concatenate(all_v), np.concatenate(all_f), height, width, cull_back_faces=True)
-                m = raster.mask
-                frame[m] = np.clip(np.concatenate(all_c)[raster.face[m]], 0, 255).astype(np.uint8)
-                for p in range(n_p):
-                    visible[p, t] = bool(((raster.face // len(faces)) == p)[m].any())
-            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            for packet in stream.encode(vf):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    finally:
-        container.close()
-    return GroundTruth(
+    frames = []
+    for t in range(n_frames):
+        all_v, all_f, all_c = [], [], []
+        offset = 0
+        for p, spec in enumerate(persons):
+            phase = 2 * math.pi * 1.0 * t / fps
+            yaw = math.radians(spec.yaw_deg) + (phase * 0.5 if spec.motion == "turn" else 0.0)
+            pose = torch.as_tensor(_bone_pose(body, spec.motion, phase), dtype=body.dtype)[None]
+            verts = body.vertices(pose, rests[p])[0].double().numpy()
+            kp, _ = body.skeleton(pose, rests[p])
+            kp = kp[0].double().numpy()
+            rz = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, yaw], dtype=torch.float64)).numpy()
+            rot = MODEL_TO_UPRIGHT_FACING_CAMERA @ rz
+            vc = verts @ rot.T
+            x = spec.start_xz[0] + spec.velocity_xz[0] * t / fps
+            z = spec.start_xz[1] + spec.velocity_xz[1] * t / fps
+            transl = np.array([x, camera_height_m - vc[:, 1].max(), z])
+            vc = vc + transl
+            kc = kp @ rot.T + transl
+            pelvis[p, t] = 0.5 * (kc[LEFT_HIP] + kc[RIGHT_HIP])
+            kp3d[p, t] = kc[:17]
+            kp2d[p, t] = f * kc[:17, :2] / kc[:17, 2:3] + pp
+            uvz = np.concatenate([f * vc[:, :2] / vc[:, 2:3] + pp, vc[:, 2:3]], 1)
+            lo, hi = uvz[:, :2].min(0), uvz[:, :2].max(0)
+            if hi[0] > 0 and hi[1] > 0 and lo[0] < width and lo[1] < height:
+                boxes[p, t] = [max(lo[0], 0), max(lo[1], 0), min(hi[0], width), min(hi[1], height)]
+            all_v.append(uvz)
+            all_f.append(faces + offset)
+            all_c.append(colours[p] * shade_faces(vc, faces)[:, None])
+            offset += len(vc)
+        frame = bg.copy()
+        if persons:
+            raster = rasterize(np.concatenate(all_v), np.concatenate(all_f), height, width, cull_back_faces=True)
+            m = raster.mask
+            frame[m] = np.clip(np.concatenate(all_c)[raster.face[m]], 0, 255).astype(np.uint8)
+            owner = raster.face[m] // len(faces)
+            for p in range(n_p):
+                shown = int((owner == p).sum())
+                visible[p, t] = shown > 0
+                if shown:
+                    alone = _silhouette_area(all_v[p], faces, width, height)
+                    visibility[p, t] = min(shown / max(alone, 1), 1.0)
+        frames.append(frame)
+    gt = GroundTruth(
         focal_px=f, principal_point=pp, width=width, height=height, fps=fps,
-        pelvis=pelvis, keypoints3d=kp3d, keypoints2d=kp2d, visible=visible,
+        pelvis=pelvis, keypoints3d=kp3d, keypoints2d=kp2d, visible=visible, boxes=boxes, visibility=visibility,
     )
+    return frames, gt
+
+
+def _silhouette_area(uvz: np.ndarray, faces: np.ndarray, width: int, height: int) -> int:
+    """Pixels a body would cover with nothing in front and no frame edge: rendered in a
+    frame enlarged to hold the whole projection."""
+    lo = np.floor(np.minimum(uvz[:, :2].min(0), 0)).astype(int)
+    hi = np.ceil(np.maximum(uvz[:, :2].max(0), [width, height])).astype(int)
+    shifted = uvz.copy()
+    shifted[:, :2] -= lo
+    size = hi - lo
+    return int(rasterize(shifted, faces, int(size[1]) + 1, int(size[0]) + 1, cull_back_faces=True).mask.sum())

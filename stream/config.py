@@ -38,17 +38,22 @@ class PerceptionConfig:
     detect_every: int = 5
     use_hog: bool = True
     crop_size: int = 256
-    min_pose_score: float = 0.5
+    min_pose_score: float = 0.2
     masks: bool = True
 
 
 @dataclass
 class TrackingConfig:
-    """Track association."""
+    """Track association (ByteTrack-style) and shot cuts."""
 
-    iou_threshold: float = 0.2
-    max_age_s: float = 1.0
-    min_hits: int = 1
+    high_score: float = 0.6
+    low_score: float = 0.2
+    min_hits: int = 2
+    reid_s: float = 2.0
+    iou_gate: float = 0.1
+    detect_cuts: bool = True
+    cut_hist_threshold: float = 0.35
+    cut_diff_threshold: float = 0.08
 
 
 @dataclass
@@ -71,6 +76,8 @@ class FilterConfig:
 
     smooth_translation: bool = True
     accel_std: float = 3.0
+    smooth_pose: bool = True
+    pose_sigma_s: float = 0.06
     causal: bool = False
 
 
@@ -104,7 +111,11 @@ class Config:
             (self.perception.max_persons >= 1, "perception.max_persons must be >= 1"),
             (self.perception.detect_every >= 1, "perception.detect_every must be >= 1"),
             (0 <= self.perception.min_pose_score <= 1, "perception.min_pose_score must be in [0, 1]"),
-            (self.tracking.max_age_s >= 0, "tracking.max_age_s must be >= 0"),
+            (self.tracking.reid_s >= 0, "tracking.reid_s must be >= 0"),
+            (0 <= self.tracking.low_score <= self.tracking.high_score <= 1,
+             "tracking scores must satisfy 0 <= low_score <= high_score <= 1"),
+            (self.tracking.min_hits >= 1, "tracking.min_hits must be >= 1"),
+            (self.filter.pose_sigma_s >= 0, "filter.pose_sigma_s must be >= 0"),
             (self.estimation.body_model in ("anny", "smplx"), "estimation.body_model must be anny or smplx"),
             (self.estimation.chunk_frames >= 2, "estimation.chunk_frames must be >= 2"),
             (self.estimation.focal_px is None or self.estimation.focal_px > 0, "estimation.focal_px must be > 0"),

@@ -44,7 +44,8 @@ class RunSummary:
         person_frames: Person-frames fitted.
         tracks: Distinct track ids.
         seconds: Wall time of the run, seconds.
-        focal_px: The shot focal used, pixels (NaN if no person was found).
+        focal_px: The first shot's focal, pixels (NaN if no person was found in it).
+        shots: Shots found (cuts + 1).
         focal_source: ``"user"`` or ``"estimated"``.
         zarr_path: The store.
         overlay_path: The overlay video, or ``None``.
@@ -58,6 +59,7 @@ class RunSummary:
     tracks: int
     seconds: float
     focal_px: float
+    shots: int
     focal_source: str
     zarr_path: Path
     overlay_path: Path | None
@@ -76,6 +78,20 @@ class RunSummary:
 class _Chunk:
     frames: list[Frame]
     detections: list[Detections]
+    shot: int = 0
+
+
+@dataclass
+class _WriteJob:
+    """What the writer thread needs for one chunk (decided on the estimating thread)."""
+
+    chunk: _Chunk
+    fit: BodyFit | None
+    focal_raw: np.ndarray
+    focal: float | None
+    bbox: np.ndarray | None = None
+    keypoints2d: np.ndarray | None = None
+    transl_raw: np.ndarray | None = None
 
 
 def check_output_dir(path: Path) -> None:
@@ -95,8 +111,9 @@ class _Pipeline:
     def __init__(self, config: Config, info, out_dir: Path, stem: str, software_version: str) -> None:
         from meshstream.models.body import AnnyBody
         from meshstream.models.perception import PersonPerceiver
-        from meshstream.tracking.filters import TranslationSmoother
-        from meshstream.tracking.tracker import IoUTracker
+        from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
+        from meshstream.tracking.shots import ShotDetector
+        from meshstream.tracking.tracker import PersonTracker
 
         c = config
         self.config = c
@@ -104,22 +121,30 @@ class _Pipeline:
         pc = c.perception
         self.perceiver = PersonPerceiver(max_persons=pc.max_persons, detect_every=pc.detect_every, use_hog=pc.use_hog,
                                          crop_size=pc.crop_size, min_pose_score=pc.min_pose_score, masks=pc.masks)
-        self.tracker = IoUTracker(iou_threshold=c.tracking.iou_threshold, max_age_s=c.tracking.max_age_s,
-                                  min_hits=c.tracking.min_hits)
+        tc = c.tracking
+        self.tracker = PersonTracker(high_score=tc.high_score, low_score=tc.low_score, min_hits=tc.min_hits,
+                                     reid_s=tc.reid_s, iou_gate=tc.iou_gate)
+        self.shots = (ShotDetector(hist_threshold=tc.cut_hist_threshold, diff_threshold=tc.cut_diff_threshold)
+                      if tc.detect_cuts else None)
+        self.shot = -1
         self.body = AnnyBody()
         ec = c.estimation
         self.estimator = BodyEstimator(self.body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
                                        min_keypoint_conf=ec.min_keypoint_conf,
                                        fov_range_deg=tuple(ec.fov_range_deg))
         self.smoother = TranslationSmoother(accel_std=c.filter.accel_std, causal=c.filter.causal)
+        self.pose_smoother = PoseSmoother(sigma_s=c.filter.pose_sigma_s, causal=c.filter.causal)
         self.size = (info.width, info.height)
         self.pp = np.array([info.width / 2.0, info.height / 2.0], np.float32)
         if ec.focal_px is not None:
-            self.focal, self.focal_source = float(ec.focal_px), "user"
+            self.user_focal: float | None = float(ec.focal_px)
         elif ec.fov_deg is not None:
-            self.focal, self.focal_source = focal_from_fov(ec.fov_deg, info.width), "user"
+            self.user_focal = focal_from_fov(ec.fov_deg, info.width)
         else:
-            self.focal, self.focal_source = None, "estimated"
+            self.user_focal = None
+        self.focal_source = "estimated" if self.user_focal is None else "user"
+        self.focal: float | None = self.user_focal
+        self.shot_focals: list[float | None] = []
         self.zarr_path = out_dir / f"{stem}.zarr"
         self.writer = ZarrWriter(
             self.zarr_path,
@@ -141,58 +166,93 @@ class _Pipeline:
                         if self.overlay_path else None)
         self.person_frames = 0
         self.track_ids: set[int] = set()
+        self._writer_shot_rows: dict[int, int] = {}
 
     # Runs on the calling thread.
+    def is_new_shot(self, frame: Frame) -> bool:
+        """True for the first frame and, with cut detection, the first frame after a cut."""
+        if self.shots is None:
+            return self.shot < 0
+        return self.shots(frame)
+
+    def start_shot(self) -> None:
+        """Resets the per-shot state: tracks end, the focal is estimated again."""
+        self.shot += 1
+        self.shot_focals.append(self.user_focal)
+        self.focal = self.user_focal
+        if self.shot > 0:
+            log.info("shot %d starts (cut detected)", self.shot)
+            self.perceiver.reset()
+            self.tracker.reset()
+            self.estimator.reset()
+            self.smoother.reset()
+            self.pose_smoother.reset()
+
     def perceive(self, frame: Frame) -> Detections:
         dets = self.perceiver(frame)
-        dets = self.tracker(dets, frame.pts_seconds)
+        dets = self.tracker(dets, frame)
         return dets[dets.track_id >= 0]
 
-    def estimate(self, chunk: _Chunk) -> tuple[_Chunk, BodyFit | None, np.ndarray, dict]:
+    def estimate(self, chunk: _Chunk) -> _WriteJob:
         obs, blaze = _observations(chunk)
         focal_raw = np.full(len(chunk.frames), np.nan, np.float32)
         if len(obs) == 0:
-            return chunk, None, focal_raw, {}
+            return _WriteJob(chunk, None, focal_raw, self.focal)
         structure = self.estimator.fit_structure(obs)
         estimate = self.estimator.estimate_focal(obs, structure, self.size)
         for i, f in enumerate(chunk.frames):
             focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
         if self.focal is None:
-            self.focal = estimate.focal_px
-            log.info("shot focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.focal,
+            self.focal = self.shot_focals[-1] = estimate.focal_px
+            log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal,
                      np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal)), len(obs))
         fit = self.estimator(obs, self.focal, self.size, structure=structure)
         transl_raw = fit.transl.copy()
-        if self.config.filter.smooth_translation:
-            times = {f.index: f.pts_seconds for f in chunk.frames}
-            for tid in np.unique(fit.track_id):
-                sel = np.nonzero(fit.track_id == tid)[0]
-                sel = sel[np.argsort(fit.frame_index[sel])]
-                t = np.array([times[int(i)] for i in fit.frame_index[sel]])
-                smoothed = self.smoother(int(tid), t, fit.transl[sel].astype(np.float64), valid=fit.fit_ok[sel])
-                delta = (smoothed - fit.transl[sel]).astype(np.float32)
-                fit.transl[sel] += delta
-                fit.pelvis[sel] += delta
-                fit.joints3d[sel] += delta[:, None]
-                fit.keypoints3d[sel] += delta[:, None]
+        fit = self._filter(fit, {f.index: f.pts_seconds for f in chunk.frames})
         self.person_frames += len(fit)
         self.track_ids.update(int(t) for t in np.unique(fit.track_id))
-        return chunk, fit, focal_raw, {"bbox": obs.bbox_xyxy, "kp2d": blaze, "transl_raw": transl_raw}
+        return _WriteJob(chunk, fit, focal_raw, self.focal, obs.bbox_xyxy, blaze, transl_raw)
+
+    def _filter(self, fit: BodyFit, times: dict[int, float]) -> BodyFit:
+        """Temporal filtering per track: translation (Kalman + RTS) and rotations
+        (quaternion smoothing), then the joints are placed again."""
+        fc = self.config.filter
+        if not (fc.smooth_translation or fc.smooth_pose):
+            return fit
+        free = self.body.fit_bone_index
+        for tid in np.unique(fit.track_id):
+            sel = np.nonzero(fit.track_id == tid)[0]
+            sel = sel[np.argsort(fit.frame_index[sel])]
+            t = np.array([times[int(i)] for i in fit.frame_index[sel]])
+            if fc.smooth_translation:
+                fit.transl[sel] = self.smoother(int(tid), t, fit.transl[sel].astype(np.float64),
+                                                valid=fit.fit_ok[sel]).astype(np.float32)
+            if fc.smooth_pose:
+                rot = np.concatenate([fit.global_orient[sel][:, None], fit.body_pose[sel][:, free]], axis=1)
+                rot = self.pose_smoother(int(tid), t, rot)
+                fit.global_orient[sel] = rot[:, 0]
+                pose = fit.body_pose[sel]
+                pose[:, free] = rot[:, 1:]
+                fit.body_pose[sel] = pose
+        return self.estimator.place(fit)
 
     # Runs on the writer thread.
-    def write(self, chunk: _Chunk, fit: BodyFit | None, focal_raw: np.ndarray, extra: dict) -> None:
+    def write(self, job: _WriteJob) -> None:
+        chunk = job.chunk
         start = self.writer.n_frames
         self.writer.append_frames(np.array([f.index for f in chunk.frames]),
-                                  np.array([f.pts_seconds for f in chunk.frames]), focal_raw)
-        if self.focal is not None:
-            # Frames before the first person get the shot focal too (one per shot).
-            self.writer.set_focal(self.focal, 0 if start == 0 or self.focal_source == "user" else start)
-        if fit is not None and len(fit):
-            self.writer.append_fits(fit, extra["bbox"], extra["kp2d"], extra["transl_raw"])
+                                  np.array([f.pts_seconds for f in chunk.frames]), job.focal_raw,
+                                  shot=chunk.shot)
+        first_row = self._writer_shot_rows.setdefault(chunk.shot, start)
+        if job.focal is not None:
+            # One focal per shot, frames before its first person included.
+            self.writer.set_focal(job.focal, first_row)
+        if job.fit is not None and len(job.fit):
+            self.writer.append_fits(job.fit, job.bbox, job.keypoints2d, job.transl_raw)
         if self.overlay is not None:
-            self._write_overlay(chunk, fit)
+            self._write_overlay(chunk, job.fit, job.focal)
 
-    def _write_overlay(self, chunk: _Chunk, fit: BodyFit | None) -> None:
+    def _write_overlay(self, chunk: _Chunk, fit: BodyFit | None, focal: float | None) -> None:
         import roma
         import torch
 
@@ -209,13 +269,11 @@ class _Pipeline:
                 for i in np.nonzero(fit.frame_index == frame.index)[0]:
                     meshes.append((int(fit.track_id[i]), verts_cam[i]))
                     labels.append(f"id {fit.track_id[i]}  Tz {fit.pelvis[i, 2]:.2f} m")
-            rgb = render_overlay(frame.rgb, meshes, self.body.faces, self.focal or 1.0, self.pp, labels=labels)
+            rgb = render_overlay(frame.rgb, meshes, self.body.faces, focal or 1.0, self.pp, labels=labels)
             self.overlay.write(frame, rgb)
 
     def finish(self, complete: bool, notes: list[str]) -> None:
-        if self.focal is not None:
-            self.writer.set_focal(self.focal)
-        self.writer.set_attrs(notes=notes, focal_px=self.focal)
+        self.writer.set_attrs(notes=notes, shot_focal_px=self.shot_focals, n_shots=len(self.shot_focals))
         self.writer.close(complete=complete)
         if self.overlay is not None:
             self.overlay.close()
@@ -327,9 +385,14 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
 
                 def write_loop(p: _Pipeline = pipeline) -> None:
                     while (job := write_q.get()) is not _END:
-                        p.write(*job)
+                        p.write(job)
 
                 writer_thread, writer_errors = _start_thread(write_loop)
+            if pipeline.is_new_shot(frame):
+                if chunk.frames:
+                    _put_checked(write_q, pipeline.estimate(chunk), writer_errors)
+                pipeline.start_shot()
+                chunk = _Chunk([], [], pipeline.shot)
             chunk.frames.append(frame)
             chunk.detections.append(pipeline.perceive(frame))
             n_frames += 1
@@ -337,7 +400,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
             bar.set_postfix(persons=pipeline.person_frames + sum(len(d) for d in chunk.detections), refresh=False)
             if len(chunk.frames) >= config.estimation.chunk_frames:
                 _put_checked(write_q, pipeline.estimate(chunk), writer_errors)
-                chunk = _Chunk([], [])
+                chunk = _Chunk([], [], pipeline.shot)
         if decode_errors:
             raise decode_errors[0]
         if pipeline is None:
@@ -370,7 +433,9 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         raise writer_errors[0]
     return RunSummary(
         frames=n_frames, person_frames=pipeline.person_frames, tracks=len(pipeline.track_ids),
-        seconds=time.perf_counter() - t0, focal_px=float(pipeline.focal) if pipeline.focal else float("nan"),
+        seconds=time.perf_counter() - t0,
+        focal_px=float(pipeline.shot_focals[0]) if pipeline.shot_focals and pipeline.shot_focals[0] else float("nan"),
+        shots=len(pipeline.shot_focals),
         focal_source=pipeline.focal_source, zarr_path=pipeline.zarr_path, overlay_path=pipeline.overlay_path,
         notes=notes, input_truncated=bool(getattr(source, "stopped_early", None)), startup_seconds=startup,
     )

@@ -1,52 +1,130 @@
 """Tracker on hand-made detections; temporal filters on noisy signals with known truth."""
 
 import numpy as np
+import pytest
 
 from meshstream.models.detections import Detections
+from meshstream.stream.frames import Frame
 from meshstream.tracking.filters import TranslationSmoother, robust_focal
-from meshstream.tracking.tracker import IoUTracker
+from meshstream.tracking.tracker import _COCO_FROM_BLAZE, PersonTracker
 
 
-def _dets(boxes):
+def _dets(boxes, scores=None, kps=None):
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     n = len(boxes)
-    return Detections(xyxy=boxes, score=np.ones(n), keypoints=np.zeros((n, 33, 3)), keypoint_layout="blazepose33")
+    if kps is None:
+        # A rough standing skeleton filling each box, so that OKS is meaningful.
+        rel = np.array([[0.5, 0.08], [0.47, 0.06], [0.53, 0.06], [0.44, 0.07], [0.56, 0.07], [0.35, 0.2],
+                        [0.65, 0.2], [0.3, 0.35], [0.7, 0.35], [0.28, 0.5], [0.72, 0.5], [0.4, 0.5], [0.6, 0.5],
+                        [0.4, 0.72], [0.6, 0.72], [0.4, 0.95], [0.6, 0.95]])
+        kps = np.zeros((n, 33, 3), np.float32)
+        for i, b in enumerate(boxes):
+            pts = b[:2] + rel * (b[2:] - b[:2])
+            kps[i, _COCO_FROM_BLAZE, :2] = pts
+            kps[i, _COCO_FROM_BLAZE, 2] = 1.0
+    return Detections(xyxy=boxes, score=np.ones(n) if scores is None else scores, keypoints=kps,
+                      keypoint_layout="blazepose33")
 
 
 def _box(cx, cy, w=40, h=100):
     return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
 
 
-def test_two_people_walking_past_each_other_keep_their_ids():
-    tracker = IoUTracker()
+def _frame(t, boxes=(), colours=(), size=(240, 480)):
+    """A grey frame with each box filled by a colour (the person's appearance)."""
+    rgb = np.full((*size, 3), 100, np.uint8)
+    for b, c in zip(boxes, colours):
+        x0, y0, x1, y1 = (int(round(v)) for v in b)
+        rgb[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = c
+    return Frame(index=int(round(t * 10)), pts_seconds=t, rgb=rgb)
+
+
+RED, BLUE = (200, 40, 40), (40, 60, 200)
+
+
+def _ids_of(out, box):
+    for i in range(len(out)):
+        if np.allclose(out.xyxy[i], np.float32(box), atol=0.05):
+            return int(out.track_id[i])
+    raise AssertionError("box not found")
+
+
+@pytest.mark.parametrize("colours", [(RED, BLUE), (RED, RED)])
+def test_two_people_crossing_keep_their_ids(colours):
+    """Two people walk through each other (boxes overlap for several frames); ids hold,
+    with different clothes and with identical ones (then motion decides)."""
+    tracker = PersonTracker(min_hits=1)
     ids_a, ids_b = [], []
-    for t in range(30):
-        a = _box(100 + 8 * t, 200)  # walks right
-        b = _box(340 - 8 * t, 215)  # walks left, slightly lower
-        order = [a, b] if t % 2 else [b, a]  # detection order must not matter
-        out = tracker(_dets(order), t / 10)
-        got = {tuple(np.round(out.xyxy[i], 1)): out.track_id[i] for i in range(2)}
-        ids_a.append(got[tuple(np.round(np.float32(a), 1))])
-        ids_b.append(got[tuple(np.round(np.float32(b), 1))])
+    for k in range(40):
+        t = k / 10
+        a, b = _box(100 + 7 * k, 120), _box(380 - 7 * k, 125)
+        order = [a, b] if k % 2 else [b, a]  # detection order must not matter
+        cols = [colours[0], colours[1]] if k % 2 else [colours[1], colours[0]]
+        out = tracker(_dets(order), _frame(t, order, cols))
+        ids_a.append(_ids_of(out, a))
+        ids_b.append(_ids_of(out, b))
     assert len(set(ids_a)) == 1 and len(set(ids_b)) == 1 and ids_a[0] != ids_b[0]
 
 
-def test_short_gap_keeps_id_long_gap_starts_new_track():
-    tracker = IoUTracker(max_age_s=1.0)
-    first = tracker(_dets([_box(100, 100)]), 0.0).track_id[0]
-    for t in range(1, 5):
-        tracker(_dets([_box(100 + 2 * t, 100)]), t / 10)
-    # 0.5 s without detections, then the person is back where the motion predicts.
-    back = tracker(_dets([_box(120, 100)]), 0.9).track_id[0]
-    assert back == first
-    later = tracker(_dets([_box(122, 100)]), 3.0).track_id[0]
-    assert later != first
+def test_occlusion_gap_keeps_id_and_long_absence_starts_new_track():
+    tracker = PersonTracker(min_hits=1, reid_s=2.0)
+    first = None
+    for k in range(10):
+        out = tracker(_dets([_box(100 + 4 * k, 120)]), _frame(k / 10, [_box(100 + 4 * k, 120)], [RED]))
+        first = first or int(out.track_id[0])
+    for k in range(10, 20):  # 1 s fully occluded: no detection
+        tracker(_dets([]), _frame(k / 10))
+    back = tracker(_dets([_box(180, 120)]), _frame(2.0, [_box(180, 120)], [RED]))
+    assert int(back.track_id[0]) == first
+    for k in range(21, 50):  # gone for 2.9 s, longer than reid_s
+        tracker(_dets([]), _frame(k / 10))
+    later = tracker(_dets([_box(184, 120)]), _frame(5.0, [_box(184, 120)], [RED]))
+    assert int(later.track_id[0]) != first
+
+
+def test_reentry_is_reidentified_by_appearance():
+    """A person leaves on the right and re-enters 1.5 s later elsewhere; a differently
+    dressed newcomer at the same time must not take the id."""
+    tracker = PersonTracker(min_hits=1, reid_s=2.0)
+    red_id = None
+    for k in range(8):
+        box = _box(300 + 10 * k, 120)
+        red_id = int(tracker(_dets([box]), _frame(k / 10, [box], [RED])).track_id[0])
+    for k in range(8, 23):
+        tracker(_dets([]), _frame(k / 10))
+    red, blue = _box(330, 125), _box(150, 120)
+    out = tracker(_dets([blue, red]), _frame(2.3, [blue, red], [BLUE, RED]))
+    assert _ids_of(out, red) == red_id and _ids_of(out, blue) != red_id
 
 
 def test_min_hits_hides_new_tracks_until_confirmed():
-    tracker = IoUTracker(min_hits=3)
-    ids = [tracker(_dets([_box(50, 50)]), t / 10).track_id[0] for t in range(4)]
+    tracker = PersonTracker(min_hits=3)
+    ids = [int(tracker(_dets([_box(50, 50)]), _frame(k / 10, [_box(50, 50)], [RED])).track_id[0]) for k in range(4)]
     assert ids[:2] == [-1, -1] and ids[2] == ids[3] > 0
+
+
+def test_low_confidence_detections_extend_but_do_not_start_tracks():
+    tracker = PersonTracker(min_hits=1, high_score=0.6, low_score=0.2)
+    tid = int(tracker(_dets([_box(100, 100)]), _frame(0.0, [_box(100, 100)], [RED])).track_id[0])
+    out = tracker(_dets([_box(103, 100)], scores=[0.3]), _frame(0.1, [_box(103, 100)], [RED]))
+    assert int(out.track_id[0]) == tid  # stage 2 keeps the partly occluded person
+    out = tracker(_dets([_box(300, 100)], scores=[0.3]), _frame(0.2, [_box(300, 100)], [BLUE]))
+    assert int(out.track_id[0]) == -1  # a low-confidence stranger starts nothing
+
+
+def test_oks_and_histograms():
+    from meshstream.tracking.tracker import colour_histogram, hellinger, oks
+
+    k = _dets([_box(100, 100)]).keypoints[:, _COCO_FROM_BLAZE]
+    assert np.isclose(oks(k, k, np.array([4000.0]))[0, 0], 1.0)
+    shifted = k.copy()
+    shifted[..., 0] += 15
+    assert 0.0 < oks(k, shifted, np.array([4000.0]))[0, 0] < 0.7
+    f = _frame(0, [_box(100, 100), _box(300, 100)], [RED, BLUE])
+    h_red = colour_histogram(f.rgb, np.float32(_box(100, 100)), None)
+    h_blue = colour_histogram(f.rgb, np.float32(_box(300, 100)), None)
+    assert np.isclose(h_red.sum(), 1.0) and hellinger(h_red[None], h_red[None])[0, 0] < 1e-3
+    assert hellinger(h_red[None], h_blue[None])[0, 0] > 0.9
 
 
 def test_rts_smoother_reduces_error_of_noisy_depth():
@@ -84,3 +162,103 @@ def test_robust_focal_ignores_outliers_and_nans():
     v = np.array([500, 510, 490, 505, np.nan, 3000, 495], float)
     assert abs(robust_focal(v) - 502) < 10
     assert np.isnan(robust_focal(np.array([np.nan])))
+
+
+# ------------------------------------------------------------- rotations
+def _rotvec_ramp(n, rate_rad_s, fps):
+    t = np.arange(n) / fps
+    rv = np.zeros((n, 1, 3))
+    rv[:, 0, 2] = rate_rad_s * t
+    return t, rv
+
+
+def test_quaternion_smoothing_reduces_jitter_and_handles_the_pi_wrap():
+    from meshstream.tracking.filters import smooth_rotations
+
+    rng = np.random.default_rng(0)
+    t, truth = _rotvec_ramp(60, 2.0, 25.0)  # crosses pi: axis-angle components jump there
+    truth[:, 0, 2] += 2.0
+    noisy = truth + rng.normal(0, 0.05, truth.shape)
+    smooth = smooth_rotations(noisy, t, sigma_s=0.06)
+
+    def angle(a, b):
+        import roma
+        import torch
+
+        ra, rb = roma.rotvec_to_rotmat(torch.as_tensor(a)), roma.rotvec_to_rotmat(torch.as_tensor(b))
+        return roma.rotmat_geodesic_distance(ra, rb).numpy()
+
+    inner = slice(5, -5)
+    assert angle(smooth, truth)[inner].mean() < 0.6 * angle(noisy, truth)[inner].mean()
+    assert angle(smooth, truth).max() < 0.1  # no blow-up where the axis-angle wraps
+
+
+def test_pose_smoother_chunks_match_one_pass():
+    from meshstream.tracking.filters import PoseSmoother, smooth_rotations
+
+    rng = np.random.default_rng(1)
+    t, truth = _rotvec_ramp(48, 1.0, 25.0)
+    noisy = truth + rng.normal(0, 0.03, truth.shape)
+    whole = smooth_rotations(noisy, t, 0.06)
+    s = PoseSmoother(sigma_s=0.06)
+    chunked = np.concatenate([s(3, t[:24], noisy[:24]), s(3, t[24:], noisy[24:])])
+    # Frames after the boundary see the previous chunk as context: identical to one pass.
+    assert np.allclose(chunked[24:40], whole[24:40], atol=1e-6)
+
+
+def test_one_euro_live_lag_under_one_frame_at_30fps():
+    from meshstream.tracking.filters import PoseSmoother
+
+    import roma
+    import torch
+
+    t, truth = _rotvec_ramp(60, 3.0, 30.0)  # a fast 3 rad/s limb swing
+    s = PoseSmoother(causal=True)
+    out = np.concatenate([s(1, t[i : i + 1], truth[i : i + 1]) for i in range(60)])
+    lag_rad = roma.rotmat_geodesic_distance(roma.rotvec_to_rotmat(torch.as_tensor(out[-15:])),
+                                            roma.rotvec_to_rotmat(torch.as_tensor(truth[-15:]))).max().item()
+    assert lag_rad < 3.0 / 30.0  # less than one frame of motion
+    rng = np.random.default_rng(2)
+    still = np.zeros((60, 1, 3)) + rng.normal(0, 0.02, (60, 1, 3))
+    s.reset()
+    out = np.concatenate([s(1, t[i : i + 1], still[i : i + 1]) for i in range(60)])
+    assert np.abs(out[20:]).std() < 0.5 * np.abs(still[20:]).std()  # jitter at rest is damped
+
+
+# ----------------------------------------------------------------- shots
+def test_shot_detector_finds_cuts_not_motion():
+    from meshstream.tracking.shots import ShotDetector
+
+    rng = np.random.default_rng(0)
+    scene_a = rng.integers(0, 255, (60, 80, 3)).astype(np.uint8)
+    scene_b = np.full((60, 80, 3), (30, 160, 40), np.uint8)
+    det = ShotDetector()
+    cuts = []
+    for k in range(40):
+        base = scene_a if k < 25 else scene_b
+        img = np.roll(base, 2 * k, axis=1).copy()  # camera pan: motion, no cut
+        img[10:40, (k * 3) % 60 : (k * 3) % 60 + 15] = 250  # a moving object
+        cuts.append(det(Frame(k, k / 25, img)))
+    assert cuts[0] and [k for k, c in enumerate(cuts) if c] == [0, 25]
+
+
+# --------------------------------------------------------------- metrics
+def test_tracking_metrics_on_hand_made_cases():
+    from meshstream.tracking.metrics import FrameBoxes, evaluate_tracking
+
+    def fb(ids, boxes):
+        return FrameBoxes(np.array(ids), np.array(boxes, float).reshape(-1, 4))
+
+    a, b = [0, 0, 10, 10], [20, 0, 30, 10]
+    gt = [fb([1, 2], [a, b])] * 4
+    perfect = evaluate_tracking(gt, [fb([7, 8], [a, b])] * 4)
+    assert perfect.mota == 1.0 and perfect.idf1 == 1.0 and perfect.id_switches == 0
+    # Identities swap after two frames: two switches, IDF1 = 0.5.
+    swapped = evaluate_tracking(gt, [fb([7, 8], [a, b])] * 2 + [fb([8, 7], [a, b])] * 2)
+    assert swapped.id_switches == 2 and np.isclose(swapped.idf1, 0.5) and np.isclose(swapped.mota, 1 - 2 / 8)
+    # Person 1 missed in frame 2, one false positive in frame 3: fragmentation, MOTA.
+    hyp = [fb([7, 8], [a, b]), fb([8], [b]), fb([7, 8, 9], [a, b, [50, 50, 60, 60]]), fb([7, 8], [a, b])]
+    s = evaluate_tracking(gt, hyp)
+    assert (s.misses, s.false_positives, s.fragmentations, s.id_switches) == (1, 1, 1, 0)
+    assert np.isclose(s.mota, 1 - 2 / 8)
+    assert np.isclose(s.idf1, 2 * 7 / (8 + 8))
