@@ -101,7 +101,7 @@ def main() -> None:
         import roma
 
         t = time.perf_counter()
-        verts = body.vertices(torch.as_tensor(fit.body_pose), estimator._rest)
+        verts = body.vertices(torch.as_tensor(fit.body_pose), body.rest(torch.as_tensor(fit.shape[:1])))
         rot = roma.rotvec_to_rotmat(torch.as_tensor(fit.global_orient))
         verts = (verts @ rot.transpose(-1, -2) + torch.as_tensor(fit.transl)[:, None]).numpy()
         ow = OverlayWriter(Path(tmp) / "b.mp4", info.width, info.height, info.fps)

@@ -19,7 +19,7 @@ Layout::
       tracks/<id>/keypoints3d_coco17 (N,17,3)
       tracks/<id>/global_orient  (N,3)     axis-angle body-model frame -> camera
       tracks/<id>/body_pose      (N,J,3)   axis-angle per bone
-      tracks/<id>/shape          (S,)      one shape per track
+      tracks/<id>/shape          (S,)      one shape per track: the final estimate
       tracks/<id>/joints3d       (N,J,3)   camera space, metres
       tracks/<id>/fit_error_px   (N,)      mean keypoint reprojection error
       tracks/<id>/confidence     (N,)      fit confidence in [0, 1]
@@ -149,6 +149,11 @@ class ZarrWriter:
         g.attrs.update({"track_id": tid, "keypoints2d_layout": "blazepose33"})
         self._tracks[tid] = g
         return g
+
+    def set_track_shape(self, track_id: int, shape: np.ndarray) -> None:
+        """Writes a track's final shape (one per track, refined as the run went)."""
+        if track_id in self._tracks:
+            self._tracks[track_id]["shape"][:] = np.asarray(shape, np.float32)
 
     def set_attrs(self, **attrs: Any) -> None:
         self.root.attrs.update(_jsonable(attrs))

@@ -73,7 +73,7 @@ class BodyFit:
         track_id: (M,) int64.
         global_orient: (M, 3) axis-angle rotating the body-model frame into the camera.
         body_pose: (M, J, 3) axis-angle per bone (model's local convention).
-        shape: (M, S) shape parameters.
+        shape: (M, S) shape parameters (one per track within a chunk).
         transl: (M, 3) camera-space position of the model root, metres.
         pelvis: (M, 3) hip midpoint in camera space, metres (Tz = pelvis[:, 2]).
         joints3d: (M, J, 3) bone heads in camera space, metres.
@@ -116,6 +116,21 @@ class BodyFit:
 
 
 @dataclass
+class Structure:
+    """Step 1's result for M person-frames (torch tensors, the body model's dtype).
+
+    Attributes:
+        pose: (M, J, 3) axis-angle per bone.
+        orient: (M, 3) axis-angle, body-model frame -> camera axes (as the detector sees it).
+        shape: (M, S) phenotype values; all frames of a track share one.
+    """
+
+    pose: torch.Tensor
+    orient: torch.Tensor
+    shape: torch.Tensor
+
+
+@dataclass
 class FocalEstimate:
     """Result of the focal search.
 
@@ -143,6 +158,10 @@ class BodyEstimator:
         pose_prior_weight: Weight of the squared-angle pose prior.
         temporal_weight: Weight tying a track's pose to its previous frame.
         fov_range_deg: Horizontal field-of-view range of the focal search.
+        fit_shape: Fit one body shape per track (``AnnyBody.shape_fit_names``); else the
+            average body.
+        shape_prior_weight: Pull of a track's shape towards its running estimate (and
+            of a new track's towards the average body); grows with the frames seen.
         landmark_weight: Weight of the 3D landmark term in the refinement, relative to
             the 2D term (both normalised: 5 % of the box height, 5 cm).
         keypoint_std_rel: 2D keypoint noise as a fraction of the box height (focal search).
@@ -162,7 +181,11 @@ class BodyEstimator:
         landmark_weight: float = 0.1,
         keypoint_std_rel: float = 0.01,
         depth_std_m: float = 0.05,
+        fit_shape: bool = True,
+        shape_prior_weight: float = 0.05,
     ) -> None:
+        self.fit_shape = fit_shape
+        self.shape_prior_weight = shape_prior_weight
         self.keypoint_std_rel = keypoint_std_rel
         self.depth_std_m = depth_std_m
         self.landmark_weight = landmark_weight
@@ -174,20 +197,24 @@ class BodyEstimator:
         self.temporal_weight = temporal_weight
         self.fov_range_deg = fov_range_deg
         self._rest = body.rest(body.default_shape(1))
+        self._linear_rest = body.linear_rest()
+        self._shape_fit_index = torch.as_tensor([body.shape_names.index(n) for n in body.shape_fit_names])
         self.reset()
 
     def reset(self) -> None:
-        """Forgets the warm-start state of all tracks."""
+        """Forgets the warm-start pose and running shape of all tracks."""
         self._warm: dict[int, torch.Tensor] = {}
+        self._shapes: dict[int, tuple[torch.Tensor, int]] = {}  # track -> (shape (S,), frames seen)
+
+    def track_shape(self, track_id: int) -> np.ndarray:
+        """(S,) running shape estimate of a track (the average body if unseen)."""
+        shape = self._shapes.get(int(track_id), (self.body.default_shape(1)[0], 0))[0]
+        return shape.numpy().astype(np.float32)
 
     # ----------------------------------------------------------------- public API
-    def fit_structure(self, obs: PersonFrames) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step 1: pose and orientation from the relative 3D landmarks.
-
-        Returns:
-            pose: (M, J, 3) axis-angle per bone.
-            orient: (M, 3) axis-angle model -> camera axes.
-        """
+    def fit_structure(self, obs: PersonFrames) -> Structure:
+        """Step 1: pose, orientation and one shape per track from the relative 3D
+        landmarks, with the track's running shape as prior."""
         dt = self.body.dtype
         lm = torch.as_tensor(obs.landmarks3d, dtype=dt)
         conf = torch.as_tensor(obs.keypoints2d[..., 2], dtype=dt)
@@ -198,28 +225,50 @@ class BodyEstimator:
         free = torch.as_tensor(self.body.fit_bone_index)
         theta = pose0[:, free].clone().requires_grad_(True)
         omega = orient0.clone().requires_grad_(True)
+        tracks, track_of = np.unique(obs.track_id, return_inverse=True)
+        prior_shape = torch.stack([torch.as_tensor(self.track_shape(t), dtype=dt) for t in tracks])
+        seen = torch.tensor([self._shapes.get(int(t), (None, 0))[1] for t in tracks], dtype=dt)
+        frames = torch.as_tensor(np.bincount(track_of), dtype=dt)
+        # Prior strength: the frames behind the running estimate against this chunk's.
+        prior_w = self.shape_prior_weight * (1.0 + seen / frames)
+        fit_idx = self._shape_fit_index
+        beta = prior_shape[:, fit_idx].clone().requires_grad_(self.fit_shape)
+        track_of_t = torch.as_tensor(track_of)
         pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
-        opt = torch.optim.Adam([theta, omega], lr=0.05)
+        params = [theta, omega] + ([beta] if self.fit_shape else [])
+        opt = torch.optim.Adam(params, lr=0.05)
         for _ in range(self.iterations_3d):
             opt.zero_grad()
             pose = _with_free(pose0, free, theta)
-            kp, _ = self.body.skeleton(pose, self._rest)
+            shape = self._full_shape(prior_shape, beta)
+            kp, _ = self.body.skeleton(pose, self._linear_rest(shape[track_of_t]))
             loss = self._structure_loss(kp, omega, lm, w3) + self._priors(theta, pairs)
+            if self.fit_shape:
+                loss = loss + (prior_w[:, None] * (beta - prior_shape[:, fit_idx]) ** 2).sum() / len(tracks)
             loss.backward()
             opt.step()
-        pose = _with_free(pose0, free, theta.detach())
-        return pose, omega.detach()
+            with torch.no_grad():
+                beta.clamp_(0.15, 0.85)  # where the linear shape model holds
+        shape = self._full_shape(prior_shape, beta.detach())
+        for i, t in enumerate(tracks):
+            # The fit already weighed the running estimate by the frames behind it.
+            self._shapes[int(t)] = (shape[i].clone(), int(seen[i] + frames[i]))
+        return Structure(_with_free(pose0, free, theta.detach()), omega.detach(), shape[track_of_t])
 
-    def estimate_focal(self, obs: PersonFrames, structure: tuple[torch.Tensor, torch.Tensor],
+    def _full_shape(self, base: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        full = base.clone()
+        full[:, self._shape_fit_index] = beta
+        return full
+
+    def estimate_focal(self, obs: PersonFrames, structure: Structure,
                        image_size: tuple[int, int]) -> FocalEstimate:
         """Step 2: the focal length that best explains all person-frames.
 
         Args:
             obs: Observations.
-            structure: (pose, orient) from :meth:`fit_structure`.
+            structure: Output of :meth:`fit_structure`.
             image_size: (width, height) pixels.
         """
-        pose, orient = structure
         width, height = image_size
         dt = self.body.dtype
         grid = focal_grid(width, height, *self.fov_range_deg)
@@ -229,7 +278,7 @@ class BodyEstimator:
         f = torch.as_tensor(grid, dtype=dt)
         # The fitted body is seen along the ray through the person, which depends on f.
         ray = ray_rotation(self._centre(obs)[:, None], f[None], pp)  # (M, F, 3, 3)
-        pts = self._camera_points(pose, orient)[:, None] @ ray.transpose(-1, -2)  # (M, F, K, 3)
+        pts = self._camera_points(structure)[:, None] @ ray.transpose(-1, -2)  # (M, F, K, 3)
         box_h = np.maximum(obs.bbox_xyxy[:, 3] - obs.bbox_xyxy[:, 1], 1.0)
         pixel_std = torch.as_tensor(self.keypoint_std_rel * box_h, dtype=dt)
         with torch.no_grad():
@@ -246,7 +295,7 @@ class BodyEstimator:
         return FocalEstimate(refine_minimum(grid, pooled), per_frame, grid, pooled)
 
     def __call__(self, obs: PersonFrames, focal_px: float, image_size: tuple[int, int],
-                 structure: tuple[torch.Tensor, torch.Tensor] | None = None) -> BodyFit:
+                 structure: Structure | None = None) -> BodyFit:
         """Fits all person-frames of a chunk at a known focal length.
 
         Args:
@@ -257,7 +306,9 @@ class BodyEstimator:
         """
         if len(obs) == 0:
             return self._empty(focal_px, image_size)
-        pose, orient = structure if structure is not None else self.fit_structure(obs)
+        structure = structure if structure is not None else self.fit_structure(obs)
+        pose, orient, shape = structure.pose, structure.orient, structure.shape
+        rest = self._linear_rest(shape)
         width, height = image_size
         dt = self.body.dtype
         pp = torch.tensor([width / 2.0, height / 2.0], dtype=dt)
@@ -267,7 +318,7 @@ class BodyEstimator:
         uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=dt)
         w2 = self._weights2d(obs)
         with torch.no_grad():
-            transl0 = solve_translation(self._camera_points(pose, orient), uv, w2, f, pp)[:, 0]
+            transl0 = solve_translation(self._camera_points(Structure(pose, orient, shape)), uv, w2, f, pp)[:, 0]
         lm = torch.as_tensor(obs.landmarks3d, dtype=dt)
         w3 = 0.2 + 0.8 * torch.as_tensor(obs.keypoints2d[..., 2], dtype=dt)
         w3[:, 19:21] = 0.0
@@ -284,7 +335,7 @@ class BodyEstimator:
         for _ in range(self.iterations_2d):
             opt.zero_grad()
             full = _with_free(pose, free, theta)
-            kp, _ = self.body.skeleton(full, self._rest)
+            kp, _ = self.body.skeleton(full, rest)
             rot = roma.rotvec_to_rotmat(omega)
             cam = kp @ rot.transpose(-1, -2) + torch.cat([txy, log_tz.exp()[:, None]], 1)[:, None]
             proj = project(cam, f, pp)
@@ -299,7 +350,7 @@ class BodyEstimator:
             pose = _with_free(pose, free, theta)
             orient = omega
             transl = torch.cat([txy, log_tz.exp()[:, None]], 1)
-            fit = self._assemble(obs, pose, orient, transl, float(focal_px), pp)
+            fit = self._assemble(obs, pose, orient, transl, shape, float(focal_px), pp)
         for tid in np.unique(obs.track_id):
             last = np.nonzero(obs.track_id == tid)[0][np.argmax(obs.frame_index[obs.track_id == tid])]
             self._warm[int(tid)] = pose[last].clone()
@@ -339,10 +390,11 @@ class BodyEstimator:
             rot = roma.rigid_points_registration(src, dst)[0]
         return roma.rotmat_to_rotvec(rot)
 
-    def _camera_points(self, pose: torch.Tensor, orient: torch.Tensor) -> torch.Tensor:
+    def _camera_points(self, s: Structure) -> torch.Tensor:
+        """(M, 23, 3) keypoints rotated into camera axes, relative to the root."""
         with torch.no_grad():
-            kp, _ = self.body.skeleton(pose, self._rest)
-            return kp @ roma.rotvec_to_rotmat(orient).transpose(-1, -2)
+            kp, _ = self.body.skeleton(s.pose, self._linear_rest(s.shape))
+            return kp @ roma.rotvec_to_rotmat(s.orient).transpose(-1, -2)
 
     @staticmethod
     def _structure_loss(kp: torch.Tensor, omega: torch.Tensor, lm: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -360,10 +412,10 @@ class BodyEstimator:
             loss = loss + self.temporal_weight * ((theta[a] - theta[b]) ** 2).sum((1, 2)).mean()
         return loss
 
-    def _camera_skeleton(self, pose: torch.Tensor, orient: torch.Tensor,
-                         transl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _camera_skeleton(self, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
+                         shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(M, 23, 3) keypoints and (M, J, 3) joints in camera space, metres."""
-        kp, joints = self.body.skeleton(pose, self._rest)
+        kp, joints = self.body.skeleton(pose, self._linear_rest(shape))
         rot = roma.rotvec_to_rotmat(orient)
         return kp @ rot.transpose(-1, -2) + transl[:, None], joints @ rot.transpose(-1, -2) + transl[:, None]
 
@@ -375,7 +427,8 @@ class BodyEstimator:
         dt = self.body.dtype
         kp_cam, joints_cam = self._camera_skeleton(torch.as_tensor(fit.body_pose, dtype=dt),
                                                    torch.as_tensor(fit.global_orient, dtype=dt),
-                                                   torch.as_tensor(fit.transl, dtype=dt))
+                                                   torch.as_tensor(fit.transl, dtype=dt),
+                                                   torch.as_tensor(fit.shape, dtype=dt))
         return dataclasses.replace(
             fit,
             pelvis=(0.5 * (kp_cam[:, LEFT_HIP] + kp_cam[:, RIGHT_HIP])).numpy().astype(np.float32),
@@ -384,8 +437,8 @@ class BodyEstimator:
         )
 
     def _assemble(self, obs: PersonFrames, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
-                  focal: float, pp: torch.Tensor) -> BodyFit:
-        kp_cam, joints_cam = self._camera_skeleton(pose, orient, transl)
+                  shape: torch.Tensor, focal: float, pp: torch.Tensor) -> BodyFit:
+        kp_cam, joints_cam = self._camera_skeleton(pose, orient, transl, shape)
         uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=kp_cam.dtype)
         w = self._weights2d(obs)
         err = ((project(kp_cam, focal, pp) - uv) ** 2).sum(-1).sqrt()
@@ -396,14 +449,13 @@ class BodyEstimator:
         fit_ok = (n_used.numpy() >= 6) & (rel < 0.1)
         mean_conf = obs.keypoints2d[:, :17, 2].mean(1)
         confidence = np.where(fit_ok, mean_conf * np.exp(-rel / 0.05), 0.0)
-        m = len(obs)
         return BodyFit(
             body_model=self.body.name,
             frame_index=obs.frame_index.astype(np.int64),
             track_id=obs.track_id.astype(np.int64),
             global_orient=orient.numpy().astype(np.float32),
             body_pose=pose.numpy().astype(np.float32),
-            shape=self.body.default_shape(m).numpy().astype(np.float32),
+            shape=shape.numpy().astype(np.float32),
             transl=transl.numpy().astype(np.float32),
             pelvis=(0.5 * (kp_cam[:, LEFT_HIP] + kp_cam[:, RIGHT_HIP])).numpy().astype(np.float32),
             joints3d=joints_cam.numpy().astype(np.float32),

@@ -148,6 +148,7 @@ class PersonPerceiver:
         self._make = make
         self._vision = vision
         self._full = make(vision.RunningMode.VIDEO, max_persons)
+        self._image = make(vision.RunningMode.IMAGE, max_persons)
         self._crop = make(vision.RunningMode.IMAGE, 1)
         self._hog = HogPeopleDetector() if use_hog else None
         self.max_persons = max_persons
@@ -168,6 +169,7 @@ class PersonPerceiver:
 
     def close(self) -> None:
         self._full.close()
+        self._image.close()
         self._crop.close()
 
     def __call__(self, frame: Frame) -> Detections:
@@ -179,26 +181,41 @@ class PersonPerceiver:
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame.rgb))
         result = self._full.detect_for_video(image, ts_ms)
         parts = [self._to_detections(result, np.eye(2, 3, dtype=np.float64), 1.0, (h, w), (h, w))]
-        full_boxes = parts[0].xyxy
         proposals = [self._regions]
-        if self._hog is not None and self._frames_seen % self.detect_every == 0:
-            proposals.append(self._hog(frame.rgb)[0])
+        if self._frames_seen % self.detect_every == 0:
+            if len(parts[0]):
+                # MediaPipe's detector returns the most salient person; paint the ones
+                # found over and look again, for people beside or behind them.
+                again = self._detect_painted_out(frame.rgb, parts[0].xyxy)
+                if len(again):
+                    parts.append(again)
+            if self._hog is not None:
+                proposals.append(self._hog(frame.rgb)[0])
         self._frames_seen += 1
         candidates = np.concatenate(proposals) if proposals else np.zeros((0, 4), np.float32)
         candidates = _nms_boxes(candidates, 0.5)
         for box in candidates:
             taken = np.concatenate([p.xyxy for p in parts])
-            if len(taken) and box_iou(box[None], taken).max() > 0.3:
-                continue
+            if len(taken) and box_iou(box[None], taken).max() > 0.6:
+                continue  # already explained; a neighbour beside someone is still looked at
             dets = self._detect_in_crop(frame.rgb, box)
             if dets is not None:
                 parts.append(dets)
         dets = Detections.concatenate(parts)
-        keep = _nms_boxes_index(dets.xyxy, dets.score, 0.5)
-        dets = dets[keep]
+        dets = dets[_same_person_suppression(dets)]
         self._regions = _expand(dets.xyxy, 1.1, w, h)
-        del full_boxes
         return dets
+
+    def _detect_painted_out(self, rgb: np.ndarray, boxes: np.ndarray) -> Detections:
+        import mediapipe as mp
+
+        painted = rgb.copy()
+        fill = rgb.reshape(-1, 3).mean(0).astype(np.uint8)
+        h, w = rgb.shape[:2]
+        for x0, y0, x1, y1 in _expand(boxes, 0.9, w, h).astype(int):
+            painted[y0:y1, x0:x1] = fill
+        result = self._image.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=painted))
+        return self._to_detections(result, np.eye(2, 3, dtype=np.float64), 1.0, (h, w), (h, w))
 
     def _detect_in_crop(self, rgb: np.ndarray, box: np.ndarray) -> Detections | None:
         import cv2
@@ -269,6 +286,25 @@ def _expand(boxes: np.ndarray, factor: float, width: int, height: int) -> np.nda
     out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
     out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
     return out.astype(np.float32)
+
+
+def _same_person_suppression(dets: Detections, tol: float = 0.1) -> np.ndarray:
+    """Indices of detections to keep when several found the same person (a crop and the
+    whole-frame pass, say): two are the same person when their shoulders and hips lie
+    within ``tol`` of the body height of each other. Unlike box NMS this keeps two
+    people whose boxes overlap while they cross."""
+    torso = [11, 12, 23, 24]  # BlazePose shoulders and hips
+    order = np.argsort(-dets.score, kind="stable")
+    keep: list[int] = []
+    for i in order:
+        pts = dets.keypoints[i, torso, :2]
+        height = max(float(dets.xyxy[i, 3] - dets.xyxy[i, 1]), 1.0)
+        duplicate = any(
+            np.linalg.norm(pts - dets.keypoints[j, torso, :2], axis=1).mean() < tol * height for j in keep
+        )
+        if not duplicate:
+            keep.append(int(i))
+    return np.array(sorted(keep), dtype=np.int64)
 
 
 def _nms_boxes_index(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:

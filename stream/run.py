@@ -166,6 +166,7 @@ class _Pipeline:
                         if self.overlay_path else None)
         self.person_frames = 0
         self.track_ids: set[int] = set()
+        self.track_shapes: dict[int, np.ndarray] = {}
         self._writer_shot_rows: dict[int, int] = {}
 
     # Runs on the calling thread.
@@ -207,6 +208,8 @@ class _Pipeline:
             log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal,
                      np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal)), len(obs))
         fit = self.estimator(obs, self.focal, self.size, structure=structure)
+        for tid in np.unique(fit.track_id):
+            self.track_shapes[int(tid)] = self.estimator.track_shape(int(tid))
         transl_raw = fit.transl.copy()
         fit = self._filter(fit, {f.index: f.pts_seconds for f in chunk.frames})
         self.person_frames += len(fit)
@@ -258,11 +261,15 @@ class _Pipeline:
 
         verts_cam = None
         if fit is not None and len(fit):
+            dt = self.body.dtype
+            verts_cam = np.empty((len(fit), self.body.num_vertices, 3), np.float32)
             with torch.no_grad():
-                pose = torch.as_tensor(fit.body_pose, dtype=self.body.dtype)
-                verts = self.body.vertices(pose, self.estimator._rest)
-                rot = roma.rotvec_to_rotmat(torch.as_tensor(fit.global_orient, dtype=self.body.dtype))
-                verts_cam = (verts @ rot.transpose(-1, -2) + torch.as_tensor(fit.transl)[:, None]).numpy()
+                for shape in np.unique(fit.shape, axis=0):  # one per track
+                    sel = np.nonzero((fit.shape == shape).all(1))[0]
+                    rest = self.body.rest(torch.as_tensor(shape[None], dtype=dt))
+                    verts = self.body.vertices(torch.as_tensor(fit.body_pose[sel], dtype=dt), rest)
+                    rot = roma.rotvec_to_rotmat(torch.as_tensor(fit.global_orient[sel], dtype=dt))
+                    verts_cam[sel] = (verts @ rot.transpose(-1, -2) + torch.as_tensor(fit.transl[sel])[:, None]).numpy()
         for frame in chunk.frames:
             meshes, labels = [], []
             if verts_cam is not None:
@@ -273,6 +280,8 @@ class _Pipeline:
             self.overlay.write(frame, rgb)
 
     def finish(self, complete: bool, notes: list[str]) -> None:
+        for tid, shape in self.track_shapes.items():
+            self.writer.set_track_shape(tid, shape)
         self.writer.set_attrs(notes=notes, shot_focal_px=self.shot_focals, n_shots=len(self.shot_focals))
         self.writer.close(complete=complete)
         if self.overlay is not None:

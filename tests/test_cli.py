@@ -249,3 +249,49 @@ def test_no_person_gives_valid_empty_store_and_exit_0(tmp_path):
     assert store.attrs["complete"] is True and store["frames/pts_seconds"].shape == (6,)
     assert "tracks" not in store or len(list(store["tracks"].group_keys())) == 0
     assert np.all(np.isnan(store["camera/focal_px"][:]))
+
+
+# ------------------------------------------------------- shots and tracks
+def test_cut_gives_two_shots_each_with_its_own_focal(tmp_path, body):
+    import cv2
+
+    from meshstream.models.synthetic import render_frames, write_video
+
+    photo = cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB)
+    f1, g1 = render_frames([PersonSpec((-0.3, 3.2), (0.3, 0.0), yaw_deg=20)], fov_deg=50, n_frames=14,
+                           background=photo, body=body)
+    f2, g2 = render_frames([PersonSpec((0.2, 2.2), (-0.2, 0.0), yaw_deg=-30, shirt_rgb=(30, 160, 60))], fov_deg=85,
+                           n_frames=14, background=np.ascontiguousarray(photo[::-1, ::-1]), body=body)
+    write_video(tmp_path / "cut.mp4", f1 + f2, 25.0)
+    res = run_cli(str(tmp_path / "cut.mp4"), "-o", str(tmp_path), "-q", "--no-overlay")
+    assert res.returncode == 0, res.stderr
+    assert "of 2 shots" in res.stdout
+    store = zarr.open_group(str(tmp_path / "cut.zarr"), mode="r")
+    shot = store["frames/shot"][:]
+    assert shot.tolist() == [0] * 14 + [1] * 14
+    focal = store["camera/focal_px"][:]
+    f_a, f_b = focal[0], focal[-1]
+    assert np.all(focal[:14] == f_a) and np.all(focal[14:] == f_b)
+    assert store.attrs["shot_focal_px"] == pytest.approx([f_a, f_b])
+    assert f_b < 0.8 * f_a  # the second shot is wider
+    for est, truth in ((f_a, g1.focal_px), (f_b, g2.focal_px)):
+        assert abs(est - truth) / truth < 0.5
+    for tid in store["tracks"].group_keys():  # no track crosses the cut
+        rows = store[f"tracks/{tid}/frame_index"][:]
+        assert len(np.unique(shot[rows])) == 1
+
+
+def test_bone_lengths_are_constant_along_a_track(tmp_path):
+    res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path), "-q", "--no-overlay", "--max-frames", "30",
+                  "--set", "estimation.chunk_frames=15")
+    assert res.returncode == 0, res.stderr
+    store = zarr.open_group(str(tmp_path / "sample.zarr"), mode="r")
+    names = store.attrs["joint_names"]
+    bones = [("upperleg01.L", "lowerleg01.L"), ("upperarm01.R", "lowerarm01.R"), ("spine03", "neck01")]
+    t = store["tracks/1"]
+    joints = t["joints3d"][:]
+    assert joints.shape[0] >= 25
+    for a, b in bones:
+        length = np.linalg.norm(joints[:, names.index(a)] - joints[:, names.index(b)], axis=1)
+        assert length.std() < 0.005, (a, b, length.std())  # metres, across two chunks
+    assert t["shape"].shape == (len(store.attrs["shape_names"]),)

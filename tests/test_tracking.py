@@ -230,16 +230,18 @@ def test_shot_detector_finds_cuts_not_motion():
     from meshstream.tracking.shots import ShotDetector
 
     rng = np.random.default_rng(0)
-    scene_a = rng.integers(0, 255, (60, 80, 3)).astype(np.uint8)
+    scene_a = np.repeat(np.repeat(rng.integers(0, 255, (6, 8, 3)), 10, 0), 10, 1).astype(np.uint8)
     scene_b = np.full((60, 80, 3), (30, 160, 40), np.uint8)
+    scene_c = np.ascontiguousarray(scene_a[::-1, ::-1])  # same colours, another layout
     det = ShotDetector()
     cuts = []
-    for k in range(40):
-        base = scene_a if k < 25 else scene_b
-        img = np.roll(base, 2 * k, axis=1).copy()  # camera pan: motion, no cut
-        img[10:40, (k * 3) % 60 : (k * 3) % 60 + 15] = 250  # a moving object
+    for k in range(60):
+        base = scene_a if k < 25 else scene_b if k < 45 else scene_c
+        img = np.roll(base, k, axis=1).copy()  # camera pan: motion, no cut
+        x = int(30 + 25 * np.sin(k / 4))
+        img[10:40, x : x + 15] = 250  # a person-sized object moving back and forth
         cuts.append(det(Frame(k, k / 25, img)))
-    assert cuts[0] and [k for k, c in enumerate(cuts) if c] == [0, 25]
+    assert [k for k, c in enumerate(cuts) if c] == [0, 25, 45]
 
 
 # --------------------------------------------------------------- metrics

@@ -23,10 +23,12 @@ def frame_signature(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class ShotDetector:
     """Stage: ``Frame -> bool`` (True when the frame starts a new shot).
 
-    A cut is declared when both the colour distribution (Hellinger distance of HSV
-    histograms) and the image itself (mean absolute difference of grey thumbnails)
-    change abruptly, relative to the typical frame-to-frame change of the shot so far,
-    so that fast motion and lighting drifts do not trigger it.
+    Two cues: the colour distribution (Hellinger distance of HSV histograms) and the
+    image layout (mean absolute difference of grey thumbnails). A cut is a frame where
+    either cue passes its threshold *and* the change is abrupt: ``ratio`` times the
+    shot's typical frame-to-frame change, so that pans, fast motion and lighting drifts
+    do not trigger it. (A cut to another angle of the same place keeps the colours but
+    not the layout; a cut between similar layouts changes the colours.)
 
     Args:
         hist_threshold: Minimum histogram distance (in [0, 1]) of a cut.
@@ -35,7 +37,7 @@ class ShotDetector:
         min_shot_frames: No cut within this many frames of the previous one.
     """
 
-    def __init__(self, *, hist_threshold: float = 0.35, diff_threshold: float = 0.08, ratio: float = 4.0,
+    def __init__(self, *, hist_threshold: float = 0.35, diff_threshold: float = 0.08, ratio: float = 3.0,
                  min_shot_frames: int = 5) -> None:
         self.hist_threshold = hist_threshold
         self.diff_threshold = diff_threshold
@@ -56,16 +58,12 @@ class ShotDetector:
             return True
         hist_d = float(np.sqrt(max(0.0, 1.0 - np.sqrt(prev[0] * sig[0]).sum())))
         diff = float(np.abs(prev[1] - sig[1]).mean())
+        score = max(hist_d / self.hist_threshold, diff / self.diff_threshold)
         typical = float(np.median(self._history[-50:])) if self._history else 0.0
-        cut = (
-            self._since_cut >= self.min_shot_frames
-            and hist_d >= self.hist_threshold
-            and diff >= self.diff_threshold
-            and hist_d >= self.ratio * typical
-        )
+        cut = self._since_cut >= self.min_shot_frames and score >= 1.0 and score >= self.ratio * typical
         if cut:
             self._history.clear()
             self._since_cut = 0
         else:
-            self._history.append(hist_d)
+            self._history.append(score)
         return cut

@@ -128,10 +128,14 @@ class PersonTracker:
         iou_gate: Minimum IoU to match a visible track (stage 1 and 2).
         max_cost: Matches costing more than this are refused (cost in [0, 1]).
         appearance_momentum: Weight of the old histogram in the running appearance.
+        appearance_gate: Hellinger distance above which a detection cannot extend a
+            track seen at least 3 times (different clothes).
     """
 
     def __init__(self, *, high_score: float = 0.6, low_score: float = 0.2, min_hits: int = 2, reid_s: float = 2.0,
-                 iou_gate: float = 0.1, max_cost: float = 0.75, appearance_momentum: float = 0.9) -> None:
+                 iou_gate: float = 0.1, max_cost: float = 0.75, appearance_momentum: float = 0.9,
+                 appearance_gate: float = 0.6) -> None:
+        self.appearance_gate = appearance_gate
         self.high_score = high_score
         self.low_score = low_score
         self.min_hits = min_hits
@@ -191,8 +195,9 @@ class PersonTracker:
             track.confirmed = True
 
     def _cost(self, tracks: list[_Track], boxes: np.ndarray, kps: np.ndarray, hists: np.ndarray,
-              t: float) -> np.ndarray:
-        """(T, D) association cost in [0, 1], ``_INF`` where gated out."""
+              t: float, crowded: np.ndarray) -> np.ndarray:
+        """(T, D) association cost in [0, 1], ``_INF`` where gated out. ``crowded`` (D,)
+        marks detections overlapping another one, whose colours mix two people."""
         if not tracks or not len(boxes):
             return np.zeros((len(tracks), len(boxes)))
         pred = np.array([tr.box for tr in tracks])
@@ -214,6 +219,10 @@ class PersonTracker:
                 c = 0.5 * app[i] + 0.2 * (1 - sim_kp[i]) + 0.2 * np.minimum(dist / (1.0 + 2.0 * gap), 1) + 0.1 * (1 - iou[i])
             else:
                 gate = (iou[i] >= self.iou_gate) & (scale[i] < 0.4)
+                if tr.hits >= 3:
+                    # An established look vetoes a swap to someone dressed differently
+                    # (not judged while two people overlap: their colours mix).
+                    gate &= crowded | (app[i] < self.appearance_gate)
                 c = 0.5 * (1 - iou[i]) + 0.2 * (1 - sim_kp[i]) + 0.2 * app[i] + 0.1 * np.minimum(scale[i] / 0.4, 1)
             cost[i] = np.where(gate, c, _INF)
         return cost
@@ -238,6 +247,9 @@ class PersonTracker:
         hists = np.array([colour_histogram(frame.rgb, dets.xyxy[j], None if dets.masks is None else dets.masks[j])
                           for j in range(n)]).reshape(n, 128)
         ids = np.full(n, -1, np.int64)
+        overlap = box_iou(dets.xyxy, dets.xyxy) if n else np.zeros((0, 0))
+        np.fill_diagonal(overlap, 0.0)
+        crowded = overlap.max(1) > 0.3 if n else np.zeros(0, bool)
         high = np.nonzero(dets.score >= self.high_score)[0]
         low = np.nonzero((dets.score >= self.low_score) & (dets.score < self.high_score))[0]
         matched_tracks: set[int] = set()
@@ -248,7 +260,7 @@ class PersonTracker:
                 iou = box_iou(np.array([tr.box for tr in tracks]).reshape(-1, 4), dets.xyxy[det_idx])
                 cost = np.where(iou >= self.iou_gate, 1 - iou, _INF)
             else:
-                cost = self._cost(tracks, dets.xyxy[det_idx], kps[det_idx], hists[det_idx], t)
+                cost = self._cost(tracks, dets.xyxy[det_idx], kps[det_idx], hists[det_idx], t, crowded[det_idx])
             used = []
             for r, c in self._assign(cost):
                 tr, j = tracks[r], det_idx[c]
