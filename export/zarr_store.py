@@ -8,7 +8,8 @@ Layout::
       frames/pts_seconds         (T,)      float64
       frames/frame_index         (T,)      int64   source index of each stored frame
       frames/shot                (T,)      int32   shot number (a cut starts a new shot)
-      camera/focal_px            (T,)      float32 filtered: one value per shot
+      camera/focal_px            (T,)      float32 filtered: one value per shot (times zoom)
+      camera/zoom                (T,)      float32 focal relative to the shot's start (1: no zoom)
       camera/focal_px_raw        (T,)      float32 per-frame estimate (NaN: no person)
       camera/principal_point     (2,)      float32
       tracks/<id>/frame_index    (N,)      int32   row in frames/ where the track was seen
@@ -74,6 +75,7 @@ class ZarrWriter:
                                              fill_value=np.nan)
         self._focal_raw = self.root.create_array("camera/focal_px_raw", shape=(0,), chunks=(_TIME_CHUNK,),
                                                  dtype="float32", fill_value=np.nan)
+        self._zoom = self.root.create_array("camera/zoom", shape=(0,), chunks=(_TIME_CHUNK,), dtype="float32")
         pp = self.root.create_array("camera/principal_point", shape=(2,), chunks=(2,), dtype="float32")
         pp[:] = np.asarray(principal_point, np.float32)
         self.num_joints = num_joints
@@ -85,9 +87,11 @@ class ZarrWriter:
         return int(self._pts.shape[0])
 
     def append_frames(self, frame_index: np.ndarray, pts_seconds: np.ndarray, focal_raw: np.ndarray,
-                      shot: int = 0) -> None:
-        """Appends a chunk of frames (all decoded frames, with or without persons) of one shot."""
+                      shot: int = 0, zoom: np.ndarray | None = None) -> None:
+        """Appends a chunk of frames (all decoded frames, with or without persons) of one
+        shot, with each frame's zoom relative to the shot's start (default 1)."""
         start = self.n_frames
+        self._zoom.append(np.ones(len(frame_index), np.float32) if zoom is None else np.asarray(zoom, np.float32))
         self._pts.append(np.asarray(pts_seconds, np.float64))
         self._fidx.append(np.asarray(frame_index, np.int64))
         self._shot.append(np.full(len(frame_index), shot, np.int32))
@@ -97,10 +101,11 @@ class ZarrWriter:
             self._row_of_frame[int(fi)] = start + i
 
     def set_focal(self, focal_px: float, start_row: int = 0, end_row: int | None = None) -> None:
-        """Writes the filtered (per-shot) focal for rows ``[start_row, end_row)``."""
+        """Writes the filtered focal of a shot, ``focal_px`` at zoom 1, times each
+        frame's zoom, for rows ``[start_row, end_row)``."""
         end_row = self.n_frames if end_row is None else end_row
         if end_row > start_row:
-            self._focal[start_row:end_row] = np.float32(focal_px)
+            self._focal[start_row:end_row] = (np.float32(focal_px) * self._zoom[start_row:end_row]).astype(np.float32)
 
     def append_fits(self, fit: BodyFit, bbox: np.ndarray, keypoints2d: np.ndarray, transl_raw: np.ndarray) -> None:
         """Appends person-frames (grouped by track, time order kept).

@@ -62,7 +62,8 @@ def solve_translation(
             to the body's root; or (M, F, K, 3), one set per candidate focal.
         uv: (M, K, 2) observed keypoints, pixels.
         weights: (M, K) non-negative weights (0 ignores a point).
-        focal: (F,) candidate focal lengths, pixels.
+        focal: (F,) candidate focal lengths, pixels, or (M, F): one set per body (a
+            zooming camera).
         principal_point: (2,) pixels.
         min_depth: Smallest root depth returned, metres.
 
@@ -73,11 +74,11 @@ def solve_translation(
     m, k = uv.shape[:2]
     du = (uv[..., 0] - principal_point[0])[:, None, :]  # (M, 1, K)
     dv = (uv[..., 1] - principal_point[1])[:, None, :]
-    f = focal[None, :, None]  # (1, F, 1)
+    f = _focal_mf(focal)  # (1 or M, F, 1)
     if points.ndim == 3:
         points = points[:, None]
     x, y, z = (points[..., i] for i in range(3))
-    zeros = torch.zeros_like(du).expand(m, len(focal), k)
+    zeros = torch.zeros_like(du).expand(m, f.shape[1], k)
     fk = f.expand(m, -1, k)
     # Rows for u: [f, 0, -u'] T = u' Z - f X ; rows for v: [0, f, -v'] T = v' Z - f Y
     a_u = torch.stack([fk, zeros, -du.expand_as(fk)], dim=-1)
@@ -94,6 +95,11 @@ def solve_translation(
     t = torch.linalg.solve(ata, atb)
     t = torch.cat([t[..., :2], t[..., 2:].clamp(min=min_depth)], dim=-1)
     return t
+
+
+def _focal_mf(focal: torch.Tensor) -> torch.Tensor:
+    """(F,) or (M, F) focal lengths as a (1 or M, F, 1) tensor."""
+    return focal[None, :, None] if focal.ndim == 1 else focal[:, :, None]
 
 
 def focal_grid(width: int, height: int, fov_min_deg: float = 15.0, fov_max_deg: float = 130.0, n: int = 64) -> np.ndarray:
@@ -175,7 +181,7 @@ def reprojection_nll(
         translation: (M, F, 3) translations, metres.
         uv: (M, K, 2) keypoints, pixels.
         weights: (M, K) weights.
-        focal: (F,) focal lengths, pixels.
+        focal: (F,) or (M, F) focal lengths, pixels.
         principal_point: (2,) pixels.
         pixel_std: (M,) keypoint noise per body, pixels.
         depth_std: Depth noise of the body points, metres.
@@ -187,7 +193,7 @@ def reprojection_nll(
     if points.ndim == 3:
         points = points[:, None]
     cam = points + translation[:, :, None, :]  # (M, F, K, 3)
-    proj = project(cam, focal[None, :, None], principal_point)
+    proj = project(cam, _focal_mf(focal), principal_point)
     r = proj - uv[:, None]
     g = -(proj - principal_point) / cam[..., 2:3].clamp(min=1e-6)  # (M, F, K, 2)
     s2 = (pixel_std**2)[:, None, None]

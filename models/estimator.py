@@ -78,7 +78,7 @@ class BodyFit:
         pelvis: (M, 3) hip midpoint in camera space, metres (Tz = pelvis[:, 2]).
         joints3d: (M, J, 3) bone heads in camera space, metres.
         keypoints3d: (M, 17, 3) COCO-17 keypoints in camera space, metres.
-        focal_px: Focal length used, pixels.
+        focal_px: Focal length used at zoom 1, pixels (a frame's is ``focal_px * zoom``).
         principal_point: (2,) pixels.
         fit_error_px: (M,) confidence-weighted mean keypoint reprojection error, pixels.
         confidence: (M,) fit confidence in [0, 1].
@@ -136,7 +136,8 @@ class FocalEstimate:
 
     Attributes:
         focal_px: Pooled estimate over all person-frames, pixels.
-        per_frame: (frame_index -> focal) minimum of each frame's own cost, pixels.
+        per_frame: (frame_index -> focal) minimum of each frame's own cost, at that
+            frame's zoom, pixels.
         grid: (F,) candidate focals, pixels.
         cost: (F,) pooled cost.
     """
@@ -260,14 +261,16 @@ class BodyEstimator:
         full[:, self._shape_fit_index] = beta
         return full
 
-    def estimate_focal(self, obs: PersonFrames, structure: Structure,
-                       image_size: tuple[int, int]) -> FocalEstimate:
+    def estimate_focal(self, obs: PersonFrames, structure: Structure, image_size: tuple[int, int],
+                       zoom: np.ndarray | None = None) -> FocalEstimate:
         """Step 2: the focal length that best explains all person-frames.
 
         Args:
             obs: Observations.
             structure: Output of :meth:`fit_structure`.
             image_size: (width, height) pixels.
+            zoom: (M,) zoom of each observation's frame relative to the shot's start
+                (``None``: 1). The estimate is then the focal at zoom 1.
         """
         width, height = image_size
         dt = self.body.dtype
@@ -275,9 +278,10 @@ class BodyEstimator:
         pp = torch.tensor([width / 2.0, height / 2.0], dtype=dt)
         uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=dt)
         w = self._weights2d(obs)
-        f = torch.as_tensor(grid, dtype=dt)
+        z = torch.ones(len(obs), dtype=dt) if zoom is None else torch.as_tensor(zoom, dtype=dt)
+        f = torch.as_tensor(grid, dtype=dt)[None] * z[:, None]  # (M, F)
         # The fitted body is seen along the ray through the person, which depends on f.
-        ray = ray_rotation(self._centre(obs)[:, None], f[None], pp)  # (M, F, 3, 3)
+        ray = ray_rotation(self._centre(obs)[:, None], f, pp)  # (M, F, 3, 3)
         pts = self._camera_points(structure)[:, None] @ ray.transpose(-1, -2)  # (M, F, K, 3)
         box_h = np.maximum(obs.bbox_xyxy[:, 3] - obs.bbox_xyxy[:, 1], 1.0)
         pixel_std = torch.as_tensor(self.keypoint_std_rel * box_h, dtype=dt)
@@ -291,11 +295,11 @@ class BodyEstimator:
         for fi in np.unique(obs.frame_index):
             sel = (obs.frame_index == fi) & usable
             if sel.any():
-                per_frame[int(fi)] = refine_minimum(grid, norm[sel].sum(0))
+                per_frame[int(fi)] = refine_minimum(grid, norm[sel].sum(0)) * float(z[np.argmax(sel)])
         return FocalEstimate(refine_minimum(grid, pooled), per_frame, grid, pooled)
 
     def __call__(self, obs: PersonFrames, focal_px: float, image_size: tuple[int, int],
-                 structure: Structure | None = None) -> BodyFit:
+                 structure: Structure | None = None, zoom: np.ndarray | None = None) -> BodyFit:
         """Fits all person-frames of a chunk at a known focal length.
 
         Args:
@@ -303,6 +307,7 @@ class BodyEstimator:
             focal_px: The shot's focal length, pixels.
             image_size: (width, height) pixels.
             structure: Output of :meth:`fit_structure` when already computed.
+            zoom: (M,) zoom of each observation's frame; its focal is ``focal_px * zoom``.
         """
         if len(obs) == 0:
             return self._empty(focal_px, image_size)
@@ -312,8 +317,9 @@ class BodyEstimator:
         width, height = image_size
         dt = self.body.dtype
         pp = torch.tensor([width / 2.0, height / 2.0], dtype=dt)
-        f = torch.tensor([float(focal_px)], dtype=dt)
-        ray = ray_rotation(self._centre(obs), f, pp)
+        z = torch.ones(len(obs), dtype=dt) if zoom is None else torch.as_tensor(zoom, dtype=dt)
+        f = float(focal_px) * z[:, None]  # (M, 1): each observation's focal
+        ray = ray_rotation(self._centre(obs), f[:, 0], pp)
         orient = roma.rotmat_to_rotvec(ray @ roma.rotvec_to_rotmat(orient))
         uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=dt)
         w2 = self._weights2d(obs)
@@ -350,7 +356,7 @@ class BodyEstimator:
             pose = _with_free(pose, free, theta)
             orient = omega
             transl = torch.cat([txy, log_tz.exp()[:, None]], 1)
-            fit = self._assemble(obs, pose, orient, transl, shape, float(focal_px), pp)
+            fit = self._assemble(obs, pose, orient, transl, shape, float(focal_px), f, pp)
         for tid in np.unique(obs.track_id):
             last = np.nonzero(obs.track_id == tid)[0][np.argmax(obs.frame_index[obs.track_id == tid])]
             self._warm[int(tid)] = pose[last].clone()
@@ -437,11 +443,11 @@ class BodyEstimator:
         )
 
     def _assemble(self, obs: PersonFrames, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
-                  shape: torch.Tensor, focal: float, pp: torch.Tensor) -> BodyFit:
+                  shape: torch.Tensor, focal: float, focal_each: torch.Tensor, pp: torch.Tensor) -> BodyFit:
         kp_cam, joints_cam = self._camera_skeleton(pose, orient, transl, shape)
         uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=kp_cam.dtype)
         w = self._weights2d(obs)
-        err = ((project(kp_cam, focal, pp) - uv) ** 2).sum(-1).sqrt()
+        err = ((project(kp_cam, focal_each, pp) - uv) ** 2).sum(-1).sqrt()
         n_used = (w > 0).sum(1)
         fit_error = ((err * w).sum(1) / w.sum(1).clamp(min=1e-9)).numpy()
         box_h = np.maximum(obs.bbox_xyxy[:, 3] - obs.bbox_xyxy[:, 1], 1.0)

@@ -69,6 +69,8 @@ class GroundTruth:
             to the frame, xyxy pixels; NaN when the body is entirely outside.
         visibility: (P, T) fraction of the person's silhouette not hidden by others or
             cut by the frame edge, in [0, 1].
+        focal_per_frame: (T,) focal of each frame, pixels (differs from ``focal_px``
+            when the camera zooms).
     """
 
     focal_px: float
@@ -82,6 +84,7 @@ class GroundTruth:
     visible: np.ndarray
     boxes: np.ndarray | None = None
     visibility: np.ndarray | None = None
+    focal_per_frame: np.ndarray | None = None
 
     def save(self, path: str | Path) -> None:
         np.savez(path, **{k: np.asarray(v) for k, v in self.__dict__.items() if v is not None})
@@ -190,6 +193,7 @@ def render_frames(
     camera_height_m: float = 1.1,
     background: np.ndarray | None = None,
     body: AnnyBody | None = None,
+    zoom: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], GroundTruth]:
     """Renders the frames of a synthetic clip and its ground truth.
 
@@ -206,9 +210,13 @@ def render_frames(
         background: (H, W, 3) uint8 RGB background (resized to the frame), or ``None``
             for a grey gradient.
         body: An ``AnnyBody`` to reuse (built if ``None``).
+        zoom: (n_frames,) focal multiplier per frame (a zooming camera; the background
+            photo is magnified about the image centre to match). ``fov_deg`` is the
+            field of view at zoom 1.
 
     Returns:
-        The (H, W, 3) uint8 RGB frames and the ground truth.
+        The (H, W, 3) uint8 RGB frames and the ground truth (``focal_px`` is the focal at
+        zoom 1; ``focal_per_frame`` has each frame's).
     """
     import cv2
 
@@ -237,8 +245,11 @@ def render_frames(
         rests.append(body.rest(shape))
         vc = _vertex_colours(body, spec.shirt_rgb)
         colours.append(vc[faces].mean(1))
+    zoom = np.ones(n_frames) if zoom is None else np.asarray(zoom, np.float64)
+    f0 = f
     frames = []
     for t in range(n_frames):
+        f = f0 * zoom[t]
         all_v, all_f, all_c = [], [], []
         offset = 0
         for p, spec in enumerate(persons):
@@ -267,7 +278,11 @@ def render_frames(
             all_f.append(faces + offset)
             all_c.append(colours[p] * shade_faces(vc, faces)[:, None])
             offset += len(vc)
-        frame = bg.copy()
+        if zoom[t] != 1.0:
+            frame = cv2.warpAffine(bg, np.array([[zoom[t], 0, (1 - zoom[t]) * pp[0]], [0, zoom[t], (1 - zoom[t]) * pp[1]]]),
+                                   (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        else:
+            frame = bg.copy()
         if persons:
             raster = rasterize(np.concatenate(all_v), np.concatenate(all_f), height, width, cull_back_faces=True)
             m = raster.mask
@@ -281,8 +296,9 @@ def render_frames(
                     visibility[p, t] = min(shown / max(alone, 1), 1.0)
         frames.append(frame)
     gt = GroundTruth(
-        focal_px=f, principal_point=pp, width=width, height=height, fps=fps,
+        focal_px=f0, principal_point=pp, width=width, height=height, fps=fps,
         pelvis=pelvis, keypoints3d=kp3d, keypoints2d=kp2d, visible=visible, boxes=boxes, visibility=visibility,
+        focal_per_frame=f0 * zoom,
     )
     return frames, gt
 

@@ -52,6 +52,7 @@ class TrackingConfig:
     reid_s: float = 2.0
     iou_gate: float = 0.1
     detect_cuts: bool = True
+    detect_zoom: bool = True
     cut_hist_threshold: float = 0.35
     cut_diff_threshold: float = 0.08
 

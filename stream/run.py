@@ -79,6 +79,7 @@ class _Chunk:
     frames: list[Frame]
     detections: list[Detections]
     shot: int = 0
+    zoom: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -88,7 +89,8 @@ class _WriteJob:
     chunk: _Chunk
     fit: BodyFit | None
     focal_raw: np.ndarray
-    focal: float | None
+    focal: float | None  # the shot's focal at zoom 1
+    zoom: np.ndarray  # (T,) zoom of each frame of the chunk
     bbox: np.ndarray | None = None
     keypoints2d: np.ndarray | None = None
     transl_raw: np.ndarray | None = None
@@ -114,6 +116,7 @@ class _Pipeline:
         from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
         from meshstream.tracking.shots import ShotDetector
         from meshstream.tracking.tracker import PersonTracker
+        from meshstream.tracking.zoom import ZoomTracker
 
         c = config
         self.config = c
@@ -127,6 +130,7 @@ class _Pipeline:
         self.shots = (ShotDetector(hist_threshold=tc.cut_hist_threshold, diff_threshold=tc.cut_diff_threshold)
                       if tc.detect_cuts else None)
         self.shot = -1
+        self.zoom = ZoomTracker() if tc.detect_zoom else None
         self.body = AnnyBody()
         ec = c.estimation
         self.estimator = BodyEstimator(self.body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
@@ -188,33 +192,42 @@ class _Pipeline:
             self.estimator.reset()
             self.smoother.reset()
             self.pose_smoother.reset()
+        if self.zoom is not None:
+            self.zoom.reset()
 
-    def perceive(self, frame: Frame) -> Detections:
+    def perceive(self, frame: Frame) -> tuple[Detections, float]:
+        """Persons of a frame (tracked) and the frame's zoom since the shot began."""
         dets = self.perceiver(frame)
+        zoom = self.zoom(frame, dets.xyxy) if self.zoom is not None else 1.0
         dets = self.tracker(dets, frame)
-        return dets[dets.track_id >= 0]
+        return dets[dets.track_id >= 0], zoom
 
     def estimate(self, chunk: _Chunk) -> _WriteJob:
         obs, blaze = _observations(chunk)
         focal_raw = np.full(len(chunk.frames), np.nan, np.float32)
+        # A slowly varying focal only once the shot is seen to zoom; else one per shot.
+        zooming = self.zoom is not None and self.zoom.zooming
+        zoom = np.asarray(chunk.zoom, np.float32) if zooming else np.ones(len(chunk.frames), np.float32)
         if len(obs) == 0:
-            return _WriteJob(chunk, None, focal_raw, self.focal)
+            return _WriteJob(chunk, None, focal_raw, self.focal, zoom)
+        zoom_of = dict(zip((f.index for f in chunk.frames), zoom))
+        obs_zoom = np.array([zoom_of[int(i)] for i in obs.frame_index], np.float32)
         structure = self.estimator.fit_structure(obs)
-        estimate = self.estimator.estimate_focal(obs, structure, self.size)
+        estimate = self.estimator.estimate_focal(obs, structure, self.size, zoom=obs_zoom)
         for i, f in enumerate(chunk.frames):
             focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
         if self.focal is None:
             self.focal = self.shot_focals[-1] = estimate.focal_px
             log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal,
                      np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal)), len(obs))
-        fit = self.estimator(obs, self.focal, self.size, structure=structure)
+        fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom)
         for tid in np.unique(fit.track_id):
             self.track_shapes[int(tid)] = self.estimator.track_shape(int(tid))
         transl_raw = fit.transl.copy()
         fit = self._filter(fit, {f.index: f.pts_seconds for f in chunk.frames})
         self.person_frames += len(fit)
         self.track_ids.update(int(t) for t in np.unique(fit.track_id))
-        return _WriteJob(chunk, fit, focal_raw, self.focal, obs.bbox_xyxy, blaze, transl_raw)
+        return _WriteJob(chunk, fit, focal_raw, self.focal, zoom, obs.bbox_xyxy, blaze, transl_raw)
 
     def _filter(self, fit: BodyFit, times: dict[int, float]) -> BodyFit:
         """Temporal filtering per track: translation (Kalman + RTS) and rotations
@@ -245,7 +258,7 @@ class _Pipeline:
         start = self.writer.n_frames
         self.writer.append_frames(np.array([f.index for f in chunk.frames]),
                                   np.array([f.pts_seconds for f in chunk.frames]), job.focal_raw,
-                                  shot=chunk.shot)
+                                  shot=chunk.shot, zoom=job.zoom)
         first_row = self._writer_shot_rows.setdefault(chunk.shot, start)
         if job.focal is not None:
             # One focal per shot, frames before its first person included.
@@ -253,9 +266,9 @@ class _Pipeline:
         if job.fit is not None and len(job.fit):
             self.writer.append_fits(job.fit, job.bbox, job.keypoints2d, job.transl_raw)
         if self.overlay is not None:
-            self._write_overlay(chunk, job.fit, job.focal)
+            self._write_overlay(chunk, job.fit, job.focal, job.zoom)
 
-    def _write_overlay(self, chunk: _Chunk, fit: BodyFit | None, focal: float | None) -> None:
+    def _write_overlay(self, chunk: _Chunk, fit: BodyFit | None, focal: float | None, zoom: np.ndarray) -> None:
         import roma
         import torch
 
@@ -270,13 +283,13 @@ class _Pipeline:
                     verts = self.body.vertices(torch.as_tensor(fit.body_pose[sel], dtype=dt), rest)
                     rot = roma.rotvec_to_rotmat(torch.as_tensor(fit.global_orient[sel], dtype=dt))
                     verts_cam[sel] = (verts @ rot.transpose(-1, -2) + torch.as_tensor(fit.transl[sel])[:, None]).numpy()
-        for frame in chunk.frames:
+        for frame, z in zip(chunk.frames, zoom):
             meshes, labels = [], []
             if verts_cam is not None:
                 for i in np.nonzero(fit.frame_index == frame.index)[0]:
                     meshes.append((int(fit.track_id[i]), verts_cam[i]))
                     labels.append(f"id {fit.track_id[i]}  Tz {fit.pelvis[i, 2]:.2f} m")
-            rgb = render_overlay(frame.rgb, meshes, self.body.faces, focal or 1.0, self.pp, labels=labels)
+            rgb = render_overlay(frame.rgb, meshes, self.body.faces, (focal or 1.0) * float(z), self.pp, labels=labels)
             self.overlay.write(frame, rgb)
 
     def finish(self, complete: bool, notes: list[str]) -> None:
@@ -403,7 +416,9 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
                 pipeline.start_shot()
                 chunk = _Chunk([], [], pipeline.shot)
             chunk.frames.append(frame)
-            chunk.detections.append(pipeline.perceive(frame))
+            dets, zoom = pipeline.perceive(frame)
+            chunk.detections.append(dets)
+            chunk.zoom.append(zoom)
             n_frames += 1
             bar.update(1)
             bar.set_postfix(persons=pipeline.person_frames + sum(len(d) for d in chunk.detections), refresh=False)

@@ -295,3 +295,27 @@ def test_bone_lengths_are_constant_along_a_track(tmp_path):
         length = np.linalg.norm(joints[:, names.index(a)] - joints[:, names.index(b)], axis=1)
         assert length.std() < 0.005, (a, b, length.std())  # metres, across two chunks
     assert t["shape"].shape == (len(store.attrs["shape_names"]),)
+
+
+def test_zooming_camera_gets_a_focal_that_follows_the_zoom(tmp_path, body):
+    import cv2
+
+    from meshstream.models.synthetic import render_frames, write_video
+
+    photo = cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB)
+    zoom = np.linspace(1.0, 1.35, 30)
+    frames, gt = render_frames([PersonSpec((0.0, 4.5), (0.2, 0.0), yaw_deg=20)], fov_deg=60, n_frames=30,
+                               background=photo, body=body, zoom=zoom)
+    write_video(tmp_path / "zoom.mp4", frames, 25.0)
+    res = run_cli(str(tmp_path / "zoom.mp4"), "-o", str(tmp_path), "-q", "--no-overlay")
+    assert res.returncode == 0, res.stderr
+    store = zarr.open_group(str(tmp_path / "zoom.zarr"), mode="r")
+    measured = store["camera/zoom"][:]
+    focal = store["camera/focal_px"][:]
+    assert abs(measured[-1] / 1.35 - 1) < 0.03
+    assert np.all(np.diff(measured) > -0.005)  # monotone, as the zoom was
+    assert abs((focal[-1] / focal[0]) / 1.35 - 1) < 0.03
+    assert abs(focal[0] / gt.focal_px - 1) < 0.5
+    # A person standing still in depth keeps a steady Tz although the image grows.
+    tz = store["tracks/1/pelvis"][:, 2]
+    assert tz.std() / tz.mean() < 0.1
