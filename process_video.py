@@ -35,19 +35,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, default=None, help="end time, seconds")
     p.add_argument("--every", type=int, default=None, help="keep every n-th frame")
     p.add_argument("--no-overlay", action="store_true", help="do not write the overlay video")
+    p.add_argument("--export", default=None, metavar="FORMATS",
+                   help="also write animation files per track: comma-separated from bvh,glb "
+                        "(later, without re-running: meshstream export OUT.zarr --to bvh,glb)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log what each stage decides")
     return p
 
 
+def build_export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="meshstream export",
+                                description="Write animation files from a finished Zarr store, per track.")
+    p.add_argument("store", help="a .zarr store written by meshstream")
+    p.add_argument("--to", required=True, metavar="FORMATS", help="comma-separated formats: bvh,glb")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: beside the store)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:
+        return _guarded(_export, build_export_parser().parse_args(argv[1:]))
+    return _guarded(_run, build_parser().parse_args(argv))
+
+
+def _guarded(command, args: argparse.Namespace) -> int:
+    """Runs a command; user errors become one line on stderr and a non-zero exit."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="meshstream: %(levelname)s: %(message)s")
     from meshstream.stream.errors import MeshstreamError
 
     try:
-        return _run(args)
+        return command(args)
     except MeshstreamError as exc:
         print(f"meshstream: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -71,6 +91,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_overlay:
         overrides.append("output.overlay=false")
     config = load_config(args.config, overrides)
+    formats = None
+    if args.export:
+        from meshstream.export.files import parse_formats
+
+        formats = parse_formats(args.export)  # fails before any processing
     try:
         software = version("meshstream")
     except PackageNotFoundError:
@@ -91,7 +116,27 @@ def _run(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     for note in summary.notes:
         print(f"meshstream: note: {note}", file=sys.stderr)
-    return EXIT_INPUT_TRUNCATED if summary.input_truncated else 0
+    code = EXIT_INPUT_TRUNCATED if summary.input_truncated else 0
+    if formats:
+        code = max(code, _write_exports(summary.zarr_path, formats, summary.zarr_path.parent))
+    return code
+
+
+def _write_exports(store, formats: list[str], out) -> int:
+    from meshstream.export.files import export_store
+
+    written, failures = export_store(store, formats, out)
+    for path in written:
+        print(f"export      {path}")
+    for failure in failures:
+        print(f"meshstream: error: export failed: {failure}", file=sys.stderr)
+    return EXIT_USER_ERROR if failures else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from meshstream.export.files import parse_formats
+
+    return _write_exports(args.store, parse_formats(args.to), args.out)
 
 
 if __name__ == "__main__":

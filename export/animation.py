@@ -1,0 +1,134 @@
+"""A track as a skeletal animation: rest skeleton, per-frame joint rotations, root motion.
+
+Frame of all exported files (glTF's): metres, **Y up**, the rest skeleton standing and
+facing +Z. Root motion is the track's camera-space motion seen from the camera with Y
+up (OpenCV camera axes with y and z flipped), so a person walking away from the camera
+moves along -Z. The ground plane is not estimated: a tilted camera gives a tilted
+floor.
+
+Joint rotations are *deltas from the rest pose* (the rest skeleton has identity joint
+orientations), the convention of BVH and of glTF skins with translation-only bind
+poses: the posed head of joint j is ``head[parent] + G[parent] @ offset[j]``, where
+``G`` are the global rotations, which reproduces Anny's skinning exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import roma
+import torch
+
+from meshstream.models.body import AnnyBody
+
+# Anny model axes (Z up, -Y forward) -> export axes (Y up, +Z forward).
+MODEL_TO_EXPORT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+# OpenCV camera axes (y down, z forward) -> export axes seen from the camera (Y up).
+CAMERA_TO_EXPORT = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass
+class SkeletonAnimation:
+    """One track as an animation.
+
+    Attributes:
+        name: Track name (``track_<id>``).
+        joint_names: (J,) joint names (Anny bones).
+        parents: (J,) parent index, -1 for the root.
+        offsets: (J, 3) rest head of each joint relative to its parent's, metres.
+        times: (N,) seconds from the clip start.
+        rotations: (N, J, 3, 3) local rotation of each joint (delta from rest, relative
+            to the parent).
+        root_translation: (N, 3) root position, metres (its offset included).
+        rest_vertices: (V, 3) rest mesh in the export frame, metres (root at origin).
+        faces: (F, 3) triangles.
+        skin_joints: (V, 8) joint indices of each vertex's strongest influences.
+        skin_weights: (V, 8) their weights (sum 1).
+        fps: Nominal frame rate of the clip.
+    """
+
+    name: str
+    joint_names: list[str]
+    parents: np.ndarray
+    offsets: np.ndarray
+    times: np.ndarray
+    rotations: np.ndarray
+    root_translation: np.ndarray
+    rest_vertices: np.ndarray
+    faces: np.ndarray
+    skin_joints: np.ndarray
+    skin_weights: np.ndarray
+    fps: float
+
+    def joint_positions(self) -> np.ndarray:
+        """(N, J, 3) posed joint heads by forward kinematics of the animation, metres."""
+        n, j = self.rotations.shape[:2]
+        glob = np.zeros((n, j, 3, 3))
+        pos = np.zeros((n, j, 3))
+        for k in range(j):  # parents come before children
+            p = self.parents[k]
+            if p < 0:
+                glob[:, k] = self.rotations[:, k]
+                pos[:, k] = self.root_translation
+            else:
+                glob[:, k] = glob[:, p] @ self.rotations[:, k]
+                pos[:, k] = pos[:, p] + glob[:, p] @ self.offsets[k]
+        return pos
+
+
+def track_animation(store, track_id: int, body: AnnyBody) -> SkeletonAnimation:
+    """Builds the animation of one track of a meshstream Zarr store.
+
+    Args:
+        store: Open Zarr group (see ``export.zarr_store``).
+        track_id: The track.
+        body: The Anny body model (its rest skeleton and mesh are re-computed for the
+            track's shape).
+    """
+    g = store[f"tracks/{track_id}"]
+    dt = body.dtype
+    pose = torch.as_tensor(g["body_pose"][:], dtype=dt)
+    orient = g["global_orient"][:].astype(np.float64)
+    transl = g["transl"][:].astype(np.float64)
+    rows = g["frame_index"][:]
+    times = store["frames/pts_seconds"][:][rows]
+    shape = torch.as_tensor(g["shape"][:][None], dtype=dt)
+    rest = body.rest(shape)
+    with torch.no_grad():
+        transforms, _ = body._model.get_bone_transforms(body._deltas(pose), rest.rest_bone_poses)
+        rest_verts = body.vertices(torch.zeros(1, body.num_bones, 3, dtype=dt), rest)[0].double().numpy()
+    g_model = transforms[..., :3, :3].double().numpy()  # (N, J, 3, 3) global deltas, model frame
+    r_global = roma.rotvec_to_rotmat(torch.as_tensor(orient)).numpy()  # model -> camera
+    # Global rotation in export axes: rest (export) -> model -> posed model -> camera -> export.
+    world = CAMERA_TO_EXPORT @ r_global  # (N, 3, 3)
+    glob = world[:, None] @ g_model @ MODEL_TO_EXPORT.T
+    parents = body.bone_parents
+    local = glob.copy()
+    for k in range(len(parents)):
+        if parents[k] >= 0:
+            local[:, k] = np.swapaxes(glob[:, parents[k]], -1, -2) @ glob[:, k]
+    rest_heads_model = rest.rest_bone_poses[0, :, :3, 3].double().numpy()
+    heads = rest_heads_model @ MODEL_TO_EXPORT.T
+    offsets = heads - np.where(parents[:, None] >= 0, heads[np.maximum(parents, 0)], 0.0)
+    weights = body._skin_weights.double().numpy()
+    top = np.argsort(-weights, axis=1)[:, :8]
+    w = np.take_along_axis(weights, top, axis=1)
+    w /= w.sum(1, keepdims=True)
+    top[w == 0] = 0  # glTF: unused influences point at joint 0
+    return SkeletonAnimation(
+        name=f"track_{track_id}",
+        joint_names=list(store.attrs["joint_names"]),
+        parents=parents.copy(),
+        offsets=offsets,
+        times=times - store["frames/pts_seconds"][0],
+        rotations=local,
+        # Anny poses the root at the model origin whatever its rest head, so the posed
+        # root is the camera-space translation itself.
+        root_translation=transl @ CAMERA_TO_EXPORT.T,
+        rest_vertices=rest_verts @ MODEL_TO_EXPORT.T,
+        faces=body.faces.copy(),
+        skin_joints=top.astype(np.uint16),
+        skin_weights=w.astype(np.float32),
+        fps=float(store.attrs["fps"]),
+    )

@@ -1,0 +1,76 @@
+"""Animation files from a finished (or partial) Zarr store: ``meshstream export``.
+
+Each requested format is written per track; a failure in one format is reported and
+does not stop the others (nor touch the store).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from meshstream.stream.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("bvh", "glb")
+PLANNED = ("npz", "smpl", "fbx")
+
+
+def parse_formats(text: str) -> list[str]:
+    """``"glb,bvh"`` -> ``["glb", "bvh"]``; unknown or not-yet-available formats raise."""
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    for f in formats:
+        if f in PLANNED:
+            raise ConfigError(f"export format '{f}' is not available yet; available now: {', '.join(FORMATS)}")
+        if f not in FORMATS:
+            raise ConfigError(f"unknown export format '{f}'; choose from: {', '.join(FORMATS)}")
+    if not formats:
+        raise ConfigError(f"no export format given; choose from: {', '.join(FORMATS)}")
+    return formats
+
+
+def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path | None = None) -> tuple[list[Path], list[str]]:
+    """Writes ``<clip>_track_<id>.<fmt>`` for every track of a store.
+
+    Args:
+        store_path: A meshstream ``.zarr`` store.
+        formats: From :data:`FORMATS`.
+        out_dir: Output folder (default: beside the store).
+
+    Returns:
+        The files written and one line per failure.
+    """
+    import zarr
+
+    from meshstream.models.body import AnnyBody
+
+    from .animation import track_animation
+    from .bvh import write_bvh
+    from .gltf import write_glb
+
+    store_path = Path(store_path)
+    try:
+        store = zarr.open_group(str(store_path), mode="r")
+        body_model = store.attrs["body_model"]
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise InputError(f"{store_path}: not a meshstream Zarr store ({exc}); give the .zarr written by process_video") from exc
+    if body_model != "anny":
+        raise InputError(f"{store_path}: body model {body_model!r} cannot be exported yet; only anny")
+    out = Path(out_dir) if out_dir else store_path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    writers = {"bvh": write_bvh, "glb": write_glb}
+    stem = store_path.name.removesuffix(".zarr")
+    body = AnnyBody()
+    written, failures = [], []
+    track_ids = sorted(int(t) for t in store["tracks"].group_keys()) if "tracks" in store else []
+    for tid in track_ids:
+        anim = track_animation(store, tid, body)
+        for fmt in formats:
+            path = out / f"{stem}_track_{tid}.{fmt}"
+            try:
+                written.append(writers[fmt](path, anim))
+            except (OSError, ValueError) as exc:
+                failures.append(f"{path.name}: {exc}")
+                log.warning("could not write %s: %s", path, exc)
+    return written, failures
