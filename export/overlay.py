@@ -68,6 +68,98 @@ def render_overlay(rgb: np.ndarray, meshes: list[tuple[int, np.ndarray]], faces:
     return out
 
 
+# BlazePose-33 limbs drawn by the keypoints toggle.
+_LIMBS = [(11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24), (23, 25), (25, 27),
+          (24, 26), (26, 28), (27, 31), (28, 32), (0, 11), (0, 12)]
+
+
+def draw_keypoints(rgb: np.ndarray, keypoints: np.ndarray, colour: np.ndarray, min_conf: float = 0.5) -> None:
+    """Draws BlazePose-33 keypoints and limbs in place.
+
+    Args:
+        rgb: (H, W, 3) uint8 image, modified.
+        keypoints: (33, 3) x, y pixels and confidence.
+        colour: (3,) RGB.
+        min_conf: Keypoints below this confidence are not drawn.
+    """
+    import cv2
+
+    c = tuple(int(v) for v in colour)
+    ok = keypoints[:, 2] >= min_conf
+    pts = np.round(keypoints[:, :2]).astype(int)
+    for a, b in _LIMBS:
+        if ok[a] and ok[b]:
+            cv2.line(rgb, tuple(pts[a]), tuple(pts[b]), c, 2, cv2.LINE_AA)
+    for i in np.nonzero(ok)[0]:
+        cv2.circle(rgb, tuple(pts[i]), 3, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(rgb, tuple(pts[i]), 3, c, 1, cv2.LINE_AA)
+
+
+def draw_inset(rgb: np.ndarray, persons: list[tuple[int, np.ndarray]], view: str = "top",
+               size_frac: float = 0.25, extent_m: tuple[float, float] = (-3.0, 3.0),
+               depth_m: tuple[float, float] = (0.0, 8.0)) -> None:
+    """Draws a metric view of everyone in a corner of the frame, in place.
+
+    ``top``: looking down, x to the right and depth up; ``side``: depth to the right and
+    height up. A 1 m grid, the camera at the origin, each person's COCO-17 skeleton in
+    their track colour.
+
+    Args:
+        rgb: (H, W, 3) uint8 image, modified.
+        persons: (track_id, (17, 3) camera-space COCO-17 keypoints in metres) per person.
+        view: ``"top"`` or ``"side"``.
+        size_frac: Inset width as a fraction of the frame width.
+        extent_m: Lateral range shown (x for top, height for side), metres.
+        depth_m: Depth range shown, metres.
+    """
+    import cv2
+
+    h, w = rgb.shape[:2]
+    pw = max(int(size_frac * w), 80)
+    lat, dep = extent_m[1] - extent_m[0], depth_m[1] - depth_m[0]
+    ph = int(pw * (dep / lat if view == "top" else lat / dep))
+    ph = min(ph, h - 10)
+    x0, y0 = w - pw - 5, 5
+    panel = rgb[y0 : y0 + ph, x0 : x0 + pw]
+    panel[:] = (0.35 * panel).astype(np.uint8)
+
+    def to_px(points: np.ndarray) -> np.ndarray:
+        if view == "top":
+            u = (points[:, 0] - extent_m[0]) / lat * pw
+            v = ph - (points[:, 2] - depth_m[0]) / dep * ph
+        else:
+            u = (points[:, 2] - depth_m[0]) / dep * pw
+            v = ph - (-points[:, 1] - extent_m[0]) / lat * ph
+        return np.stack([u, v], 1).round().astype(int)
+
+    grid = (200, 200, 200)
+    for m in range(int(np.ceil(depth_m[0])), int(depth_m[1]) + 1):
+        p = to_px(np.array([[0.0, 0.0, m]]))[0]
+        if view == "top":
+            cv2.line(panel, (0, p[1]), (pw, p[1]), grid, 1)
+        else:
+            cv2.line(panel, (p[0], 0), (p[0], ph), grid, 1)
+    for m in range(int(np.ceil(extent_m[0])), int(extent_m[1]) + 1):
+        p = to_px(np.array([[m, -m, 0.0]]))[0]
+        if view == "top":
+            cv2.line(panel, (p[0], 0), (p[0], ph), grid, 1)
+        else:
+            cv2.line(panel, (0, p[1]), (pw, p[1]), grid, 1)
+    cam = to_px(np.zeros((1, 3)))[0]
+    cv2.circle(panel, (int(cam[0]), int(np.clip(cam[1], 3, ph - 3))), 4, (255, 255, 255), -1)
+    coco_limbs = [(5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12), (11, 13), (13, 15),
+                  (12, 14), (14, 16)]
+    for tid, kp in persons:
+        c = tuple(int(v) for v in track_colour(tid))
+        px = to_px(kp)
+        for a, b in coco_limbs:
+            cv2.line(panel, tuple(px[a]), tuple(px[b]), c, 2, cv2.LINE_AA)
+        hip = to_px(0.5 * (kp[11:12] + kp[12:13]))[0]
+        cv2.circle(panel, tuple(hip), 4, c, -1, cv2.LINE_AA)
+    cv2.putText(panel, f"{view} view, 1 m grid", (4, ph - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
+                cv2.LINE_AA)
+
+
 class OverlayWriter:
     """Sink that encodes overlay frames to an H.264 MP4 with the source's timestamps.
 

@@ -89,6 +89,8 @@ class OutputConfig:
     dir: str = "out"
     overlay: bool = True
     overlay_crf: int = 23
+    overlay_keypoints: bool = False
+    overlay_inset: str = "top"  # top | side | none
 
 
 @dataclass
@@ -127,6 +129,8 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"invalid config: {message}")
+        if self.output.overlay_inset not in ("top", "side", "none"):
+            raise ConfigError("invalid config: output.overlay_inset must be top, side or none")
         if self.estimation.body_model == "smplx":
             raise ConfigError("estimation.body_model=smplx is not available yet; use anny (the bundled model)")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from meshstream.export.overlay import OverlayWriter, render_overlay
+from meshstream.export.overlay import OverlayWriter, draw_inset, draw_keypoints, render_overlay, track_colour
 from meshstream.export.zarr_store import ZarrWriter
 from meshstream.models.camera import focal_from_fov
 from meshstream.models.detections import Detections
@@ -266,9 +266,11 @@ class _Pipeline:
         if job.fit is not None and len(job.fit):
             self.writer.append_fits(job.fit, job.bbox, job.keypoints2d, job.transl_raw)
         if self.overlay is not None:
-            self._write_overlay(chunk, job.fit, job.focal, job.zoom)
+            self._write_overlay(chunk, job)
 
-    def _write_overlay(self, chunk: _Chunk, fit: BodyFit | None, focal: float | None, zoom: np.ndarray) -> None:
+    def _write_overlay(self, chunk: _Chunk, job: _WriteJob) -> None:
+        fit, focal, zoom = job.fit, job.focal, job.zoom
+        oc = self.config.output
         import roma
         import torch
 
@@ -289,7 +291,15 @@ class _Pipeline:
                 for i in np.nonzero(fit.frame_index == frame.index)[0]:
                     meshes.append((int(fit.track_id[i]), verts_cam[i]))
                     labels.append(f"id {fit.track_id[i]}  Tz {fit.pelvis[i, 2]:.2f} m")
-            rgb = render_overlay(frame.rgb, meshes, self.body.faces, (focal or 1.0) * float(z), self.pp, labels=labels)
+            here = np.nonzero(fit.frame_index == frame.index)[0] if verts_cam is not None else []
+            base = frame.rgb
+            if oc.overlay_inset != "none":  # under the meshes and labels
+                base = frame.rgb.copy()
+                draw_inset(base, [(int(fit.track_id[i]), fit.keypoints3d[i]) for i in here], view=oc.overlay_inset)
+            rgb = render_overlay(base, meshes, self.body.faces, (focal or 1.0) * float(z), self.pp, labels=labels)
+            if oc.overlay_keypoints:
+                for i in here:
+                    draw_keypoints(rgb, job.keypoints2d[i], track_colour(int(fit.track_id[i])))
             self.overlay.write(frame, rgb)
 
     def finish(self, complete: bool, notes: list[str]) -> None:

@@ -83,3 +83,33 @@ def test_culling_does_not_change_a_closed_mesh_image(body):
     assert full.mask.sum() > 5000
     assert (full.mask != culled.mask).mean() < 1e-3
     assert np.array_equal(full.face[culled.mask], culled.face[culled.mask])
+
+
+def test_overlay_inset_puts_people_at_their_metric_position():
+    from meshstream.export.overlay import draw_inset, track_colour
+
+    img = np.zeros((480, 640, 3), np.uint8)
+    kp = np.zeros((17, 3))
+    kp[:, 0], kp[:, 2] = 1.0, 4.0  # a person 1 m right, 4 m deep (collapsed skeleton)
+    kp[:, 1] = np.linspace(-0.8, 0.8, 17)
+    draw_inset(img, [(3, kp)], view="top", size_frac=0.25, extent_m=(-3, 3), depth_m=(0, 8))
+    colour = track_colour(3)
+    ys, xs = np.nonzero(np.all(img == colour.astype(np.uint8), axis=-1))
+    pw = int(0.25 * 640)
+    ph = int(pw * 8 / 6)
+    assert len(xs) > 5
+    # Panel starts at x = 640 - pw - 5, y = 5: x = 1 m is 4/6 across, z = 4 m half-way up.
+    assert abs(xs.mean() - (640 - pw - 5 + 4 / 6 * pw)) < 3
+    assert abs(ys.mean() - (5 + ph / 2)) < 3
+
+
+def test_keypoint_drawing_skips_low_confidence():
+    from meshstream.export.overlay import draw_keypoints
+
+    img = np.zeros((100, 100, 3), np.uint8)
+    kp = np.zeros((33, 3))
+    kp[11], kp[13] = [20, 20, 1.0], [80, 80, 1.0]  # left shoulder -> elbow
+    kp[12] = [80, 20, 0.1]  # right shoulder, not confident
+    draw_keypoints(img, kp, np.array([0, 255, 0]))
+    assert img[50, 50, 1] > 0  # on the drawn limb
+    assert img[20, 80].sum() == 0  # the low-confidence point is not drawn
