@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from meshstream.stream.errors import ConfigError, InputError
+from meshstream.stream.errors import ConfigError, InputError, MeshstreamError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("bvh", "glb")
-PLANNED = ("npz", "smpl", "fbx")
+FORMATS = ("bvh", "glb", "fbx")
+PLANNED = ("npz", "smpl")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -27,6 +27,10 @@ def parse_formats(text: str) -> list[str]:
             raise ConfigError(f"unknown export format '{f}'; choose from: {', '.join(FORMATS)}")
     if not formats:
         raise ConfigError(f"no export format given; choose from: {', '.join(FORMATS)}")
+    if "fbx" in formats:
+        from .fbx import blender_python
+
+        blender_python()  # a missing Blender fails now, before any processing
     return formats
 
 
@@ -45,8 +49,11 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
 
     from meshstream.models.body import AnnyBody
 
+    import tempfile
+
     from .animation import track_animation
     from .bvh import write_bvh
+    from .fbx import blender_python, write_fbx
     from .gltf import write_glb
 
     store_path = Path(store_path)
@@ -59,7 +66,14 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
         raise InputError(f"{store_path}: body model {body_model!r} cannot be exported yet; only anny")
     out = Path(out_dir) if out_dir else store_path.parent
     out.mkdir(parents=True, exist_ok=True)
-    writers = {"bvh": write_bvh, "glb": write_glb}
+    python = blender_python() if "fbx" in formats else None
+
+    def fbx_writer(path: Path, anim) -> Path:
+        with tempfile.TemporaryDirectory() as tmp:
+            glb = write_glb(Path(tmp) / "track.glb", anim)
+            return write_fbx(glb, path, anim.fps, python)
+
+    writers = {"bvh": write_bvh, "glb": write_glb, "fbx": fbx_writer}
     stem = store_path.name.removesuffix(".zarr")
     body = AnnyBody()
     written, failures = [], []
@@ -70,7 +84,7 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
             path = out / f"{stem}_track_{tid}.{fmt}"
             try:
                 written.append(writers[fmt](path, anim))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, MeshstreamError) as exc:
                 failures.append(f"{path.name}: {exc}")
                 log.warning("could not write %s: %s", path, exc)
     return written, failures
