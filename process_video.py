@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=int, default=None, help="keep every n-th frame")
     p.add_argument("--no-overlay", action="store_true", help="do not write the overlay video")
     p.add_argument("--export", default=None, metavar="FORMATS",
-                   help="also write animation files per track: comma-separated from bvh,glb "
-                        "(later, without re-running: meshstream export OUT.zarr --to bvh,glb)")
+                   help="also write animation files per track: comma-separated from bvh,glb,fbx,npz,smpl "
+                        "(later, without re-running: meshstream export OUT.zarr --to glb,npz)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log what each stage decides")
     return p
@@ -47,7 +47,7 @@ def build_export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="meshstream export",
                                 description="Write animation files from a finished Zarr store, per track.")
     p.add_argument("store", help="a .zarr store written by meshstream")
-    p.add_argument("--to", required=True, metavar="FORMATS", help="comma-separated formats: bvh,glb")
+    p.add_argument("--to", required=True, metavar="FORMATS", help="comma-separated formats: bvh,glb,fbx,npz,smpl")
     p.add_argument("-o", "--out", default=None, help="output folder (default: beside the store)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p

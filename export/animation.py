@@ -1,10 +1,10 @@
 """A track as a skeletal animation: rest skeleton, per-frame joint rotations, root motion.
 
 Frame of all exported files (glTF's): metres, **Y up**, the rest skeleton standing and
-facing +Z. Root motion is the track's camera-space motion seen from the camera with Y
-up (OpenCV camera axes with y and z flipped), so a person walking away from the camera
-moves along -Z. The ground plane is not estimated: a tilted camera gives a tilted
-floor.
+facing +Z. The world is levelled from the video itself (:func:`level_frame`): Y is the
+mean up-direction of all fitted bodies, the floor (y = 0) is under the lowest foot
+joints, and the camera looks along -Z (so a person walking away moves along -Z). For a
+level camera this is the OpenCV camera frame with y and z flipped.
 
 Joint rotations are *deltas from the rest pose* (the rest skeleton has identity joint
 orientations), the convention of BVH and of glTF skins with translation-only bind
@@ -61,23 +61,78 @@ class SkeletonAnimation:
     skin_weights: np.ndarray
     fps: float
 
+    def global_rotations(self) -> np.ndarray:
+        """(N, J, 3, 3) rotation of each joint from its rest orientation, in the export frame."""
+        glob = np.zeros_like(self.rotations)
+        for k, p in enumerate(self.parents):  # parents come before children
+            glob[:, k] = self.rotations[:, k] if p < 0 else glob[:, p] @ self.rotations[:, k]
+        return glob
+
+    def rest_heads(self) -> np.ndarray:
+        """(J, 3) joint heads of the rest skeleton, metres."""
+        heads = np.zeros((len(self.parents), 3))
+        for k, p in enumerate(self.parents):
+            heads[k] = self.offsets[k] + (heads[p] if p >= 0 else 0.0)
+        return heads
+
     def joint_positions(self) -> np.ndarray:
         """(N, J, 3) posed joint heads by forward kinematics of the animation, metres."""
-        n, j = self.rotations.shape[:2]
-        glob = np.zeros((n, j, 3, 3))
-        pos = np.zeros((n, j, 3))
-        for k in range(j):  # parents come before children
-            p = self.parents[k]
-            if p < 0:
-                glob[:, k] = self.rotations[:, k]
-                pos[:, k] = self.root_translation
-            else:
-                glob[:, k] = glob[:, p] @ self.rotations[:, k]
-                pos[:, k] = pos[:, p] + glob[:, p] @ self.offsets[k]
+        glob = self.global_rotations()
+        pos = np.zeros(glob.shape[:3])
+        for k, p in enumerate(self.parents):
+            pos[:, k] = self.root_translation if p < 0 else pos[:, p] + glob[:, p] @ self.offsets[k]
         return pos
 
 
-def track_animation(store, track_id: int, body: AnnyBody) -> SkeletonAnimation:
+def level_frame(store) -> tuple[np.ndarray, np.ndarray]:
+    """The export world of a store: a rotation from camera axes and a translation.
+
+    Up is the normal of the floor plane fitted (least squares) through the lowest foot
+    joint of every fitted person-frame, when those contacts spread (standard deviation)
+    over 0.25 m in two directions (people walking about, or several people); otherwise the
+    mean of the bodies' up axes, which detectors bias towards the image vertical. -Z
+    is the camera's view direction made horizontal; the floor is 3 cm under the lowest
+    foot joints.
+
+    Returns:
+        rotation: (3, 3) camera axes -> export axes (rows: X, Y, Z of the world).
+        translation: (3,) added after rotating, metres (puts the floor at y = 0).
+    """
+    names = list(store.attrs["joint_names"])
+    ups, feet, lows = [], [], []
+    model_up = np.array([0.0, 0.0, 1.0])  # Anny's up axis
+    foot_joints = [i for i, n in enumerate(names) if n.startswith(("foot.", "toe"))]
+    for tid in (store["tracks"].group_keys() if "tracks" in store else []):
+        g = store[f"tracks/{tid}"]
+        ok = g["fit_ok"][:]
+        if not ok.any():
+            continue
+        rot = roma.rotvec_to_rotmat(torch.as_tensor(g["global_orient"][:][ok].astype(np.float64))).numpy()
+        ups.append(rot @ model_up)
+        joints = g["joints3d"][:][ok][:, foot_joints]  # (n, F, 3)
+        lows.append(joints)
+        feet.append(joints.reshape(-1, 3))
+    if not ups:
+        return CAMERA_TO_EXPORT.copy(), np.zeros(3)
+    up = np.concatenate(ups).mean(0)
+    up /= np.linalg.norm(up)
+    # The lowest foot joint of each person-frame touches the floor.
+    contacts = np.concatenate([f[np.arange(len(f)), np.argmin(f @ up, axis=1)] for f in lows])
+    if len(contacts) >= 10:
+        centred = contacts - contacts.mean(0)
+        _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+        if sv[1] / np.sqrt(len(contacts)) > 0.25:  # spread (std) over 0.25 m in two directions
+            normal = vt[2] * np.sign(vt[2] @ up)
+            up = normal / np.linalg.norm(normal)
+    view = np.array([0.0, 0.0, 1.0]) - up * up[2]  # camera forward, made horizontal
+    back = -view / np.linalg.norm(view)
+    x = np.cross(up, back)
+    rotation = np.stack([x, up, back])
+    floor = float(np.percentile(np.concatenate(feet) @ up, 1)) - 0.03
+    return rotation, np.array([0.0, -floor, 0.0])
+
+
+def track_animation(store, track_id: int, body: AnnyBody, frame: tuple[np.ndarray, np.ndarray] | None = None) -> SkeletonAnimation:
     """Builds the animation of one track of a meshstream Zarr store.
 
     Args:
@@ -85,7 +140,9 @@ def track_animation(store, track_id: int, body: AnnyBody) -> SkeletonAnimation:
         track_id: The track.
         body: The Anny body model (its rest skeleton and mesh are re-computed for the
             track's shape).
+        frame: The export world (:func:`level_frame`), computed if not given.
     """
+    to_world, offset = frame if frame is not None else level_frame(store)
     g = store[f"tracks/{track_id}"]
     dt = body.dtype
     pose = torch.as_tensor(g["body_pose"][:], dtype=dt)
@@ -101,7 +158,7 @@ def track_animation(store, track_id: int, body: AnnyBody) -> SkeletonAnimation:
     g_model = transforms[..., :3, :3].double().numpy()  # (N, J, 3, 3) global deltas, model frame
     r_global = roma.rotvec_to_rotmat(torch.as_tensor(orient)).numpy()  # model -> camera
     # Global rotation in export axes: rest (export) -> model -> posed model -> camera -> export.
-    world = CAMERA_TO_EXPORT @ r_global  # (N, 3, 3)
+    world = to_world @ r_global  # (N, 3, 3)
     glob = world[:, None] @ g_model @ MODEL_TO_EXPORT.T
     parents = body.bone_parents
     local = glob.copy()
@@ -125,7 +182,7 @@ def track_animation(store, track_id: int, body: AnnyBody) -> SkeletonAnimation:
         rotations=local,
         # Anny poses the root at the model origin whatever its rest head, so the posed
         # root is the camera-space translation itself.
-        root_translation=transl @ CAMERA_TO_EXPORT.T,
+        root_translation=transl @ to_world.T + offset,
         rest_vertices=rest_verts @ MODEL_TO_EXPORT.T,
         faces=body.faces.copy(),
         skin_joints=top.astype(np.uint16),

@@ -13,8 +13,8 @@ from meshstream.stream.errors import ConfigError, InputError, MeshstreamError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("bvh", "glb", "fbx")
-PLANNED = ("npz", "smpl")
+FORMATS = ("bvh", "glb", "fbx", "npz", "smpl")
+PLANNED: tuple[str, ...] = ()
 
 
 def parse_formats(text: str) -> list[str]:
@@ -51,10 +51,11 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
 
     import tempfile
 
-    from .animation import track_animation
+    from .animation import level_frame, track_animation
     from .bvh import write_bvh
     from .fbx import blender_python, write_fbx
     from .gltf import write_glb
+    from .smplx_layout import write_smpl, write_smplx_npz
 
     store_path = Path(store_path)
     try:
@@ -73,13 +74,14 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
             glb = write_glb(Path(tmp) / "track.glb", anim)
             return write_fbx(glb, path, anim.fps, python)
 
-    writers = {"bvh": write_bvh, "glb": write_glb, "fbx": fbx_writer}
+    writers = {"bvh": write_bvh, "glb": write_glb, "fbx": fbx_writer, "npz": write_smplx_npz, "smpl": write_smpl}
     stem = store_path.name.removesuffix(".zarr")
     body = AnnyBody()
     written, failures = [], []
     track_ids = sorted(int(t) for t in store["tracks"].group_keys()) if "tracks" in store else []
+    world = level_frame(store) if track_ids else None
     for tid in track_ids:
-        anim = track_animation(store, tid, body)
+        anim = track_animation(store, tid, body, world)
         for fmt in formats:
             path = out / f"{stem}_track_{tid}.{fmt}"
             try:

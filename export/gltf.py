@@ -56,11 +56,7 @@ def write_glb(path: str | Path, anim: SkeletonAnimation) -> Path:
         gltf.nodes.append(gl.Node(name=anim.joint_names[k], translation=anim.offsets[k].astype(float).tolist(),
                                   children=children.get(k, [])))
     roots = children.get(-1, [])
-    # Rest heads (global), for the bind poses.
-    heads = np.zeros((j, 3))
-    for k in range(j):
-        p = anim.parents[k]
-        heads[k] = anim.offsets[k] + (heads[p] if p >= 0 else 0.0)
+    heads = anim.rest_heads()  # bind poses: rest orientations are identity
     inverse_bind = np.tile(np.eye(4, dtype=np.float32), (j, 1, 1))
     inverse_bind[:, :3, 3] = -heads
     ibm = blob.add(np.transpose(inverse_bind, (0, 2, 1)).reshape(j, 16), gl.MAT4, gl.FLOAT)  # column-major

@@ -194,6 +194,7 @@ def render_frames(
     background: np.ndarray | None = None,
     body: AnnyBody | None = None,
     zoom: np.ndarray | None = None,
+    pitch_deg: float = 0.0,
 ) -> tuple[list[np.ndarray], GroundTruth]:
     """Renders the frames of a synthetic clip and its ground truth.
 
@@ -210,6 +211,8 @@ def render_frames(
         background: (H, W, 3) uint8 RGB background (resized to the frame), or ``None``
             for a grey gradient.
         body: An ``AnnyBody`` to reuse (built if ``None``).
+        pitch_deg: Camera tilt, degrees (positive looks down): the scene is built level
+            and rotated into the tilted camera.
         zoom: (n_frames,) focal multiplier per frame (a zooming camera; the background
             photo is magnified about the image centre to match). ``fov_deg`` is the
             field of view at zoom 1.
@@ -246,6 +249,9 @@ def render_frames(
         vc = _vertex_colours(body, spec.shirt_rgb)
         colours.append(vc[faces].mean(1))
     zoom = np.ones(n_frames) if zoom is None else np.asarray(zoom, np.float64)
+    # Level world -> tilted camera: looking down by pitch is a rotation about the x axis.
+    pitch = math.radians(pitch_deg)
+    tilt = np.array([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]])
     f0 = f
     frames = []
     for t in range(n_frames):
@@ -265,8 +271,8 @@ def render_frames(
             x = spec.start_xz[0] + spec.velocity_xz[0] * t / fps
             z = spec.start_xz[1] + spec.velocity_xz[1] * t / fps
             transl = np.array([x, camera_height_m - vc[:, 1].max(), z])
-            vc = vc + transl
-            kc = kp @ rot.T + transl
+            vc = (vc + transl) @ tilt.T
+            kc = (kp @ rot.T + transl) @ tilt.T
             pelvis[p, t] = 0.5 * (kc[LEFT_HIP] + kc[RIGHT_HIP])
             kp3d[p, t] = kc[:17]
             kp2d[p, t] = f * kc[:17, :2] / kc[:17, 2:3] + pp

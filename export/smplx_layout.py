@@ -1,0 +1,187 @@
+"""Retargeting the Anny skeleton to the SMPL-X joint layout, and the AMASS-style npz
+and Meshcapade ``.smpl`` files built on it.
+
+SMPL-X rests in a T-pose, Anny in an A-pose, and their skeletons differ. Each SMPL-X
+joint takes the *global* rotation of the Anny bone that plays its part, times a fixed
+rest correction: the rotation taking the SMPL-X T-pose direction of that bone (towards
+its child) onto Anny's rest direction. Anny's unfitted in-between bones (twist, neck and
+spine links) still turn a little with their parents, so a last per-frame swing takes the
+bone onto the actual posed direction from joint to child. So every retargeted bone
+points where Anny's points, with the mapped bone's twist. Local rotations are then
+``parent^T @ child``. Joints with no Anny counterpart (the jaw) stay at rest relative
+to their parent.
+
+Frame: SMPL-X's own axes (Y up, the body facing +Z, its left on +X), which are the
+export frame of ``export.animation`` (the camera's view, Y up). The body shape is not
+transferred (``betas`` are zeros), and ``trans`` is the pelvis position: with a real
+SMPL-X model, subtract its rest pelvis ``J0(betas)`` for AMASS's exact convention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import roma
+import torch
+
+from .animation import SkeletonAnimation
+
+_HAND = ("index1", "index2", "index3", "middle1", "middle2", "middle3", "pinky1", "pinky2", "pinky3",
+         "ring1", "ring2", "ring3", "thumb1", "thumb2", "thumb3")
+SMPLX_JOINT_NAMES: tuple[str, ...] = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
+    "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "jaw", "left_eye_smplhf",
+    "right_eye_smplhf",
+) + tuple(f"left_{n}" for n in _HAND) + tuple(f"right_{n}" for n in _HAND)
+SMPLX_PARENTS = np.array(
+    [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
+    + [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38]
+    + [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53]
+)
+
+_FINGER = {"thumb": 1, "index": 2, "middle": 3, "ring": 4, "pinky": 5}
+
+
+def _anny_bone(name: str) -> str | None:
+    side = "L" if name.startswith("left") else "R"
+    table = {
+        "pelvis": "root", "spine1": "spine05", "spine2": "spine03", "spine3": "spine01", "neck": "neck01",
+        "head": "head", "jaw": None,
+    }
+    if name in table:
+        return table[name]
+    part = name.split("_", 1)[1] if "_" in name else name
+    limbs = {"hip": "upperleg01", "knee": "lowerleg01", "ankle": "foot", "foot": "toe3-1", "collar": "clavicle",
+             "shoulder": "upperarm01", "elbow": "lowerarm01", "wrist": "wrist", "eye_smplhf": "eye"}
+    if part in limbs:
+        return f"{limbs[part]}.{side}"
+    finger, index = part[:-1], int(part[-1])
+    return f"finger{_FINGER[finger]}-{index}.{side}"
+
+
+# T-pose direction (SMPL-X axes) of each joint towards the child named beside it.
+def _tpose_directions() -> dict[str, tuple[str, np.ndarray]]:
+    dirs: dict[str, tuple[str, np.ndarray]] = {}
+    up, down, fwd = np.array([0.0, 1, 0]), np.array([0.0, -1, 0]), np.array([0.0, 0, 1])
+    dirs["spine1"], dirs["spine2"] = ("spine2", up), ("spine3", up)
+    dirs["spine3"], dirs["neck"] = ("neck", up), ("head", up)
+    for side, sx in (("left", 1.0), ("right", -1.0)):
+        lateral = np.array([sx, 0.0, 0.0])
+        dirs[f"{side}_hip"] = (f"{side}_knee", down)
+        dirs[f"{side}_knee"] = (f"{side}_ankle", down)
+        dirs[f"{side}_ankle"] = (f"{side}_foot", np.array([0.0, -0.45, 0.9]) / np.hypot(0.45, 0.9))
+        dirs[f"{side}_collar"] = (f"{side}_shoulder", lateral)
+        dirs[f"{side}_shoulder"] = (f"{side}_elbow", lateral)
+        dirs[f"{side}_elbow"] = (f"{side}_wrist", lateral)
+        dirs[f"{side}_wrist"] = (f"{side}_middle1", lateral)
+        for finger in ("index", "middle", "pinky", "ring", "thumb"):
+            d = np.array([sx * 0.6, 0.0, 0.8]) if finger == "thumb" else lateral
+            dirs[f"{side}_{finger}1"] = (f"{side}_{finger}2", d)
+            dirs[f"{side}_{finger}2"] = (f"{side}_{finger}3", d)
+    del fwd
+    return dirs
+
+
+TPOSE_DIRECTIONS = _tpose_directions()
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking unit vector ``a`` onto unit vector ``b``."""
+    axis = np.cross(a, b)
+    s, c = np.linalg.norm(axis), float(np.dot(a, b))
+    if s < 1e-9:
+        return np.eye(3) if c > 0 else roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, np.pi], dtype=torch.float64)).numpy()
+    rv = axis / s * np.arctan2(s, c)
+    return roma.rotvec_to_rotmat(torch.as_tensor(rv)).numpy()
+
+
+def _swings(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) smallest rotations taking directions ``a`` (N, 3) onto ``b`` (N, 3)."""
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    axis = np.cross(a, b)
+    s = np.linalg.norm(axis, axis=1, keepdims=True)
+    angle = np.arctan2(s, (a * b).sum(1, keepdims=True))
+    rotvec = np.where(s > 1e-12, axis / np.maximum(s, 1e-12) * angle, 0.0)
+    return roma.rotvec_to_rotmat(torch.as_tensor(rotvec)).numpy()
+
+
+def rest_corrections(anim: SkeletonAnimation) -> np.ndarray:
+    """(55, 3, 3) per SMPL-X joint: T-pose bone direction -> Anny rest direction."""
+    heads = anim.rest_heads()
+    index = {n: i for i, n in enumerate(anim.joint_names)}
+    out = np.tile(np.eye(3), (len(SMPLX_JOINT_NAMES), 1, 1))
+    for s, name in enumerate(SMPLX_JOINT_NAMES):
+        if name in TPOSE_DIRECTIONS:
+            child, d_smplx = TPOSE_DIRECTIONS[name]
+            d_anny = heads[index[_anny_bone(child)]] - heads[index[_anny_bone(name)]]
+            out[s] = _rotation_between(d_smplx / np.linalg.norm(d_smplx), d_anny / np.linalg.norm(d_anny))
+        elif SMPLX_PARENTS[s] >= 0 and name not in ("jaw", "head") and "eye" not in name:
+            out[s] = out[SMPLX_PARENTS[s]]  # tips (last finger bone, foot) follow their parent
+    return out
+
+
+def retarget_to_smplx(anim: SkeletonAnimation) -> tuple[np.ndarray, np.ndarray]:
+    """SMPL-X pose parameters of an Anny animation.
+
+    Returns:
+        poses: (N, 165) axis-angle, SMPL-X joint order (pelvis, 21 body joints, jaw,
+            left eye, right eye, 15 left-hand, 15 right-hand), radians.
+        trans: (N, 3) pelvis position, metres.
+    """
+    glob_anny = anim.global_rotations()
+    heads = anim.joint_positions()
+    index = {n: i for i, n in enumerate(anim.joint_names)}
+    corr = rest_corrections(anim)
+    n = glob_anny.shape[0]
+    glob = np.zeros((n, len(SMPLX_JOINT_NAMES), 3, 3))
+    for s, name in enumerate(SMPLX_JOINT_NAMES):
+        bone = _anny_bone(name)
+        glob[:, s] = (glob_anny[:, index[bone]] if bone else glob[:, SMPLX_PARENTS[s]]) @ corr[s]
+        if name in TPOSE_DIRECTIONS:
+            child, d = TPOSE_DIRECTIONS[name]
+            now = glob[:, s] @ (d / np.linalg.norm(d))
+            target = heads[:, index[_anny_bone(child)]] - heads[:, index[bone]]
+            glob[:, s] = _swings(now, target) @ glob[:, s]
+    local = glob.copy()
+    for s, p in enumerate(SMPLX_PARENTS):
+        if p >= 0:
+            local[:, s] = np.swapaxes(glob[:, p], -1, -2) @ glob[:, s]
+    poses = roma.rotmat_to_rotvec(torch.as_tensor(local)).numpy().reshape(n, -1)
+    return poses.astype(np.float32), anim.root_translation.astype(np.float32)
+
+
+def write_smplx_npz(path: str | Path, anim: SkeletonAnimation) -> Path:
+    """AMASS / SMPL-X Blender add-on style ``.npz`` of the retargeted animation."""
+    poses, trans = retarget_to_smplx(anim)
+    duration = float(anim.times[-1] - anim.times[0]) + 1.0 / anim.fps if len(anim.times) else 0.0
+    path = Path(path)
+    np.savez(
+        path,
+        poses=poses, trans=trans, betas=np.zeros(10, np.float32), gender=np.array("neutral"),
+        surface_model_type=np.array("smplx"), mocap_frame_rate=np.array(anim.fps), mocap_framerate=np.array(anim.fps),
+        mocap_time_length=np.array(duration), root_orient=poses[:, :3], pose_body=poses[:, 3:66],
+        pose_jaw=poses[:, 66:69], pose_eye=poses[:, 69:75], pose_hand=poses[:, 75:165],
+        coordinate_frame=np.array("y_up_camera_view: Y up, the first frame's camera looking along -Z, metres"),
+        trans_convention=np.array("pelvis position; AMASS subtracts the model's rest pelvis J0(betas)"),
+        source_skeleton=np.array("anny, retargeted by meshstream"),
+    )
+    return path
+
+
+def write_smpl(path: str | Path, anim: SkeletonAnimation) -> Path:
+    """Meshcapade ``.smpl`` (via ``smplcodec``) of the retargeted animation."""
+    from smplcodec import SMPLCodec, SMPLGender, SMPLVersion
+
+    poses, trans = retarget_to_smplx(anim)
+    n = len(poses)
+    p = poses.reshape(n, 55, 3)
+    codec = SMPLCodec(
+        smpl_version=SMPLVersion.SMPLX, gender=SMPLGender.NEUTRAL, shape_parameters=np.zeros(10, np.float32),
+        frame_count=n, frame_rate=float(anim.fps), body_translation=trans, body_pose=p[:, :22],
+        head_pose=p[:, 22:25], left_hand_pose=p[:, 25:40], right_hand_pose=p[:, 40:55],
+    )
+    codec.write(str(path))
+    return Path(path)
