@@ -147,7 +147,7 @@ class PersonPerceiver:
 
         self._make = make
         self._vision = vision
-        self._full = make(vision.RunningMode.VIDEO, max_persons)
+        self._full = None  # VIDEO mode, made by reset()
         self._image = make(vision.RunningMode.IMAGE, max_persons)
         self._crop = make(vision.RunningMode.IMAGE, 1)
         self._hog = HogPeopleDetector() if use_hog else None
@@ -159,13 +159,14 @@ class PersonPerceiver:
         self.reset()
 
     def reset(self) -> None:
-        """Forgets the previous frames (new clip or shot)."""
+        """Forgets the previous frames (new clip or shot): VIDEO mode keeps its own
+        tracking state and needs increasing timestamps, so it starts afresh."""
         self._regions = np.zeros((0, 4), np.float32)
         self._frames_seen = 0
         self._last_ts_ms = -1
-        if self._frames_seen == 0 and hasattr(self, "_full"):
+        if self._full is not None:
             self._full.close()
-            self._full = self._make(self._vision.RunningMode.VIDEO, self.max_persons)
+        self._full = self._make(self._vision.RunningMode.VIDEO, self.max_persons)
 
     def close(self) -> None:
         self._full.close()
