@@ -153,7 +153,7 @@ def track_animation(store, track_id: int, body: AnnyBody, frame: tuple[np.ndarra
     shape = torch.as_tensor(g["shape"][:][None], dtype=dt)
     rest = body.rest(shape)
     with torch.no_grad():
-        transforms, _ = body._model.get_bone_transforms(body._deltas(pose), rest.rest_bone_poses)
+        transforms, _ = body.bone_transforms(pose, rest)
         rest_verts = body.vertices(torch.zeros(1, body.num_bones, 3, dtype=dt), rest)[0].double().numpy()
     g_model = transforms[..., :3, :3].double().numpy()  # (N, J, 3, 3) global deltas, model frame
     r_global = roma.rotvec_to_rotmat(torch.as_tensor(orient)).numpy()  # model -> camera
@@ -168,7 +168,7 @@ def track_animation(store, track_id: int, body: AnnyBody, frame: tuple[np.ndarra
     rest_heads_model = rest.rest_bone_poses[0, :, :3, 3].double().numpy()
     heads = rest_heads_model @ MODEL_TO_EXPORT.T
     offsets = heads - np.where(parents[:, None] >= 0, heads[np.maximum(parents, 0)], 0.0)
-    weights = body._skin_weights.double().numpy()
+    weights = body.skin_weights.double().numpy()
     top = np.argsort(-weights, axis=1)[:, :8]
     w = np.take_along_axis(weights, top, axis=1)
     w /= w.sum(1, keepdims=True)

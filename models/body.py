@@ -177,6 +177,30 @@ class AnnyBody:
         deltas[..., 3, 3] = 1.0
         return deltas
 
+    @property
+    def skin_weights(self) -> torch.Tensor:
+        """(V, J) linear-blend-skinning weight of each bone on each vertex (rows sum to 1)."""
+        return self._skin_weights
+
+    @property
+    def keypoint_weights(self) -> torch.Tensor:
+        """(23, V) regression weights of the COCO-23 keypoints from the vertices."""
+        return self._kp_weights
+
+    def bone_transforms(self, pose: torch.Tensor, rest: BodyRest) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward kinematics.
+
+        Args:
+            pose: (B, J, 3) axis-angle per bone, radians.
+            rest: rest data of batch size B or 1.
+
+        Returns:
+            transforms: (B, J, 4, 4) skinning transform of each bone (posed pose times
+                inverse rest pose): rotation = the bone's global change from rest.
+            bone_poses: (B, J, 4, 4) posed bone frames in the model frame.
+        """
+        return self._model.get_bone_transforms(self._deltas(pose), rest.rest_bone_poses)
+
     def skeleton(self, pose: torch.Tensor, rest: BodyRest) -> tuple[torch.Tensor, torch.Tensor]:
         """Posed keypoints and joints in the model frame (differentiable).
 
@@ -188,7 +212,7 @@ class AnnyBody:
             keypoints: (B, 23, 3) COCO-23 keypoints, metres.
             joints: (B, J, 3) bone head positions, metres.
         """
-        transforms, bone_poses = self._model.get_bone_transforms(self._deltas(pose), rest.rest_bone_poses)
+        transforms, bone_poses = self.bone_transforms(pose, rest)
         points = rest.keypoint_bone_points.expand(len(pose), -1, -1, -1)
         keypoints = torch.einsum("bjxy,bkjy->bkx", transforms[..., :3, :], points)
         return keypoints, bone_poses[..., :3, 3]

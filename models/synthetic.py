@@ -133,7 +133,7 @@ def _bone_pose(body: AnnyBody, motion: str, phase: float) -> np.ndarray:
 
 
 def _vertex_colours(body: AnnyBody, shirt_rgb: tuple[int, int, int]) -> np.ndarray:
-    dominant = body._skin_weights.argmax(1).cpu().numpy()
+    dominant = body.skin_weights.argmax(1).cpu().numpy()
     names = [body.bone_names[i] for i in dominant]
     colours = np.empty((len(names), 3), np.float32)
     shirt = np.asarray(shirt_rgb, np.float32)

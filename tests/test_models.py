@@ -22,7 +22,7 @@ def test_keypoint_skinning_equals_mesh_regression(body):
     pose[:, body.fit_bone_index] = 0.3 * torch.randn(3, len(FIT_BONES), 3, generator=g)
     kp, joints = body.skeleton(pose, rest)
     verts = body.vertices(pose, rest)
-    kp_mesh = torch.einsum("kv,bvd->bkd", body._kp_weights, verts)
+    kp_mesh = torch.einsum("kv,bvd->bkd", body.keypoint_weights, verts)
     assert kp.shape == (3, 23, 3) and joints.shape == (3, body.num_bones, 3)
     assert torch.allclose(kp, kp_mesh, atol=1e-5)
 
