@@ -7,6 +7,7 @@ prints a summary. User errors print one line and exit non-zero without a traceba
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -30,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     focal = p.add_mutually_exclusive_group()
     focal.add_argument("--focal-px", type=float, default=None, help="known focal length in pixels (skips the search)")
     focal.add_argument("--fov-deg", type=float, default=None, help="known horizontal field of view in degrees")
+    p.add_argument("--body-model", choices=("anny", "smplx"), default=None,
+                   help="anny (bundled, default) or smplx (your licensed SMPL-X files, see --model-path)")
+    p.add_argument("--model-path", default=None, metavar="DIR",
+                   help="SMPL-X: folder with SMPLX_NEUTRAL.npz (or .pkl; MALE/FEMALE with --gender), or the file")
+    p.add_argument("--gender", choices=("neutral", "male", "female"), default=None, help="SMPL-X model gender")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--start", type=float, default=None, help="start time, seconds")
     p.add_argument("--end", type=float, default=None, help="end time, seconds")
@@ -49,6 +55,8 @@ def build_export_parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="a .zarr store written by meshstream")
     p.add_argument("--to", required=True, metavar="FORMATS", help="comma-separated formats: bvh,glb,fbx,npz,smpl")
     p.add_argument("-o", "--out", default=None, help="output folder (default: beside the store)")
+    p.add_argument("--model-path", default=None, metavar="DIR",
+                   help="SMPL-X stores: the model folder or file (default: the one the store was made with)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -85,9 +93,12 @@ def _run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     for flag, key in ((args.focal_px, "estimation.focal_px"), (args.fov_deg, "estimation.fov_deg"),
                       (args.max_frames, "decode.max_frames"), (args.start, "decode.start_s"),
-                      (args.end, "decode.end_s"), (args.every, "decode.every")):
+                      (args.end, "decode.end_s"), (args.every, "decode.every"),
+                      (args.body_model, "estimation.body_model"), (args.gender, "estimation.gender")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
+    if args.model_path is not None:
+        overrides.append(f"estimation.model_path={json.dumps(str(args.model_path))}")
     if args.no_overlay:
         overrides.append("output.overlay=false")
     config = load_config(args.config, overrides)
@@ -122,10 +133,10 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def _write_exports(store, formats: list[str], out) -> int:
+def _write_exports(store, formats: list[str], out, model_path: str | None = None) -> int:
     from meshstream.export.files import export_store
 
-    written, failures = export_store(store, formats, out)
+    written, failures = export_store(store, formats, out, model_path=model_path)
     for path in written:
         print(f"export      {path}")
     for failure in failures:
@@ -136,7 +147,7 @@ def _write_exports(store, formats: list[str], out) -> int:
 def _export(args: argparse.Namespace) -> int:
     from meshstream.export.files import parse_formats
 
-    return _write_exports(args.store, parse_formats(args.to), args.out)
+    return _write_exports(args.store, parse_formats(args.to), args.out, args.model_path)
 
 
 if __name__ == "__main__":

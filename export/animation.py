@@ -9,7 +9,8 @@ level camera this is the OpenCV camera frame with y and z flipped.
 Joint rotations are *deltas from the rest pose* (the rest skeleton has identity joint
 orientations), the convention of BVH and of glTF skins with translation-only bind
 poses: the posed head of joint j is ``head[parent] + G[parent] @ offset[j]``, where
-``G`` are the global rotations, which reproduces Anny's skinning exactly.
+``G`` are the global rotations, which reproduces the body model's skinning exactly (Anny's, or SMPL-X's without its
+pose correctives).
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ import numpy as np
 import roma
 import torch
 
-from meshstream.models.body import AnnyBody
+from meshstream.models.body import AnnyBody, BodyModel
 
-# Anny model axes (Z up, -Y forward) -> export axes (Y up, +Z forward).
-MODEL_TO_EXPORT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 # OpenCV camera axes (y down, z forward) -> export axes seen from the camera (Y up).
 CAMERA_TO_EXPORT = np.diag([1.0, -1.0, -1.0])
 
@@ -100,8 +99,9 @@ def level_frame(store) -> tuple[np.ndarray, np.ndarray]:
     """
     names = list(store.attrs["joint_names"])
     ups, feet, lows = [], [], []
-    model_up = np.array([0.0, 0.0, 1.0])  # Anny's up axis
-    foot_joints = [i for i, n in enumerate(names) if n.startswith(("foot.", "toe"))]
+    model_up = np.asarray(store.attrs.get("model_up_axis", AnnyBody.up_axis), dtype=np.float64)
+    foot_names = tuple(store.attrs.get("foot_joint_names", ()))
+    foot_joints = [i for i, n in enumerate(names) if n in foot_names or n.startswith(("foot.", "toe"))]
     for tid in (store["tracks"].group_keys() if "tracks" in store else []):
         g = store[f"tracks/{tid}"]
         ok = g["fit_ok"][:]
@@ -132,14 +132,14 @@ def level_frame(store) -> tuple[np.ndarray, np.ndarray]:
     return rotation, np.array([0.0, -floor, 0.0])
 
 
-def track_animation(store, track_id: int, body: AnnyBody, frame: tuple[np.ndarray, np.ndarray] | None = None) -> SkeletonAnimation:
+def track_animation(store, track_id: int, body: BodyModel, frame: tuple[np.ndarray, np.ndarray] | None = None) -> SkeletonAnimation:
     """Builds the animation of one track of a meshstream Zarr store.
 
     Args:
         store: Open Zarr group (see ``export.zarr_store``).
         track_id: The track.
-        body: The Anny body model (its rest skeleton and mesh are re-computed for the
-            track's shape).
+        body: The body model the store was made with (its rest skeleton and mesh are
+            re-computed for the track's shape).
         frame: The export world (:func:`level_frame`), computed if not given.
     """
     to_world, offset = frame if frame is not None else level_frame(store)
@@ -159,14 +159,15 @@ def track_animation(store, track_id: int, body: AnnyBody, frame: tuple[np.ndarra
     r_global = roma.rotvec_to_rotmat(torch.as_tensor(orient)).numpy()  # model -> camera
     # Global rotation in export axes: rest (export) -> model -> posed model -> camera -> export.
     world = to_world @ r_global  # (N, 3, 3)
-    glob = world[:, None] @ g_model @ MODEL_TO_EXPORT.T
+    to_export = body.model_to_export
+    glob = world[:, None] @ g_model @ to_export.T
     parents = body.bone_parents
     local = glob.copy()
     for k in range(len(parents)):
         if parents[k] >= 0:
             local[:, k] = np.swapaxes(glob[:, parents[k]], -1, -2) @ glob[:, k]
     rest_heads_model = rest.rest_bone_poses[0, :, :3, 3].double().numpy()
-    heads = rest_heads_model @ MODEL_TO_EXPORT.T
+    heads = rest_heads_model @ to_export.T
     offsets = heads - np.where(parents[:, None] >= 0, heads[np.maximum(parents, 0)], 0.0)
     weights = body.skin_weights.double().numpy()
     top = np.argsort(-weights, axis=1)[:, :8]
@@ -180,10 +181,10 @@ def track_animation(store, track_id: int, body: AnnyBody, frame: tuple[np.ndarra
         offsets=offsets,
         times=times - store["frames/pts_seconds"][0],
         rotations=local,
-        # Anny poses the root at the model origin whatever its rest head, so the posed
-        # root is the camera-space translation itself.
+        # The models pose the root at the model origin, so the posed root is the
+        # camera-space translation itself.
         root_translation=transl @ to_world.T + offset,
-        rest_vertices=rest_verts @ MODEL_TO_EXPORT.T,
+        rest_vertices=rest_verts @ to_export.T,
         faces=body.faces.copy(),
         skin_joints=top.astype(np.uint16),
         skin_weights=w.astype(np.float32),

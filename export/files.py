@@ -34,13 +34,15 @@ def parse_formats(text: str) -> list[str]:
     return formats
 
 
-def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path | None = None) -> tuple[list[Path], list[str]]:
+def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path | None = None,
+                 model_path: str | Path | None = None) -> tuple[list[Path], list[str]]:
     """Writes ``<clip>_track_<id>.<fmt>`` for every track of a store.
 
     Args:
         store_path: A meshstream ``.zarr`` store.
         formats: From :data:`FORMATS`.
         out_dir: Output folder (default: beside the store).
+        model_path: SMPL-X stores: the model folder or file (default: the store's own).
 
     Returns:
         The files written and one line per failure.
@@ -55,7 +57,7 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
     from .bvh import write_bvh
     from .fbx import blender_python, write_fbx
     from .gltf import write_glb
-    from .smplx_layout import write_smpl, write_smplx_npz
+    from .smplx_layout import retargeted_sequence, smplx_sequence, write_smpl, write_smplx_npz
 
     store_path = Path(store_path)
     try:
@@ -63,8 +65,17 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
         body_model = store.attrs["body_model"]
     except (FileNotFoundError, KeyError, ValueError) as exc:
         raise InputError(f"{store_path}: not a meshstream Zarr store ({exc}); give the .zarr written by process_video") from exc
-    if body_model != "anny":
-        raise InputError(f"{store_path}: body model {body_model!r} cannot be exported yet; only anny")
+    if body_model == "smplx":
+        from meshstream.models.smplx_body import SmplxBody
+
+        path = model_path or store.attrs.get("model_path")
+        if not path:
+            raise InputError(f"{store_path}: a SMPL-X store needs the model files; pass --model-path DIR")
+        body = SmplxBody(path, gender=str(store.attrs.get("gender") or "neutral"))
+    elif body_model == "anny":
+        body = AnnyBody()
+    else:
+        raise InputError(f"{store_path}: unknown body model {body_model!r}; expected anny or smplx")
     out = Path(out_dir) if out_dir else store_path.parent
     out.mkdir(parents=True, exist_ok=True)
     python = blender_python() if "fbx" in formats else None
@@ -76,7 +87,6 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
 
     writers = {"bvh": write_bvh, "glb": write_glb, "fbx": fbx_writer, "npz": write_smplx_npz, "smpl": write_smpl}
     stem = store_path.name.removesuffix(".zarr")
-    body = AnnyBody()
     written, failures = [], []
     track_ids = sorted(int(t) for t in store["tracks"].group_keys()) if "tracks" in store else []
     world = level_frame(store) if track_ids else None
@@ -85,6 +95,10 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
         for fmt in formats:
             path = out / f"{stem}_track_{tid}.{fmt}"
             try:
+                if fmt in ("npz", "smpl"):
+                    seq = smplx_sequence(store, tid, body, world) if body_model == "smplx" else retargeted_sequence(anim)
+                    written.append(writers[fmt](path, seq))
+                    continue
                 written.append(writers[fmt](path, anim))
             except (OSError, ValueError, MeshstreamError) as exc:
                 failures.append(f"{path.name}: {exc}")

@@ -1,5 +1,8 @@
-"""Retargeting the Anny skeleton to the SMPL-X joint layout, and the AMASS-style npz
-and Meshcapade ``.smpl`` files built on it.
+"""SMPL-X animation sequences and the AMASS-style npz and Meshcapade ``.smpl`` files.
+
+A store made with the SMPL-X body model gives its parameters straight
+(:func:`smplx_sequence`); a store made with Anny is retargeted to the SMPL-X joint
+layout (:func:`retarget_to_smplx`).
 
 SMPL-X rests in a T-pose, Anny in an A-pose, and their skeletons differ. Each SMPL-X
 joint takes the *global* rotation of the Anny bone that plays its part, times a fixed
@@ -12,34 +15,25 @@ points where Anny's points, with the mapped bone's twist. Local rotations are th
 to their parent.
 
 Frame: SMPL-X's own axes (Y up, the body facing +Z, its left on +X), which are the
-export frame of ``export.animation`` (the camera's view, Y up). The body shape is not
-transferred (``betas`` are zeros), and ``trans`` is the pelvis position: with a real
-SMPL-X model, subtract its rest pelvis ``J0(betas)`` for AMASS's exact convention.
+export frame of ``export.animation`` (the levelled world seen from the camera, Y up,
+floor at y = 0). For a retargeted Anny track the body shape is not transferred
+(``betas`` are zeros) and ``trans`` is the pelvis position; for a SMPL-X track ``betas``
+are the fitted ones and ``trans`` follows AMASS exactly (``trans = pelvis - J0(betas)``,
+so ``smplx.SMPLX(..., transl=trans)`` puts the body where it was seen).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import roma
 import torch
 
-from .animation import SkeletonAnimation
+from .animation import SkeletonAnimation, level_frame
 
-_HAND = ("index1", "index2", "index3", "middle1", "middle2", "middle3", "pinky1", "pinky2", "pinky3",
-         "ring1", "ring2", "ring3", "thumb1", "thumb2", "thumb3")
-SMPLX_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
-    "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "jaw", "left_eye_smplhf",
-    "right_eye_smplhf",
-) + tuple(f"left_{n}" for n in _HAND) + tuple(f"right_{n}" for n in _HAND)
-SMPLX_PARENTS = np.array(
-    [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
-    + [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38]
-    + [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53]
-)
+from meshstream.models.smplx_body import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
 _FINGER = {"thumb": 1, "index": 2, "middle": 3, "ring": 4, "pinky": 5}
 
@@ -153,35 +147,96 @@ def retarget_to_smplx(anim: SkeletonAnimation) -> tuple[np.ndarray, np.ndarray]:
     return poses.astype(np.float32), anim.root_translation.astype(np.float32)
 
 
-def write_smplx_npz(path: str | Path, anim: SkeletonAnimation) -> Path:
-    """AMASS / SMPL-X Blender add-on style ``.npz`` of the retargeted animation."""
+@dataclass
+class SmplxSequence:
+    """One track as SMPL-X parameters in the export frame.
+
+    Attributes:
+        poses: (N, 165) axis-angle, SMPL-X joint order (root orientation first), radians.
+        trans: (N, 3) ``smplx`` ``transl`` of each frame, metres.
+        betas: (B,) shape coefficients.
+        fps: Nominal frame rate.
+        duration_s: Length of the sequence, seconds.
+        gender: ``neutral``, ``male`` or ``female``.
+        trans_convention: What ``trans`` is (stored in the npz).
+        source: Where the parameters come from (stored in the npz).
+    """
+
+    poses: np.ndarray
+    trans: np.ndarray
+    betas: np.ndarray
+    fps: float
+    duration_s: float
+    gender: str
+    trans_convention: str
+    source: str
+
+
+def _duration(times: np.ndarray, fps: float) -> float:
+    return float(times[-1] - times[0]) + 1.0 / fps if len(times) else 0.0
+
+
+def retargeted_sequence(anim: SkeletonAnimation) -> SmplxSequence:
+    """The SMPL-X-layout sequence of an Anny animation (betas zero, trans = pelvis)."""
     poses, trans = retarget_to_smplx(anim)
-    duration = float(anim.times[-1] - anim.times[0]) + 1.0 / anim.fps if len(anim.times) else 0.0
+    return SmplxSequence(poses, trans, np.zeros(10, np.float32), anim.fps, _duration(anim.times, anim.fps),
+                         "neutral", "pelvis position; AMASS subtracts the model's rest pelvis J0(betas)",
+                         "anny, retargeted by meshstream")
+
+
+def smplx_sequence(store, track_id: int, body, frame: tuple[np.ndarray, np.ndarray] | None = None) -> SmplxSequence:
+    """The fitted SMPL-X parameters of one track of a SMPL-X store, in the export frame.
+
+    Args:
+        store: Open Zarr group written with ``body_model = "smplx"``.
+        track_id: The track.
+        body: The ``SmplxBody`` the store was made with (for ``J0(betas)``).
+        frame: The export world (``animation.level_frame``), computed if not given.
+    """
+    to_world, offset = frame if frame is not None else level_frame(store)
+    g = store[f"tracks/{track_id}"]
+    pose = g["body_pose"][:].astype(np.float64)  # (N, 55, 3), joint 0 at identity
+    r_cam = roma.rotvec_to_rotmat(torch.as_tensor(g["global_orient"][:].astype(np.float64))).numpy()
+    root = roma.rotmat_to_rotvec(torch.as_tensor(to_world @ r_cam @ body.model_to_export.T)).numpy()
+    pose[:, 0] = root
+    betas = g["shape"][:].astype(np.float32)
+    j0 = body.rest_pelvis(torch.as_tensor(betas[None], dtype=body.dtype))[0].double().numpy()
+    trans = g["transl"][:].astype(np.float64) @ to_world.T + offset - j0
+    times = store["frames/pts_seconds"][:][g["frame_index"][:]]
+    fps = float(store.attrs["fps"])
+    return SmplxSequence(pose.reshape(len(pose), -1).astype(np.float32), trans.astype(np.float32), betas, fps,
+                         _duration(times, fps), str(store.attrs.get("gender") or "neutral"),
+                         "AMASS: trans = pelvis - J0(betas); smplx.SMPLX(transl=trans) reproduces the fit",
+                         f"smplx fit by meshstream ({Path(str(store.attrs.get('model_path') or 'SMPL-X')).name})")
+
+
+def write_smplx_npz(path: str | Path, seq: SmplxSequence) -> Path:
+    """AMASS / SMPL-X Blender add-on style ``.npz`` of a sequence."""
     path = Path(path)
+    poses = seq.poses
     np.savez(
         path,
-        poses=poses, trans=trans, betas=np.zeros(10, np.float32), gender=np.array("neutral"),
-        surface_model_type=np.array("smplx"), mocap_frame_rate=np.array(anim.fps), mocap_framerate=np.array(anim.fps),
-        mocap_time_length=np.array(duration), root_orient=poses[:, :3], pose_body=poses[:, 3:66],
+        poses=poses, trans=seq.trans, betas=seq.betas, gender=np.array(seq.gender),
+        surface_model_type=np.array("smplx"), mocap_frame_rate=np.array(seq.fps), mocap_framerate=np.array(seq.fps),
+        mocap_time_length=np.array(seq.duration_s), root_orient=poses[:, :3], pose_body=poses[:, 3:66],
         pose_jaw=poses[:, 66:69], pose_eye=poses[:, 69:75], pose_hand=poses[:, 75:165],
-        coordinate_frame=np.array("y_up_camera_view: Y up, the first frame's camera looking along -Z, metres"),
-        trans_convention=np.array("pelvis position; AMASS subtracts the model's rest pelvis J0(betas)"),
-        source_skeleton=np.array("anny, retargeted by meshstream"),
+        coordinate_frame=np.array("y_up_camera_view: Y up, floor at y=0, the first frame's camera looking along -Z, metres"),
+        trans_convention=np.array(seq.trans_convention), source_skeleton=np.array(seq.source),
     )
     return path
 
 
-def write_smpl(path: str | Path, anim: SkeletonAnimation) -> Path:
-    """Meshcapade ``.smpl`` (via ``smplcodec``) of the retargeted animation."""
+def write_smpl(path: str | Path, seq: SmplxSequence) -> Path:
+    """Meshcapade ``.smpl`` (via ``smplcodec``) of a sequence."""
     from smplcodec import SMPLCodec, SMPLGender, SMPLVersion
 
-    poses, trans = retarget_to_smplx(anim)
-    n = len(poses)
-    p = poses.reshape(n, 55, 3)
+    n = len(seq.poses)
+    p = seq.poses.reshape(n, 55, 3)
     codec = SMPLCodec(
-        smpl_version=SMPLVersion.SMPLX, gender=SMPLGender.NEUTRAL, shape_parameters=np.zeros(10, np.float32),
-        frame_count=n, frame_rate=float(anim.fps), body_translation=trans, body_pose=p[:, :22],
-        head_pose=p[:, 22:25], left_hand_pose=p[:, 25:40], right_hand_pose=p[:, 40:55],
+        smpl_version=SMPLVersion.SMPLX, gender=SMPLGender[seq.gender.upper()],
+        shape_parameters=seq.betas.astype(np.float32), frame_count=n, frame_rate=float(seq.fps),
+        body_translation=seq.trans, body_pose=p[:, :22], head_pose=p[:, 22:25], left_hand_pose=p[:, 25:40],
+        right_hand_pose=p[:, 40:55],
     )
     codec.write(str(path))
     return Path(path)

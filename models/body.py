@@ -61,7 +61,108 @@ class BodyRest:
     blendshape_coeffs: torch.Tensor
 
 
-class AnnyBody:
+class BodyModel:
+    """What the estimator, the overlay and the exports need of a body model.
+
+    Subclasses set, in ``__init__``: ``name``, ``dtype``, ``device``, ``bone_names``
+    (J,), ``bone_parents`` (J,) int (-1 for the root, parents before children),
+    ``shape_names`` (S,), ``faces`` (F, 3) int64, ``keypoint_names`` (COCO-23),
+    ``fit_bone_index`` (the bones the fitter moves), ``_skin_weights`` (V, J) and
+    ``_kp_weights`` (23, V); and as class attributes the conventions below. They
+    implement :meth:`default_shape`, :meth:`rest`, :meth:`bone_transforms` and
+    :meth:`vertices`. Bone 0 is the root, kept at identity (the global orientation is
+    applied outside the model), and the model frame has the root joint at the origin
+    in the rest pose, so ``transl`` of a fit is the root joint in camera space.
+
+    Attributes:
+        up_axis: (3,) the body's up direction in the model frame.
+        model_to_export: (3, 3) model axes -> export axes (Y up, the body facing +Z).
+        upright_facing_camera: (3, 3) ``R_global`` of a person standing upright and
+            facing an OpenCV camera.
+        shape_fit_names: Shape parameters the fitter may change per track.
+        shape_bounds: (low, high) of fitted shape values.
+        shape_scale: Span of plausible shape values (the shape prior's unit).
+        foot_joint_names: Joints that touch the floor when standing (export levelling).
+    """
+
+    name: str
+    up_axis: np.ndarray
+    model_to_export: np.ndarray
+    upright_facing_camera: np.ndarray
+    shape_fit_names: tuple[str, ...]
+    shape_bounds: tuple[float, float]
+    shape_scale: float
+    foot_joint_names: tuple[str, ...]
+
+    def linear_rest(self) -> "LinearRest":
+        """A differentiable first-order model of the rest data around the default body
+        (built once, cached; exact for models whose rest is linear in the shape)."""
+        if getattr(self, "_linear_rest", None) is None:
+            self._linear_rest = LinearRest(self)
+        return self._linear_rest
+
+    @property
+    def num_bones(self) -> int:
+        return len(self.bone_names)
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self._skin_weights.shape[0])
+
+    @property
+    def skin_weights(self) -> torch.Tensor:
+        """(V, J) linear-blend-skinning weight of each bone on each vertex (rows sum to 1)."""
+        return self._skin_weights
+
+    @property
+    def keypoint_weights(self) -> torch.Tensor:
+        """(23, V) regression weights of the COCO-23 keypoints from the vertices."""
+        return self._kp_weights
+
+    def default_shape(self, batch: int = 1) -> torch.Tensor:
+        """(batch, S) shape parameters of the average body."""
+        raise NotImplementedError
+
+    def rest(self, shape: torch.Tensor) -> BodyRest:
+        """Rest data for a batch of (S_batch, S) shapes."""
+        raise NotImplementedError
+
+    def bone_transforms(self, pose: torch.Tensor, rest: BodyRest) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward kinematics.
+
+        Args:
+            pose: (B, J, 3) axis-angle per bone, radians.
+            rest: rest data of batch size B or 1.
+
+        Returns:
+            transforms: (B, J, 4, 4) skinning transform of each bone (posed pose times
+                inverse rest pose): rotation = the bone's global change from rest.
+            bone_poses: (B, J, 4, 4) posed bone frames in the model frame.
+        """
+        raise NotImplementedError
+
+    def vertices(self, pose: torch.Tensor, rest: BodyRest) -> torch.Tensor:
+        """(B, V, 3) skinned mesh vertices in the model frame, metres."""
+        raise NotImplementedError
+
+    def skeleton(self, pose: torch.Tensor, rest: BodyRest) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posed keypoints and joints in the model frame (differentiable).
+
+        Args:
+            pose: (B, J, 3) axis-angle per bone, radians.
+            rest: rest data of batch size B or 1.
+
+        Returns:
+            keypoints: (B, 23, 3) COCO-23 keypoints, metres.
+            joints: (B, J, 3) bone head positions, metres.
+        """
+        transforms, bone_poses = self.bone_transforms(pose, rest)
+        points = rest.keypoint_bone_points.expand(len(pose), -1, -1, -1)
+        keypoints = torch.einsum("bjxy,bkjy->bkx", transforms[..., :3, :], points)
+        return keypoints, bone_poses[..., :3, 3]
+
+
+class AnnyBody(BodyModel):
     """The Anny body model (shipped inside the ``anny`` package) as a batched layer.
 
     Args:
@@ -73,6 +174,11 @@ class AnnyBody:
     """
 
     name = "anny"
+    up_axis = np.array([0.0, 0.0, 1.0])
+    model_to_export = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+    upright_facing_camera = MODEL_TO_UPRIGHT_FACING_CAMERA
+    shape_bounds = (0.15, 0.85)  # where the linear shape model holds
+    shape_scale = 1.0
 
     def __init__(
         self,
@@ -123,25 +229,11 @@ class AnnyBody:
         )
         self._skin_weights = dense  # (V, J)
         self.fit_bone_index = np.array([self.bone_names.index(b) for b in FIT_BONES])
+        self.foot_joint_names = tuple(n for n in self.bone_names if n.startswith(("foot.", "toe")))
 
     #: Phenotypes the fitter may change per track (adults: age and muscle stay at the mean,
     #: where the rest skeleton is linear in these to within 5 mm).
     shape_fit_names: tuple[str, ...] = ("gender", "weight", "height", "proportions")
-
-    def linear_rest(self) -> "LinearRest":
-        """A differentiable first-order model of the rest data around the average body
-        (built once, cached)."""
-        if getattr(self, "_linear_rest", None) is None:
-            self._linear_rest = LinearRest(self)
-        return self._linear_rest
-
-    @property
-    def num_bones(self) -> int:
-        return len(self.bone_names)
-
-    @property
-    def num_vertices(self) -> int:
-        return int(self._skin_weights.shape[0])
 
     def default_shape(self, batch: int = 1) -> torch.Tensor:
         """(batch, S) phenotype values of the average adult (all 0.5)."""
@@ -177,16 +269,6 @@ class AnnyBody:
         deltas[..., 3, 3] = 1.0
         return deltas
 
-    @property
-    def skin_weights(self) -> torch.Tensor:
-        """(V, J) linear-blend-skinning weight of each bone on each vertex (rows sum to 1)."""
-        return self._skin_weights
-
-    @property
-    def keypoint_weights(self) -> torch.Tensor:
-        """(23, V) regression weights of the COCO-23 keypoints from the vertices."""
-        return self._kp_weights
-
     def bone_transforms(self, pose: torch.Tensor, rest: BodyRest) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward kinematics.
 
@@ -200,22 +282,6 @@ class AnnyBody:
             bone_poses: (B, J, 4, 4) posed bone frames in the model frame.
         """
         return self._model.get_bone_transforms(self._deltas(pose), rest.rest_bone_poses)
-
-    def skeleton(self, pose: torch.Tensor, rest: BodyRest) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posed keypoints and joints in the model frame (differentiable).
-
-        Args:
-            pose: (B, J, 3) axis-angle per bone, radians.
-            rest: rest data of batch size B or 1.
-
-        Returns:
-            keypoints: (B, 23, 3) COCO-23 keypoints, metres.
-            joints: (B, J, 3) bone head positions, metres.
-        """
-        transforms, bone_poses = self.bone_transforms(pose, rest)
-        points = rest.keypoint_bone_points.expand(len(pose), -1, -1, -1)
-        keypoints = torch.einsum("bjxy,bkjy->bkx", transforms[..., :3, :], points)
-        return keypoints, bone_poses[..., :3, 3]
 
     @torch.no_grad()
     def vertices(self, pose: torch.Tensor, rest: BodyRest) -> torch.Tensor:
@@ -251,7 +317,7 @@ class LinearRest:
         step: Finite-difference step in phenotype units.
     """
 
-    def __init__(self, body: AnnyBody, step: float = 0.1) -> None:
+    def __init__(self, body: BodyModel, step: float = 0.1) -> None:
         base_shape = body.default_shape(1)
         base = body.rest(base_shape)
         d_points, d_poses = [], []

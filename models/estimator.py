@@ -26,7 +26,7 @@ import numpy as np
 import roma
 import torch
 
-from .body import AnnyBody
+from .body import BodyModel
 from .camera import focal_grid, project, ray_rotation, refine_minimum, reprojection_nll, solve_translation
 from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 
@@ -159,7 +159,7 @@ class BodyEstimator:
         pose_prior_weight: Weight of the squared-angle pose prior.
         temporal_weight: Weight tying a track's pose to its previous frame.
         fov_range_deg: Horizontal field-of-view range of the focal search.
-        fit_shape: Fit one body shape per track (``AnnyBody.shape_fit_names``); else the
+        fit_shape: Fit one body shape per track (``body.shape_fit_names``); else the
             average body.
         shape_prior_weight: Pull of a track's shape towards its running estimate (and
             of a new track's towards the average body); grows with the frames seen.
@@ -171,7 +171,7 @@ class BodyEstimator:
 
     def __init__(
         self,
-        body: AnnyBody,
+        body: BodyModel,
         *,
         iterations_3d: int = 60,
         iterations_2d: int = 40,
@@ -233,7 +233,9 @@ class BodyEstimator:
         # Prior strength: the frames behind the running estimate against this chunk's.
         prior_w = self.shape_prior_weight * (1.0 + seen / frames)
         fit_idx = self._shape_fit_index
-        beta = prior_shape[:, fit_idx].clone().requires_grad_(self.fit_shape)
+        scale = float(self.body.shape_scale)  # the optimiser sees shapes in units of their span
+        low, high = (b / scale for b in self.body.shape_bounds)
+        beta = (prior_shape[:, fit_idx] / scale).clone().requires_grad_(self.fit_shape)
         track_of_t = torch.as_tensor(track_of)
         pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
         params = [theta, omega] + ([beta] if self.fit_shape else [])
@@ -241,16 +243,16 @@ class BodyEstimator:
         for _ in range(self.iterations_3d):
             opt.zero_grad()
             pose = _with_free(pose0, free, theta)
-            shape = self._full_shape(prior_shape, beta)
+            shape = self._full_shape(prior_shape, beta * scale)
             kp, _ = self.body.skeleton(pose, self._linear_rest(shape[track_of_t]))
             loss = self._structure_loss(kp, omega, lm, w3) + self._priors(theta, pairs)
             if self.fit_shape:
-                loss = loss + (prior_w[:, None] * (beta - prior_shape[:, fit_idx]) ** 2).sum() / len(tracks)
+                loss = loss + (prior_w[:, None] * (beta - prior_shape[:, fit_idx] / scale) ** 2).sum() / len(tracks)
             loss.backward()
             opt.step()
             with torch.no_grad():
-                beta.clamp_(0.15, 0.85)  # where the linear shape model holds
-        shape = self._full_shape(prior_shape, beta.detach())
+                beta.clamp_(low, high)  # Anny: where the linear shape model holds
+        shape = self._full_shape(prior_shape, beta.detach() * scale)
         for i, t in enumerate(tracks):
             # The fit already weighed the running estimate by the frames behind it.
             self._shapes[int(t)] = (shape[i].clone(), int(seen[i] + frames[i]))

@@ -38,7 +38,7 @@ class PersonSpec:
         start_xz: (x, z) camera-space start position of the pelvis on the ground, metres.
         velocity_xz: (vx, vz) ground velocity, metres/second.
         yaw_deg: Heading about the vertical axis; 0 faces the camera, 90 faces image right.
-        motion: ``"walk"``, ``"squat"``, ``"arms"`` or ``"turn"``.
+        motion: ``"walk"``, ``"squat"``, ``"arms"``, ``"legs"`` (kicks) or ``"turn"``.
         shape: Anny phenotype overrides, e.g. ``{"height": 0.8}`` (others 0.5).
         shirt_rgb: Shirt colour.
     """
@@ -71,6 +71,9 @@ class GroundTruth:
             cut by the frame edge, in [0, 1].
         focal_per_frame: (T,) focal of each frame, pixels (differs from ``focal_px``
             when the camera zooms).
+        vertices: (P, T, V, 3) float32 mesh vertices in camera space, metres (only when
+            rendered with ``keep_vertices=True``; never saved).
+        faces: (F, 3) triangles of those meshes.
     """
 
     focal_px: float
@@ -85,9 +88,12 @@ class GroundTruth:
     boxes: np.ndarray | None = None
     visibility: np.ndarray | None = None
     focal_per_frame: np.ndarray | None = None
+    vertices: np.ndarray | None = None
+    faces: np.ndarray | None = None
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, **{k: np.asarray(v) for k, v in self.__dict__.items() if v is not None})
+        skip = ("vertices", "faces")
+        np.savez(path, **{k: np.asarray(v) for k, v in self.__dict__.items() if v is not None and k not in skip})
 
     @classmethod
     def load(cls, path: str | Path) -> "GroundTruth":
@@ -122,11 +128,16 @@ def _bone_pose(body: AnnyBody, motion: str, phase: float) -> np.ndarray:
             rot(f"lowerleg01.{side}", 0, 1.9 * depth)
             rot(f"foot.{side}", 0, -0.7 * depth)
             rot(f"upperarm01.{side}", 0, -1.2 * depth)
+        elif motion == "legs":  # alternating front kicks
+            lift = max(0.0, math.sin(phase + (sign > 0) * math.pi))
+            rot(f"upperleg01.{side}", 0, -1.2 * lift)
+            rot(f"lowerleg01.{side}", 0, 0.9 * lift * (1 - lift) + 0.05)
+            rot(f"upperarm01.{side}", 0, 0.3 * lift)
         elif motion == "arms":
             rot(f"upperarm01.{side}", 0, -1.3 * (0.5 - 0.5 * math.cos(phase + (sign > 0) * 0.8)))
             rot(f"upperleg01.{side}", 0, -0.1 * sign)
         else:
-            raise ValueError(f"unknown motion {motion!r}; use walk, squat, arms or turn")
+            raise ValueError(f"unknown motion {motion!r}; use walk, squat, arms, legs or turn")
     if motion == "squat":
         rot("spine03", 0, -0.35 * 0.5 * (1 - math.cos(phase)))
     return pose
@@ -195,6 +206,7 @@ def render_frames(
     body: AnnyBody | None = None,
     zoom: np.ndarray | None = None,
     pitch_deg: float = 0.0,
+    keep_vertices: bool = False,
 ) -> tuple[list[np.ndarray], GroundTruth]:
     """Renders the frames of a synthetic clip and its ground truth.
 
@@ -216,6 +228,7 @@ def render_frames(
         zoom: (n_frames,) focal multiplier per frame (a zooming camera; the background
             photo is magnified about the image centre to match). ``fov_deg`` is the
             field of view at zoom 1.
+        keep_vertices: Also return every mesh in camera space (``GroundTruth.vertices``).
 
     Returns:
         The (H, W, 3) uint8 RGB frames and the ground truth (``focal_px`` is the focal at
@@ -239,6 +252,7 @@ def render_frames(
     visible = np.zeros((n_p, n_frames), bool)
     boxes = np.full((n_p, n_frames, 4), np.nan)
     visibility = np.zeros((n_p, n_frames))
+    vertices = np.zeros((n_p, n_frames, body.num_vertices, 3), np.float32) if keep_vertices else None
     rests = []
     colours = []
     for spec in persons:
@@ -273,6 +287,8 @@ def render_frames(
             transl = np.array([x, camera_height_m - vc[:, 1].max(), z])
             vc = (vc + transl) @ tilt.T
             kc = (kp @ rot.T + transl) @ tilt.T
+            if vertices is not None:
+                vertices[p, t] = vc
             pelvis[p, t] = 0.5 * (kc[LEFT_HIP] + kc[RIGHT_HIP])
             kp3d[p, t] = kc[:17]
             kp2d[p, t] = f * kc[:17, :2] / kc[:17, 2:3] + pp
@@ -304,7 +320,7 @@ def render_frames(
     gt = GroundTruth(
         focal_px=f0, principal_point=pp, width=width, height=height, fps=fps,
         pelvis=pelvis, keypoints3d=kp3d, keypoints2d=kp2d, visible=visible, boxes=boxes, visibility=visibility,
-        focal_per_frame=f0 * zoom,
+        focal_per_frame=f0 * zoom, vertices=vertices, faces=faces if keep_vertices else None,
     )
     return frames, gt
 

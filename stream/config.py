@@ -61,7 +61,9 @@ class TrackingConfig:
 class EstimationConfig:
     """Body and camera estimation."""
 
-    body_model: str = "anny"
+    body_model: str = "anny"  # anny | smplx
+    model_path: str | None = None  # smplx: folder with SMPLX_<GENDER>.npz|pkl, or the file
+    gender: str = "neutral"  # smplx: neutral | male | female
     chunk_frames: int = 48
     iterations_3d: int = 60
     iterations_2d: int = 40
@@ -131,8 +133,11 @@ class Config:
                 raise ConfigError(f"invalid config: {message}")
         if self.output.overlay_inset not in ("top", "side", "none"):
             raise ConfigError("invalid config: output.overlay_inset must be top, side or none")
-        if self.estimation.body_model == "smplx":
-            raise ConfigError("estimation.body_model=smplx is not available yet; use anny (the bundled model)")
+        if self.estimation.body_model == "smplx" and not self.estimation.model_path:
+            raise ConfigError("--body-model smplx needs --model-path DIR, the folder holding SMPLX_NEUTRAL.npz "
+                              "(SMPL-X files are licensed: https://smpl-x.is.tue.mpg.de)")
+        if self.estimation.gender not in ("neutral", "male", "female"):
+            raise ConfigError("invalid config: estimation.gender must be neutral, male or female")
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:

@@ -113,6 +113,7 @@ class _Pipeline:
     def __init__(self, config: Config, info, out_dir: Path, stem: str, software_version: str) -> None:
         from meshstream.models.body import AnnyBody
         from meshstream.models.perception import PersonPerceiver
+        from meshstream.models.smplx_body import SmplxBody
         from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
         from meshstream.tracking.shots import ShotDetector
         from meshstream.tracking.tracker import PersonTracker
@@ -131,8 +132,8 @@ class _Pipeline:
                       if tc.detect_cuts else None)
         self.shot = -1
         self.zoom = ZoomTracker() if tc.detect_zoom else None
-        self.body = AnnyBody()
         ec = c.estimation
+        self.body = (SmplxBody(ec.model_path, gender=ec.gender) if ec.body_model == "smplx" else AnnyBody())
         self.estimator = BodyEstimator(self.body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
                                        min_keypoint_conf=ec.min_keypoint_conf,
                                        fov_range_deg=tuple(ec.fov_range_deg))
@@ -159,7 +160,13 @@ class _Pipeline:
                 "joint_names": self.body.bone_names, "shape_names": self.body.shape_names,
                 "camera_convention": "OpenCV: x right, y down, z forward; metres; pixels",
                 "rotation_convention": "axis-angle (radians); global_orient maps the body-model frame "
-                                       "(Anny: Z up, -Y forward) to the camera",
+                                       "(Anny: Z up, -Y forward; SMPL-X: Y up, +Z forward) to the camera",
+                "transl_convention": "camera-space position of the body model's root joint (the model frame "
+                                     "has the rest root at its origin); SMPL-X trans = transl - J0(betas)",
+                "model_path": str(getattr(self.body, "path", "")) or None,
+                "model_up_axis": [float(x) for x in self.body.up_axis],
+                "foot_joint_names": list(self.body.foot_joint_names),
+                "gender": getattr(self.body, "gender", None),
                 "config": config_to_dict(c), "software_version": software_version, "focal_source": self.focal_source,
             },
             principal_point=self.pp,
@@ -370,6 +377,10 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
                          image_fps=dc.image_fps, random_access=dc.random_access)
     out = Path(out_dir or config.output.dir)
     check_output_dir(out)
+    if config.estimation.body_model == "smplx":
+        from meshstream.models.smplx_body import find_model_file
+
+        find_model_file(config.estimation.model_path, config.estimation.gender)  # fails before any work
     info = source.info
     stem = Path(input_path.rstrip("/")).stem or "clip"
     frames_q: queue.Queue = queue.Queue(maxsize=16)

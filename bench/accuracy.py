@@ -1,0 +1,301 @@
+"""Ground-truth accuracy benchmark: metric depth, focal, translation, pose and shape.
+
+Renders its own suite of clips with known truth (``models/synthetic.py``: Anny bodies
+of varied shapes and ages, 1-3 persons, walking, squatting, turning, arm and leg
+motions, field of view 35-100 degrees, pelvis depth 0.8-6 m, bodies cut by the frame
+edge, over a real photo, H.264), runs the real CLI on each, and prints one table of
+BLADE's metrics (``models/metrics.py``) for:
+
+- ``meshstream``: the focal estimated per shot (the default run);
+- the fixed-focal guesses of video peers, given to the same pipeline with
+  ``--focal-px``: the image diagonal (WHAM, GVHMR), a 60 degree horizontal field of
+  view (SAT-HMR, Multi-HMR) and 4D-Humans' f = 5000 at 256 px, scaled to the frame;
+- ``true focal``: the ground-truth focal (an oracle, how good depth gets when f is known).
+
+Each track-frame is matched to the ground-truth person whose amodal box it overlaps
+most (IoU >= 0.5); unmatched ones are counted, not scored. f% is per clip; the other
+metrics are over matched person-frames (mean; medians in ``--json``). PVE and mIoU use
+every 4th frame (meshes of the same Anny topology, hip-centred; silhouettes of each
+body alone, the fitted one at the run's focal).
+
+Usage:
+    python bench/accuracy.py [--quick] [--clips NAME,...] [--methods NAME,...]
+                             [--json PATH] [--keep DIR] [--per-clip]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+WIDTH, HEIGHT = 640, 480
+
+
+@dataclass
+class ClipSpec:
+    """One clip of the suite: persons as ``PersonSpec`` keyword dicts."""
+
+    name: str
+    fov_deg: float
+    persons: list[dict]
+    n_frames: int = 40
+    pitch_deg: float = 0.0
+    flip_background: bool = False
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+SUITE = [
+    ClipSpec("walk_70", 70, [dict(start_xz=(-1.2, 3.2), velocity_xz=(0.8, 0.0), yaw_deg=80)], notes="walk across"),
+    ClipSpec("two_80", 80, [dict(start_xz=(-0.8, 2.6), velocity_xz=(0.3, 0.0), yaw_deg=30),
+                            dict(start_xz=(0.9, 3.6), velocity_xz=(-0.2, 0.0), motion="arms", shirt_rgb=(200, 60, 40))],
+             notes="two people, arms"),
+    ClipSpec("squat_50", 50, [dict(start_xz=(0.2, 3.4), motion="squat", yaw_deg=-20, shape={"weight": 0.8})],
+             flip_background=True, notes="squat, heavy build"),
+    ClipSpec("turn_95", 95, [dict(start_xz=(0.1, 1.8), motion="turn", shape={"gender": 0.1})], notes="turning, near, wide"),
+    ClipSpec("far_35", 35, [dict(start_xz=(-0.6, 6.0), velocity_xz=(0.5, 0.0), yaw_deg=70, shape={"height": 0.8})],
+             flip_background=True, notes="far, narrow, tall"),
+    ClipSpec("close_100", 100, [dict(start_xz=(0.0, 0.9), motion="arms", shirt_rgb=(30, 160, 60))],
+             notes="0.9 m, legs cut by the frame"),
+    ClipSpec("three_60", 60, [dict(start_xz=(-1.0, 2.2), velocity_xz=(0.4, 0.0), yaw_deg=60),
+                              dict(start_xz=(0.9, 3.6), motion="legs", shirt_rgb=(200, 60, 40), shape={"gender": 0.0}),
+                              dict(start_xz=(-0.2, 5.2), velocity_xz=(0.0, -0.4), yaw_deg=180, shirt_rgb=(200, 200, 40),
+                                   shape={"age": 0.25})],
+             notes="three people, a child"),
+    ClipSpec("legs_45", 45, [dict(start_xz=(0.3, 4.0), motion="legs", yaw_deg=-40, shape={"muscle": 0.8})],
+             flip_background=True, notes="kicks, muscular"),
+    ClipSpec("approach_85", 85, [dict(start_xz=(0.3, 3.0), velocity_xz=(0.0, -0.9), yaw_deg=0)], pitch_deg=12,
+             notes="walks towards a tilted camera, 3 to 1.6 m"),
+    ClipSpec("child_65", 65, [dict(start_xz=(0.4, 2.4), motion="squat", shape={"age": 0.2}, shirt_rgb=(200, 60, 40))],
+             notes="a squatting child"),
+]
+QUICK = [ClipSpec("quick_two_75", 75, SUITE[1].persons, n_frames=24)]
+
+
+def heuristic_focals(width: int, height: int) -> dict[str, float]:
+    """The fixed focal guesses of video peers for a frame size, pixels."""
+    return {
+        "f = diagonal": math.hypot(width, height),
+        "60° FOV": 0.5 * width / math.tan(math.radians(30.0)),
+        "f = 5000 (scaled)": 5000.0 / 256.0 * max(width, height),
+    }
+
+
+METHODS = ("meshstream", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal")
+
+
+def render(spec: ClipSpec, out: Path, body):
+    import cv2
+
+    from meshstream.models.synthetic import PersonSpec, render_frames, write_video
+
+    photo = cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB)
+    if spec.flip_background:
+        photo = np.ascontiguousarray(photo[:, ::-1])
+    persons = [PersonSpec(**p) for p in spec.persons]
+    frames, gt = render_frames(persons, width=WIDTH, height=HEIGHT, fov_deg=spec.fov_deg, n_frames=spec.n_frames,
+                               background=photo, body=body, pitch_deg=spec.pitch_deg, keep_vertices=True)
+    path = out / f"{spec.name}.mp4"
+    write_video(path, frames, 25.0, crf=20)
+    return path, gt
+
+
+def run_cli(clip: Path, out: Path, *extra: str):
+    import zarr
+
+    proc = subprocess.run([sys.executable, str(REPO / "process_video.py"), str(clip), "-o", str(out), "-q",
+                           "--no-overlay", *extra], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"meshstream failed on {clip.name}: {proc.stderr.strip()[-500:]}")
+    return zarr.open_group(str(out / f"{clip.stem}.zarr"), mode="r")
+
+
+def _match(store, gt) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per track: (track id, store rows, frame indices, ground-truth person per row or -1)."""
+    from meshstream.models.detections import box_iou
+
+    out = []
+    frame_index = store["frames/frame_index"][:]
+    for tid in store["tracks"].group_keys():
+        g = store[f"tracks/{tid}"]
+        rows = np.arange(g["frame_index"].shape[0])
+        frames = frame_index[g["frame_index"][:]]
+        boxes = g["bbox_xyxy"][:]
+        person = np.full(len(rows), -1)
+        for i, (f, b) in enumerate(zip(frames, boxes)):
+            truth = gt.boxes[:, f]
+            ok = np.isfinite(truth[:, 0])
+            if ok.any():
+                iou = box_iou(b[None].astype(np.float64), np.where(ok[:, None], truth, 0.0))[0] * ok
+                if iou.max() >= 0.5:
+                    person[i] = int(np.argmax(iou))
+        out.append((tid, rows, frames, person))
+    return out
+
+
+def evaluate(store, gt, body, mesh_every: int = 4) -> dict:
+    """All metrics of one run against the clip's ground truth (lists per person-frame)."""
+    import roma
+    import torch
+
+    from meshstream.models import metrics as M
+    from meshstream.models.rasterizer import rasterize
+
+    focal = float(np.median(store["camera/focal_px"][:]))
+    res: dict[str, list] = {k: [] for k in ("tz", "inv_tz", "txy", "mpjpe", "pa_mpjpe", "pve", "miou", "accel")}
+    res["f"] = [float(M.focal_error(focal, gt.focal_px))]
+    res["focal_px"], res["focal_gt"] = focal, float(gt.focal_px)
+    matched = total = 0
+    pp = np.asarray(gt.principal_point)
+    for tid, rows, frames, person in _match(store, gt):
+        g = store[f"tracks/{tid}"]
+        total += len(rows)
+        ok = person >= 0
+        matched += int(ok.sum())
+        if not ok.any():
+            continue
+        kp = g["keypoints3d_coco17"][:].astype(np.float64)
+        kp_gt = gt.keypoints3d[person.clip(0), frames]
+        pel = M.hip_midpoint(kp)
+        pel_gt = M.hip_midpoint(kp_gt)
+        res["tz"] += M.tz_error(pel[ok], pel_gt[ok]).tolist()
+        res["inv_tz"] += M.inverse_tz_error(pel[ok], pel_gt[ok]).tolist()
+        res["txy"] += M.txy_error(pel[ok], pel_gt[ok]).tolist()
+        res["mpjpe"] += M.mpjpe(kp[ok], kp_gt[ok]).tolist()
+        res["pa_mpjpe"] += M.pa_mpjpe(kp[ok], kp_gt[ok]).tolist()
+        # Acceleration over runs of consecutive frames of one matched person.
+        for p in np.unique(person[ok]):
+            sel = np.nonzero(person == p)[0]
+            breaks = np.nonzero(np.diff(frames[sel]) != 1)[0] + 1
+            for run in np.split(sel, breaks):
+                if len(run) >= 3:
+                    res["accel"] += M.accel_error(kp[run], gt.keypoints3d[p, frames[run]]).tolist()
+        if gt.vertices is None or store.attrs["body_model"] != body.name:
+            continue
+        pick = np.nonzero(ok)[0][::mesh_every]
+        dt = body.dtype
+        with torch.no_grad():
+            rest = body.rest(torch.as_tensor(g["shape"][:][None], dtype=dt))
+            verts = body.vertices(torch.as_tensor(g["body_pose"][:][pick], dtype=dt), rest).double().numpy()
+        rot = roma.rotvec_to_rotmat(torch.as_tensor(g["global_orient"][:][pick].astype(np.float64))).numpy()
+        verts = verts @ rot.transpose(0, 2, 1) + g["transl"][:][pick, None].astype(np.float64)
+        verts_gt = gt.vertices[person[pick], frames[pick]].astype(np.float64)
+        res["pve"] += M.pve(verts, verts_gt, pel[pick], pel_gt[pick]).tolist()
+        for v, v_gt, f in zip(verts, verts_gt, frames[pick]):
+            masks = []
+            for vv, ff in ((v, focal), (v_gt, gt.focal_px)):
+                uvz = np.concatenate([ff * vv[:, :2] / vv[:, 2:3] + pp, vv[:, 2:3]], 1)
+                masks.append(rasterize(uvz, gt.faces, gt.height, gt.width, cull_back_faces=True).mask)
+            res["miou"].append(float(M.silhouette_iou(masks[0][None], masks[1][None])[0]))
+    res["matched"], res["total"] = matched, total
+    res["gt_person_frames"] = int(gt.visible.sum())
+    return res
+
+
+COLUMNS = (("f", "f %", 100.0), ("tz", "Tz (m)", 1.0), ("inv_tz", "1/Tz (1/m)", 1.0), ("txy", "Txy (m)", 1.0),
+           ("mpjpe", "MPJPE (mm)", 1.0), ("pa_mpjpe", "PA-MPJPE (mm)", 1.0), ("pve", "PVE (mm)", 1.0),
+           ("miou", "mIoU", 1.0), ("accel", "accel (mm/f²)", 1.0))
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per method: mean and median of every metric over all clips' person-frames
+    (f %: over clips), plus the share of ground-truth person-frames found."""
+    out = {}
+    for method, results in runs.items():
+        row: dict = {}
+        for key, _, scale in COLUMNS:
+            values = np.concatenate([np.asarray(r[key], np.float64) for r in results]) * scale
+            row[key] = {"mean": float(values.mean()) if len(values) else float("nan"),
+                        "median": float(np.median(values)) if len(values) else float("nan")}
+        row["found"] = sum(r["matched"] for r in results) / max(sum(r["gt_person_frames"] for r in results), 1)
+        out[method] = row
+    return out
+
+
+def print_table(summary: dict[str, dict]) -> None:
+    head = "| method | " + " | ".join(title for _, title, _ in COLUMNS) + " | found |"
+    print(head)
+    print("|---" + "|---:" * (len(COLUMNS) + 1) + "|")
+    for method, row in summary.items():
+        cells = []
+        for key, _, _ in COLUMNS:
+            stat = row[key]["median"] if key == "f" else row[key]["mean"]
+            cells.append("n/a" if math.isnan(stat) else (f"{stat:.3f}" if stat < 1 else f"{stat:.1f}"))
+        print(f"| {method} | " + " | ".join(cells) + f" | {100 * row['found']:.0f} % |")
+    print("\nf %: median over clips; other columns: mean over matched person-frames.")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one short two-person clip (what the tests run)")
+    parser.add_argument("--clips", default=None, help="comma-separated clip names of the suite")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated from: {', '.join(METHODS)}")
+    parser.add_argument("--json", type=Path, default=None, help="write all results here")
+    parser.add_argument("--keep", type=Path, default=None, help="keep clips and stores in this folder")
+    parser.add_argument("--per-clip", action="store_true", help="also print f %% and mean Tz per clip")
+    args = parser.parse_args(argv)
+
+    from meshstream.models.body import AnnyBody
+
+    suite = QUICK if args.quick else SUITE
+    if args.clips:
+        names = set(args.clips.split(","))
+        suite = [c for c in SUITE + QUICK if c.name in names]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods: {', '.join(sorted(unknown))}")
+    work = args.keep or Path(tempfile.mkdtemp(prefix="meshstream-accuracy-"))
+    work.mkdir(parents=True, exist_ok=True)
+    body = AnnyBody()
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    per_clip: dict[str, dict[str, dict]] = {}
+    timing: dict[str, float] = {}
+    for spec in suite:
+        clip, gt = render(spec, work, body)
+        per_clip[spec.name] = {}
+        guesses = heuristic_focals(gt.width, gt.height)
+        for method in methods:
+            extra: list[str] = []
+            if method in guesses:
+                extra = ["--focal-px", f"{guesses[method]:.3f}"]
+            elif method == "true focal":
+                extra = ["--focal-px", f"{gt.focal_px:.3f}"]
+            t0 = time.perf_counter()
+            store = run_cli(clip, work / method.replace(" ", "_").replace("=", "").replace("°", "deg"), *extra)
+            timing[method] = timing.get(method, 0.0) + time.perf_counter() - t0
+            result = evaluate(store, gt, body)
+            runs[method].append(result)
+            per_clip[spec.name][method] = {"f_pct": 100 * result["f"][0], "focal_px": result["focal_px"],
+                                           "tz_mean": float(np.mean(result["tz"])) if result["tz"] else float("nan")}
+        print(f"{spec.name}: " + ", ".join(f"{m}: f {v['f_pct']:.1f} %, Tz {v['tz_mean']:.3f} m"
+                                            for m, v in per_clip[spec.name].items()), file=sys.stderr)
+    summary = summarise(runs)
+    print_table(summary)
+    if args.per_clip:
+        print("\n| clip | notes | true focal (px) | " + " | ".join(f"{m}: f % / Tz (m)" for m in methods) + " |")
+        print("|---|---|---:" + "|---:" * len(methods) + "|")
+        for spec in suite:
+            cells = " | ".join(f"{v['f_pct']:.1f} / {v['tz_mean']:.2f}" for v in per_clip[spec.name].values())
+            f_gt = 0.5 * WIDTH / math.tan(math.radians(spec.fov_deg) / 2)
+            print(f"| {spec.name} | {spec.notes} | {f_gt:.0f} | {cells} |")
+    result = {"summary": summary, "per_clip": per_clip, "cli_seconds": timing,
+              "clips": [s.name for s in suite], "methods": methods}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
