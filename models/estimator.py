@@ -29,6 +29,7 @@ import torch
 from .body import BodyModel
 from .camera import focal_grid, project, ray_rotation, refine_minimum, reprojection_nll, solve_translation
 from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
+from .soft_rasterizer import coarse_mesh, soft_iou, soft_silhouette
 
 _TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
 
@@ -43,6 +44,11 @@ class PersonFrames:
         bbox_xyxy: (M, 4) float32 box, pixels.
         keypoints2d: (M, 23, 3) float32 COCO-23 keypoints: x, y pixels, confidence.
         landmarks3d: (M, 23, 3) float32 hip-centred metric landmarks, camera axes.
+        masks: (M, R, R) float32 person-mask coverage of a square grid around each
+            person (see :func:`mask_grid`), or ``None``.
+        mask_origin: (M, 2) top-left pixel of each grid.
+        mask_cell: (M,) grid cell size, pixels.
+        mask_valid: (M, R, R) float32, 0 where a cell lies outside the frame.
     """
 
     frame_index: np.ndarray
@@ -50,14 +56,21 @@ class PersonFrames:
     bbox_xyxy: np.ndarray
     keypoints2d: np.ndarray
     landmarks3d: np.ndarray
+    masks: np.ndarray | None = None
+    mask_origin: np.ndarray | None = None
+    mask_cell: np.ndarray | None = None
+    mask_valid: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         m = len(self.frame_index)
-        for name, shape in (("track_id", (m,)), ("bbox_xyxy", (m, 4)), ("keypoints2d", (m, 23, 3)),
-                            ("landmarks3d", (m, 23, 3))):
+        checks = [("track_id", (m,)), ("bbox_xyxy", (m, 4)), ("keypoints2d", (m, 23, 3)), ("landmarks3d", (m, 23, 3))]
+        if self.masks is not None:
+            r = self.masks.shape[-1]
+            checks += [("masks", (m, r, r)), ("mask_origin", (m, 2)), ("mask_cell", (m,)), ("mask_valid", (m, r, r))]
+        for name, shape in checks:
             arr = getattr(self, name)
-            if arr.shape != shape:
-                raise ValueError(f"PersonFrames.{name} must be {shape}, got {arr.shape}")
+            if arr is None or arr.shape != shape:
+                raise ValueError(f"PersonFrames.{name} must be {shape}, got {None if arr is None else arr.shape}")
 
     def __len__(self) -> int:
         return len(self.frame_index)
@@ -167,6 +180,10 @@ class BodyEstimator:
             the 2D term (both normalised: 5 % of the box height, 5 cm).
         keypoint_std_rel: 2D keypoint noise as a fraction of the box height (focal search).
         depth_std_m: Noise of the fitted body's depth relief, metres (focal search).
+        silhouette_weight: Weight of (1 - soft IoU) between the rendered body and the
+            person mask in the refinement (where ``PersonFrames.masks`` are given; 0: off).
+        silhouette_iterations: The refinement's last steps that include the silhouette.
+        silhouette_mesh_cell_m: Cluster size of the coarse mesh rendered for it, metres.
     """
 
     def __init__(
@@ -184,7 +201,14 @@ class BodyEstimator:
         depth_std_m: float = 0.05,
         fit_shape: bool = True,
         shape_prior_weight: float = 0.05,
+        silhouette_weight: float = 1.0,
+        silhouette_iterations: int = 10,
+        silhouette_mesh_cell_m: float = 0.06,
     ) -> None:
+        self.silhouette_weight = silhouette_weight
+        self.silhouette_iterations = silhouette_iterations
+        self.silhouette_mesh_cell_m = silhouette_mesh_cell_m
+        self._coarse = None
         self.fit_shape = fit_shape
         self.shape_prior_weight = shape_prior_weight
         self.keypoint_std_rel = keypoint_std_rel
@@ -338,9 +362,10 @@ class BodyEstimator:
         txy = transl0[:, :2].clone().requires_grad_(True)
         log_tz = transl0[:, 2].log().clone().requires_grad_(True)
         pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
+        silhouette = self._silhouette_setup(obs, shape)
         opt = torch.optim.Adam([{"params": [theta, omega], "lr": 0.02},
                                 {"params": [txy, log_tz], "lr": 0.01}])
-        for _ in range(self.iterations_2d):
+        for it in range(self.iterations_2d):
             opt.zero_grad()
             full = _with_free(pose, free, theta)
             kp, _ = self.body.skeleton(full, rest)
@@ -352,6 +377,10 @@ class BodyEstimator:
             rho = sigma2 * r / (r + sigma2)
             loss2d = ((rho * w2).sum(1) / w2.sum(1).clamp(min=1e-9)).mean() / sigma2
             loss = loss2d + self.landmark_weight * self._structure_loss(kp, omega, lm, w3) / 0.05**2 + self._priors(theta, pairs)
+            if silhouette is not None and it >= self.iterations_2d - self.silhouette_iterations:
+                t = torch.cat([txy, log_tz.exp()[:, None]], 1)
+                iou = self._silhouette_iou(silhouette, full, rest, rot, t, f, pp)
+                loss = loss + self.silhouette_weight * (1.0 - iou).mean()
             loss.backward()
             opt.step()
         with torch.no_grad():
@@ -365,6 +394,52 @@ class BodyEstimator:
         return fit
 
     # ---------------------------------------------------------------- internals
+    def _silhouette_setup(self, obs: PersonFrames, shape: torch.Tensor) -> dict | None:
+        """Rest vertices of the coarse mesh and the mask grids of the person-frames that
+        have a usable mask (``None`` when there is none or the term is off)."""
+        if self.silhouette_weight <= 0 or self.silhouette_iterations <= 0 or obs.masks is None:
+            return None
+        usable = np.nonzero((obs.masks * obs.mask_valid).sum((1, 2)) >= 8)[0]
+        if len(usable) == 0:
+            return None
+        body, dt = self.body, self.body.dtype
+        if self._coarse is None:
+            with torch.no_grad():
+                rest_v = body.vertices(torch.zeros(1, body.num_bones, 3, dtype=dt), self._rest)[0].double().numpy()
+            coarse = coarse_mesh(rest_v, body.faces, self.silhouette_mesh_cell_m)
+            self._coarse = (torch.as_tensor(coarse.vertex_index), torch.as_tensor(coarse.faces),
+                            body.skin_weights[coarse.vertex_index])
+        index, faces, weights = self._coarse
+        tracks, track_of = np.unique(obs.track_id[usable], return_inverse=True)
+        first = [int(usable[np.argmax(track_of == i)]) for i in range(len(tracks))]
+        with torch.no_grad():
+            rest_v = body.vertices(torch.zeros(len(first), body.num_bones, 3, dtype=dt), body.rest(shape[first]))
+        rest_v = rest_v[:, index][track_of]
+        return {
+            "rows": torch.as_tensor(usable),
+            "rest": torch.cat([rest_v, torch.ones_like(rest_v[..., :1])], -1),  # (U, Vc, 4)
+            "faces": faces, "weights": weights,
+            "target": torch.as_tensor(obs.masks[usable], dtype=dt),
+            "valid": torch.as_tensor(obs.mask_valid[usable], dtype=dt),
+            "origin": torch.as_tensor(obs.mask_origin[usable], dtype=dt),
+            "cell": torch.as_tensor(obs.mask_cell[usable], dtype=dt),
+        }
+
+    def _silhouette_iou(self, sil: dict, pose: torch.Tensor, rest, rot: torch.Tensor, transl: torch.Tensor,
+                        focal: torch.Tensor, pp: torch.Tensor) -> torch.Tensor:
+        """(U,) soft IoU of the rendered coarse bodies with the person masks."""
+        rows = sil["rows"]
+        sub_rest = type(rest)(rest.rest_bone_poses[rows] if len(rest.rest_bone_poses) > 1 else rest.rest_bone_poses,
+                              rest.keypoint_bone_points, rest.blendshape_coeffs)
+        transforms, _ = self.body.bone_transforms(pose[rows], sub_rest)
+        blended = torch.einsum("vj,bjxy->bvxy", sil["weights"], transforms[..., :3, :])
+        verts = (blended @ sil["rest"][..., None])[..., 0]  # (U, Vc, 3) model frame
+        cam = verts @ rot[rows].transpose(-1, -2) + transl[rows, None]
+        uv = project(cam, focal[rows], pp)
+        size = sil["target"].shape[-1]
+        rendered = soft_silhouette(uv, sil["faces"], sil["origin"], sil["cell"], size)
+        return soft_iou(rendered, sil["target"], sil["valid"])
+
     def _weights2d(self, obs: PersonFrames) -> torch.Tensor:
         conf = torch.as_tensor(obs.keypoints2d[..., 2], dtype=self.body.dtype)
         return torch.where(conf >= self.min_keypoint_conf, conf, torch.zeros_like(conf))
@@ -497,3 +572,38 @@ def _with_free(pose: torch.Tensor, free: torch.Tensor, theta: torch.Tensor) -> t
     full = pose.clone()
     full[:, free] = theta
     return full
+
+
+def mask_grid(mask: np.ndarray, box_xyxy: np.ndarray, size: int, margin: float = 1.25
+              ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """Samples a full-frame person mask on a square grid around the person's box.
+
+    Args:
+        mask: (H, W) bool person mask.
+        box_xyxy: (4,) the person's box, pixels.
+        size: Cells per side.
+        margin: Grid side as a multiple of the box's longer side.
+
+    Returns:
+        coverage: (size, size) float32 fraction of each cell covered by the mask.
+        origin: (2,) float32 top-left pixel of the grid.
+        cell: Cell size, pixels.
+        valid: (size, size) float32, 1 where the cell lies inside the frame.
+    """
+    import cv2
+
+    h, w = mask.shape
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    side = max(margin * max(x1 - x0, y1 - y0), float(size))
+    origin = np.array([(x0 + x1 - side) / 2, (y0 + y1 - side) / 2], np.float32)
+    cell = side / size
+    # Sample the grid 4x finer (cells outside the frame read 0), then average down.
+    fine = 4 * size
+    warp = np.array([[cell / 4, 0, origin[0]], [0, cell / 4, origin[1]]], np.float32)
+    sampled = cv2.warpAffine(mask.astype(np.float32), warp, (fine, fine), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    coverage = cv2.resize(sampled, (size, size), interpolation=cv2.INTER_AREA)
+    centres = origin[None] + (np.arange(size)[:, None] + 0.5) * cell  # (size, 2): x, y of column/row centres
+    inside_x = (centres[:, 0] >= 0) & (centres[:, 0] < w)
+    inside_y = (centres[:, 1] >= 0) & (centres[:, 1] < h)
+    valid = (inside_y[:, None] & inside_x[None, :]).astype(np.float32)
+    return coverage.astype(np.float32), origin, float(cell), valid

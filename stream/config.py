@@ -71,6 +71,9 @@ class EstimationConfig:
     focal_px: float | None = None
     fov_deg: float | None = None
     fov_range_deg: list[float] = field(default_factory=lambda: [15.0, 130.0])
+    silhouette_weight: float = 1.0  # (1 - soft IoU) of rendered body vs person mask; 0: off
+    silhouette_iterations: int = 10  # last refinement steps that include it
+    silhouette_size: int = 16  # mask grid cells per side
 
 
 @dataclass
@@ -123,6 +126,10 @@ class Config:
             (self.filter.pose_sigma_s >= 0, "filter.pose_sigma_s must be >= 0"),
             (self.estimation.body_model in ("anny", "smplx"), "estimation.body_model must be anny or smplx"),
             (self.estimation.chunk_frames >= 2, "estimation.chunk_frames must be >= 2"),
+            (self.estimation.silhouette_weight >= 0, "estimation.silhouette_weight must be >= 0"),
+            (self.estimation.silhouette_size >= 4, "estimation.silhouette_size must be >= 4"),
+            (0 <= self.estimation.silhouette_iterations <= self.estimation.iterations_2d,
+             "estimation.silhouette_iterations must be in [0, iterations_2d]"),
             (self.estimation.focal_px is None or self.estimation.focal_px > 0, "estimation.focal_px must be > 0"),
             (self.estimation.fov_deg is None or 0 < self.estimation.fov_deg < 180, "estimation.fov_deg must be in (0, 180)"),
             (len(self.estimation.fov_range_deg) == 2 and 0 < self.estimation.fov_range_deg[0] < self.estimation.fov_range_deg[1] < 180,

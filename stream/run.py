@@ -23,7 +23,7 @@ from meshstream.export.overlay import OverlayWriter, draw_inset, draw_keypoints,
 from meshstream.export.zarr_store import ZarrWriter
 from meshstream.models.camera import focal_from_fov
 from meshstream.models.detections import Detections
-from meshstream.models.estimator import BodyEstimator, BodyFit, PersonFrames
+from meshstream.models.estimator import BodyEstimator, BodyFit, PersonFrames, mask_grid
 from meshstream.models.keypoints import blazepose33_to_coco23
 
 from .config import Config, config_to_dict
@@ -136,7 +136,8 @@ class _Pipeline:
         self.body = (SmplxBody(ec.model_path, gender=ec.gender) if ec.body_model == "smplx" else AnnyBody())
         self.estimator = BodyEstimator(self.body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
                                        min_keypoint_conf=ec.min_keypoint_conf,
-                                       fov_range_deg=tuple(ec.fov_range_deg))
+                                       fov_range_deg=tuple(ec.fov_range_deg), silhouette_weight=ec.silhouette_weight,
+                                       silhouette_iterations=ec.silhouette_iterations)
         self.smoother = TranslationSmoother(accel_std=c.filter.accel_std, causal=c.filter.causal)
         self.pose_smoother = PoseSmoother(sigma_s=c.filter.pose_sigma_s, causal=c.filter.causal)
         self.size = (info.width, info.height)
@@ -210,7 +211,7 @@ class _Pipeline:
         return dets[dets.track_id >= 0], zoom
 
     def estimate(self, chunk: _Chunk) -> _WriteJob:
-        obs, blaze = _observations(chunk)
+        obs, blaze = _observations(chunk, self.config.estimation.silhouette_size)
         focal_raw = np.full(len(chunk.frames), np.nan, np.float32)
         # A slowly varying focal only once the shot is seen to zoom; else one per shot.
         zooming = self.zoom is not None and self.zoom.zooming
@@ -319,8 +320,12 @@ class _Pipeline:
         self.perceiver.close()
 
 
-def _observations(chunk: _Chunk) -> tuple[PersonFrames, np.ndarray]:
-    fi, tid, box, kp, lm, blaze = [], [], [], [], [], []
+def _observations(chunk: _Chunk, mask_size: int = 0) -> tuple[PersonFrames, np.ndarray]:
+    """The chunk's tracked persons as estimator input (person masks on ``mask_size``²
+    grids when every detection has one and ``mask_size`` > 0), and their BlazePose-33
+    keypoints."""
+    fi, tid, box, kp, lm, blaze, grids = [], [], [], [], [], [], []
+    with_masks = mask_size > 0 and all(d.masks is not None for d in chunk.detections)
     for frame, dets in zip(chunk.frames, chunk.detections):
         for j in range(len(dets)):
             fi.append(frame.index)
@@ -329,12 +334,18 @@ def _observations(chunk: _Chunk) -> tuple[PersonFrames, np.ndarray]:
             kp.append(blazepose33_to_coco23(dets.keypoints[j]))
             lm.append(blazepose33_to_coco23(dets.landmarks3d[j]))
             blaze.append(dets.keypoints[j])
+            if with_masks:
+                grids.append(mask_grid(dets.masks[j], dets.xyxy[j], mask_size))
     if not fi:
         z = np.zeros
         return PersonFrames(z(0, np.int64), z(0, np.int64), z((0, 4), np.float32), z((0, 23, 3), np.float32),
                             z((0, 23, 3), np.float32)), z((0, 33, 3), np.float32)
+    masks = {}
+    if grids:
+        masks = {"masks": np.stack([g[0] for g in grids]), "mask_origin": np.stack([g[1] for g in grids]),
+                 "mask_cell": np.array([g[2] for g in grids], np.float32), "mask_valid": np.stack([g[3] for g in grids])}
     return (PersonFrames(np.array(fi, np.int64), np.array(tid, np.int64), np.array(box, np.float32),
-                         np.array(kp, np.float32), np.array(lm, np.float32)), np.array(blaze, np.float32))
+                         np.array(kp, np.float32), np.array(lm, np.float32), **masks), np.array(blaze, np.float32))
 
 
 def _start_thread(target, *args) -> tuple[threading.Thread, list[BaseException]]:
