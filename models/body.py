@@ -270,17 +270,7 @@ class AnnyBody(BodyModel):
         return deltas
 
     def bone_transforms(self, pose: torch.Tensor, rest: BodyRest) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward kinematics.
-
-        Args:
-            pose: (B, J, 3) axis-angle per bone, radians.
-            rest: rest data of batch size B or 1.
-
-        Returns:
-            transforms: (B, J, 4, 4) skinning transform of each bone (posed pose times
-                inverse rest pose): rotation = the bone's global change from rest.
-            bone_poses: (B, J, 4, 4) posed bone frames in the model frame.
-        """
+        """Forward kinematics through Anny's own rig; see :meth:`BodyModel.bone_transforms`."""
         return self._model.get_bone_transforms(self._deltas(pose), rest.rest_bone_poses)
 
     @torch.no_grad()
