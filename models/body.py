@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import roma
@@ -86,6 +87,8 @@ class BodyModel:
     """
 
     name: str
+    path: Path | None = None  # the model file, for models loaded from the user's files
+    gender: str | None = None
     up_axis: np.ndarray
     model_to_export: np.ndarray
     upright_facing_camera: np.ndarray
@@ -157,9 +160,14 @@ class BodyModel:
             joints: (B, J, 3) bone head positions, metres.
         """
         transforms, bone_poses = self.bone_transforms(pose, rest)
-        points = rest.keypoint_bone_points.expand(len(pose), -1, -1, -1)
-        keypoints = torch.einsum("bjxy,bkjy->bkx", transforms[..., :3, :], points)
-        return keypoints, bone_poses[..., :3, 3]
+        return self.keypoints(transforms, rest), bone_poses[..., :3, 3]
+
+    @staticmethod
+    def keypoints(transforms: torch.Tensor, rest: BodyRest) -> torch.Tensor:
+        """(B, 23, 3) COCO-23 keypoints from (B, J, 4, 4) bone transforms (keypoints are
+        linear in them under linear blend skinning)."""
+        points = rest.keypoint_bone_points.expand(len(transforms), -1, -1, -1)
+        return torch.einsum("bjxy,bkjy->bkx", transforms[..., :3, :], points)
 
 
 class AnnyBody(BodyModel):

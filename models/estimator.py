@@ -368,7 +368,8 @@ class BodyEstimator:
         for it in range(self.iterations_2d):
             opt.zero_grad()
             full = _with_free(pose, free, theta)
-            kp, _ = self.body.skeleton(full, rest)
+            transforms, _ = self.body.bone_transforms(full, rest)
+            kp = self.body.keypoints(transforms, rest)
             rot = roma.rotvec_to_rotmat(omega)
             cam = kp @ rot.transpose(-1, -2) + torch.cat([txy, log_tz.exp()[:, None]], 1)[:, None]
             proj = project(cam, f, pp)
@@ -379,7 +380,7 @@ class BodyEstimator:
             loss = loss2d + self.landmark_weight * self._structure_loss(kp, omega, lm, w3) / 0.05**2 + self._priors(theta, pairs)
             if silhouette is not None and it >= self.iterations_2d - self.silhouette_iterations:
                 t = torch.cat([txy, log_tz.exp()[:, None]], 1)
-                iou = self._silhouette_iou(silhouette, full, rest, rot, t, f, pp)
+                iou = _silhouette_iou(silhouette, transforms, rot, t, f, pp)
                 loss = loss + self.silhouette_weight * (1.0 - iou).mean()
             loss.backward()
             opt.step()
@@ -394,7 +395,7 @@ class BodyEstimator:
         return fit
 
     # ---------------------------------------------------------------- internals
-    def _silhouette_setup(self, obs: PersonFrames, shape: torch.Tensor) -> dict | None:
+    def _silhouette_setup(self, obs: PersonFrames, shape: torch.Tensor) -> "_SilhouetteTargets | None":
         """Rest vertices of the coarse mesh and the mask grids of the person-frames that
         have a usable mask (``None`` when there is none or the term is off)."""
         if self.silhouette_weight <= 0 or self.silhouette_iterations <= 0 or obs.masks is None:
@@ -403,42 +404,26 @@ class BodyEstimator:
         if len(usable) == 0:
             return None
         body, dt = self.body, self.body.dtype
-        if self._coarse is None:
+        if self._coarse is None:  # once per estimator: the topology is the same for every shape
             with torch.no_grad():
                 rest_v = body.vertices(torch.zeros(1, body.num_bones, 3, dtype=dt), self._rest)[0].double().numpy()
-            coarse = coarse_mesh(rest_v, body.faces, self.silhouette_mesh_cell_m)
-            self._coarse = (torch.as_tensor(coarse.vertex_index), torch.as_tensor(coarse.faces),
-                            body.skin_weights[coarse.vertex_index])
-        index, faces, weights = self._coarse
+            self._coarse = coarse_mesh(rest_v, body.faces, self.silhouette_mesh_cell_m)
+        index = torch.as_tensor(self._coarse.vertex_index)
         tracks, track_of = np.unique(obs.track_id[usable], return_inverse=True)
         first = [int(usable[np.argmax(track_of == i)]) for i in range(len(tracks))]
         with torch.no_grad():
             rest_v = body.vertices(torch.zeros(len(first), body.num_bones, 3, dtype=dt), body.rest(shape[first]))
         rest_v = rest_v[:, index][track_of]
-        return {
-            "rows": torch.as_tensor(usable),
-            "rest": torch.cat([rest_v, torch.ones_like(rest_v[..., :1])], -1),  # (U, Vc, 4)
-            "faces": faces, "weights": weights,
-            "target": torch.as_tensor(obs.masks[usable], dtype=dt),
-            "valid": torch.as_tensor(obs.mask_valid[usable], dtype=dt),
-            "origin": torch.as_tensor(obs.mask_origin[usable], dtype=dt),
-            "cell": torch.as_tensor(obs.mask_cell[usable], dtype=dt),
-        }
-
-    def _silhouette_iou(self, sil: dict, pose: torch.Tensor, rest, rot: torch.Tensor, transl: torch.Tensor,
-                        focal: torch.Tensor, pp: torch.Tensor) -> torch.Tensor:
-        """(U,) soft IoU of the rendered coarse bodies with the person masks."""
-        rows = sil["rows"]
-        sub_rest = type(rest)(rest.rest_bone_poses[rows] if len(rest.rest_bone_poses) > 1 else rest.rest_bone_poses,
-                              rest.keypoint_bone_points, rest.blendshape_coeffs)
-        transforms, _ = self.body.bone_transforms(pose[rows], sub_rest)
-        blended = torch.einsum("vj,bjxy->bvxy", sil["weights"], transforms[..., :3, :])
-        verts = (blended @ sil["rest"][..., None])[..., 0]  # (U, Vc, 3) model frame
-        cam = verts @ rot[rows].transpose(-1, -2) + transl[rows, None]
-        uv = project(cam, focal[rows], pp)
-        size = sil["target"].shape[-1]
-        rendered = soft_silhouette(uv, sil["faces"], sil["origin"], sil["cell"], size)
-        return soft_iou(rendered, sil["target"], sil["valid"])
+        return _SilhouetteTargets(
+            rows=torch.as_tensor(usable),
+            rest_vertices=torch.cat([rest_v, torch.ones_like(rest_v[..., :1])], -1),
+            faces=torch.as_tensor(self._coarse.faces),
+            skin_weights=body.skin_weights[index],
+            target=torch.as_tensor(obs.masks[usable], dtype=dt),
+            valid=torch.as_tensor(obs.mask_valid[usable], dtype=dt),
+            origin=torch.as_tensor(obs.mask_origin[usable], dtype=dt),
+            cell=torch.as_tensor(obs.mask_cell[usable], dtype=dt),
+        )
 
     def _weights2d(self, obs: PersonFrames) -> torch.Tensor:
         conf = torch.as_tensor(obs.keypoints2d[..., 2], dtype=self.body.dtype)
@@ -558,6 +543,44 @@ class BodyEstimator:
                        z((0, 3), np.float32), z((0, j, 3), np.float32), z((0, 17, 3), np.float32),
                        float(focal_px), np.array([image_size[0] / 2, image_size[1] / 2], np.float32),
                        z(0, np.float32), z(0, np.float32), z(0, bool))
+
+
+@dataclass
+class _SilhouetteTargets:
+    """What the silhouette term needs for the U person-frames with a usable mask.
+
+    Attributes:
+        rows: (U,) their rows in the chunk's ``PersonFrames``.
+        rest_vertices: (U, Vc, 4) homogeneous rest vertices of the coarse mesh, in
+            their track's shape.
+        faces: (Fc, 3) coarse-mesh triangles.
+        skin_weights: (Vc, J) skinning weights of the coarse vertices.
+        target: (U, R, R) person-mask coverage.
+        valid: (U, R, R) 0 where a cell lies outside the frame.
+        origin: (U, 2) top-left pixel of each grid.
+        cell: (U,) grid cell size, pixels.
+    """
+
+    rows: torch.Tensor
+    rest_vertices: torch.Tensor
+    faces: torch.Tensor
+    skin_weights: torch.Tensor
+    target: torch.Tensor
+    valid: torch.Tensor
+    origin: torch.Tensor
+    cell: torch.Tensor
+
+
+def _silhouette_iou(sil: _SilhouetteTargets, transforms: torch.Tensor, rot: torch.Tensor, transl: torch.Tensor,
+                    focal: torch.Tensor, pp: torch.Tensor) -> torch.Tensor:
+    """(U,) soft IoU with the masks of the coarse bodies, skinned by the chunk's
+    (M, J, 4, 4) bone transforms and placed by ``rot`` (M, 3, 3) and ``transl`` (M, 3)."""
+    rows = sil.rows
+    blended = torch.einsum("vj,bjxy->bvxy", sil.skin_weights, transforms[rows, :, :3, :])
+    verts = (blended @ sil.rest_vertices[..., None])[..., 0]  # (U, Vc, 3) model frame
+    cam = verts @ rot[rows].transpose(-1, -2) + transl[rows, None]
+    rendered = soft_silhouette(project(cam, focal[rows], pp), sil.faces, sil.origin, sil.cell, sil.target.shape[-1])
+    return soft_iou(rendered, sil.target, sil.valid)
 
 
 def _consecutive_pairs(track_id: np.ndarray, frame_index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -164,10 +164,10 @@ class _Pipeline:
                                        "(Anny: Z up, -Y forward; SMPL-X: Y up, +Z forward) to the camera",
                 "transl_convention": "camera-space position of the body model's root joint (the model frame "
                                      "has the rest root at its origin); SMPL-X trans = transl - J0(betas)",
-                "model_path": str(getattr(self.body, "path", "")) or None,
+                "model_path": str(self.body.path) if self.body.path else None,
                 "model_up_axis": [float(x) for x in self.body.up_axis],
                 "foot_joint_names": list(self.body.foot_joint_names),
-                "gender": getattr(self.body, "gender", None),
+                "gender": self.body.gender,
                 "config": config_to_dict(c), "software_version": software_version, "focal_source": self.focal_source,
             },
             principal_point=self.pp,

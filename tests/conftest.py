@@ -55,3 +55,19 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, str(REPO / "process_video.py"), *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=str(REPO))
+
+
+def tz_errors(store, gt) -> list[float]:
+    """Median |Tz - Tz_gt| per ground-truth person seen in a store (each track matched
+    to the person whose pelvis it follows in the image)."""
+    errors = {}
+    frame_index = store["frames/frame_index"][:]
+    for tid in store["tracks"].group_keys():
+        t = store[f"tracks/{tid}"]
+        fi = frame_index[t["frame_index"][:]]
+        pel = t["pelvis"][:]
+        d = [np.median(np.linalg.norm(gt.pelvis[p, fi, :2] / gt.pelvis[p, fi, 2:] - pel[:, :2] / pel[:, 2:], axis=1))
+             for p in range(len(gt.pelvis))]
+        p = int(np.argmin(d))
+        errors[p] = float(np.median(np.abs(pel[:, 2] - gt.pelvis[p, fi, 2])))
+    return [errors[p] for p in sorted(errors)]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import DATA, gradient_frames, run_cli, write_clip
+from conftest import DATA, gradient_frames, run_cli, tz_errors, write_clip
 from meshstream.models.synthetic import GroundTruth, PersonSpec, render_clip
 
 pytestmark = pytest.mark.slow
@@ -30,21 +30,6 @@ def rendered(tmp_path_factory, body):
                PersonSpec((0.9, 3.6), (-0.2, 0.0), motion="arms", shirt_rgb=(200, 60, 40))]
     gt = render_clip(d / "two.mp4", persons, fov_deg=80, n_frames=36, background=background, body=body)
     return d / "two.mp4", gt
-
-
-def _tz_errors(store: zarr.Group, gt: GroundTruth) -> list[float]:
-    """Median |Tz - Tz_gt| per ground-truth person (tracks matched by image position)."""
-    errors = {}
-    frame_index = store["frames/frame_index"][:]
-    for tid in store["tracks"].group_keys():
-        t = store[f"tracks/{tid}"]
-        fi = frame_index[t["frame_index"][:]]
-        pel = t["pelvis"][:]
-        d = [np.median(np.linalg.norm(gt.pelvis[p, fi, :2] / gt.pelvis[p, fi, 2:] - pel[:, :2] / pel[:, 2:], axis=1))
-             for p in range(len(gt.pelvis))]
-        p = int(np.argmin(d))
-        errors[p] = float(np.median(np.abs(pel[:, 2] - gt.pelvis[p, fi, 2])))
-    return [errors[p] for p in sorted(errors)]
 
 
 def _check_schema(store: zarr.Group, n_frames: int, num_joints: int) -> None:
@@ -79,12 +64,12 @@ def test_estimated_focal_and_depth_beat_a_fixed_focal_guess(rendered, tmp_path):
     focal = float(store["camera/focal_px"][0])
     assert np.allclose(store["camera/focal_px"][:], focal)  # one focal per shot
     f_err = abs(focal - gt.focal_px) / gt.focal_px
-    tz_ours = _tz_errors(store, gt)
+    tz_ours = tz_errors(store, gt)
 
     diagonal = math.hypot(gt.width, gt.height)  # the fixed guess of WHAM/GVHMR
     guess = run_cli(str(clip), "-o", str(tmp_path / "guess"), "-q", "--no-overlay", "--focal-px", str(diagonal))
     assert guess.returncode == 0, guess.stderr
-    tz_guess = _tz_errors(zarr.open_group(str(tmp_path / "guess" / "two.zarr"), mode="r"), gt)
+    tz_guess = tz_errors(zarr.open_group(str(tmp_path / "guess" / "two.zarr"), mode="r"), gt)
     f_err_guess = abs(diagonal - gt.focal_px) / gt.focal_px
 
     assert len(tz_ours) == len(tz_guess) == 2
@@ -107,7 +92,7 @@ def test_known_focal_gives_metric_depth(rendered, tmp_path):
     store = zarr.open_group(str(tmp_path / "two.zarr"), mode="r")
     assert np.isclose(store["camera/focal_px"][0], gt.focal_px, rtol=1e-4)
     assert store.attrs["focal_source"] == "user"
-    tz = _tz_errors(store, gt)
+    tz = tz_errors(store, gt)
     assert len(tz) == 2 and max(tz) < 0.15  # metres; measured 0.03 and 0.06
     t = store["tracks/1"]
     assert t["fit_ok"][:].mean() > 0.9 and np.median(t["fit_error_px"][:]) < 8.0
