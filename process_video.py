@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     focal = p.add_mutually_exclusive_group()
     focal.add_argument("--focal-px", type=float, default=None, help="known focal length in pixels (skips the search)")
     focal.add_argument("--fov-deg", type=float, default=None, help="known horizontal field of view in degrees")
+    focal.add_argument("--intrinsics", default=None, metavar="FILE",
+                       help="calibrated camera: YAML/JSON with fx, fy, cx, cy [, distortion, width, height], or "
+                            "an OpenCV FileStorage file (camera_matrix, distortion_coefficients)")
     p.add_argument("--body-model", choices=("anny", "smplx"), default=None,
                    help="anny (bundled, default) or smplx (your licensed SMPL-X files, see --model-path)")
     p.add_argument("--model-path", default=None, metavar="DIR",
@@ -97,8 +100,9 @@ def _run(args: argparse.Namespace) -> int:
                       (args.body_model, "estimation.body_model"), (args.gender, "estimation.gender")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
-    if args.model_path is not None:
-        overrides.append(f"estimation.model_path={json.dumps(str(args.model_path))}")
+    for flag, key in ((args.model_path, "estimation.model_path"), (args.intrinsics, "estimation.intrinsics")):
+        if flag is not None:
+            overrides.append(f"{key}={json.dumps(str(flag))}")
     if args.no_overlay:
         overrides.append("output.overlay=false")
     config = load_config(args.config, overrides)

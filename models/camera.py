@@ -7,6 +7,7 @@ noted and never hold state.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -22,6 +23,65 @@ def focal_from_fov(fov_deg: float, width: int) -> float:
 def fov_from_focal(focal_px: float, width: int) -> float:
     """Horizontal field of view in degrees of a focal length in pixels."""
     return math.degrees(2.0 * math.atan(0.5 * width / focal_px))
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics with optional OpenCV lens distortion.
+
+    Attributes:
+        fx: Horizontal focal length, pixels.
+        fy: Vertical focal length, pixels (differs from ``fx`` for non-square pixels).
+        cx: Principal point x, pixels (OpenCV: pixel centres at integer coordinates).
+        cy: Principal point y, pixels.
+        distortion: OpenCV distortion coefficients ``(k1, k2, p1, p2[, k3[, k4, k5, k6]])``;
+            empty for none.
+        image_size: (width, height) of the frames these values were calibrated on, or
+            ``None`` when not stated (then they are taken to be the video's).
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    distortion: tuple[float, ...] = ()
+    image_size: tuple[int, int] | None = None
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """(3, 3) camera matrix K."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def principal_point(self) -> np.ndarray:
+        """(2,) float32 principal point, pixels."""
+        return np.array([self.cx, self.cy], np.float32)
+
+    @property
+    def is_ideal(self) -> bool:
+        """True for square pixels and no distortion (frames need no resampling)."""
+        return self.fx == self.fy and not any(self.distortion)
+
+    def ideal(self) -> "Intrinsics":
+        """The undistorted square-pixel camera the frames are resampled to: focal ``fx``
+        on both axes, the same principal point, no distortion."""
+        return replace(self, fy=self.fx, distortion=())
+
+    def scaled_to(self, width: int, height: int) -> "Intrinsics":
+        """These intrinsics for frames of ``width`` x ``height`` (a resized video).
+
+        Raises:
+            ValueError: The calibration's aspect ratio differs (a crop, not a resize).
+        """
+        if self.image_size is None or tuple(self.image_size) == (width, height):
+            return replace(self, image_size=(width, height))
+        w0, h0 = self.image_size
+        sx, sy = width / w0, height / h0
+        if abs(sx / sy - 1.0) > 0.01:
+            raise ValueError(f"calibrated on {w0}x{h0} frames but the video is {width}x{height}: "
+                             "the aspect ratio differs, so the frames were cropped")
+        return Intrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
+                          self.distortion, (width, height))
 
 
 def project(points: torch.Tensor, focal: torch.Tensor | float, principal_point: torch.Tensor) -> torch.Tensor:

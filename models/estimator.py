@@ -288,7 +288,7 @@ class BodyEstimator:
         return full
 
     def estimate_focal(self, obs: PersonFrames, structure: Structure, image_size: tuple[int, int],
-                       zoom: np.ndarray | None = None) -> FocalEstimate:
+                       zoom: np.ndarray | None = None, principal_point: np.ndarray | None = None) -> FocalEstimate:
         """Step 2: the focal length that best explains all person-frames.
 
         Args:
@@ -297,11 +297,12 @@ class BodyEstimator:
             image_size: (width, height) pixels.
             zoom: (M,) zoom of each observation's frame relative to the shot's start
                 (``None``: 1). The estimate is then the focal at zoom 1.
+            principal_point: (2,) pixels (``None``: the image centre).
         """
         width, height = image_size
         dt = self.body.dtype
         grid = focal_grid(width, height, *self.fov_range_deg)
-        pp = torch.tensor([width / 2.0, height / 2.0], dtype=dt)
+        pp = _principal_point(image_size, principal_point, dt)
         uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=dt)
         w = self._weights2d(obs)
         z = torch.ones(len(obs), dtype=dt) if zoom is None else torch.as_tensor(zoom, dtype=dt)
@@ -325,7 +326,8 @@ class BodyEstimator:
         return FocalEstimate(refine_minimum(grid, pooled), per_frame, grid, pooled)
 
     def __call__(self, obs: PersonFrames, focal_px: float, image_size: tuple[int, int],
-                 structure: Structure | None = None, zoom: np.ndarray | None = None) -> BodyFit:
+                 structure: Structure | None = None, zoom: np.ndarray | None = None,
+                 principal_point: np.ndarray | None = None) -> BodyFit:
         """Fits all person-frames of a chunk at a known focal length.
 
         Args:
@@ -334,15 +336,15 @@ class BodyEstimator:
             image_size: (width, height) pixels.
             structure: Output of :meth:`fit_structure` when already computed.
             zoom: (M,) zoom of each observation's frame; its focal is ``focal_px * zoom``.
+            principal_point: (2,) pixels (``None``: the image centre).
         """
+        pp = _principal_point(image_size, principal_point, self.body.dtype)
         if len(obs) == 0:
-            return self._empty(focal_px, image_size)
+            return self._empty(focal_px, pp)
         structure = structure if structure is not None else self.fit_structure(obs)
         pose, orient, shape = structure.pose, structure.orient, structure.shape
         rest = self._linear_rest(shape)
-        width, height = image_size
         dt = self.body.dtype
-        pp = torch.tensor([width / 2.0, height / 2.0], dtype=dt)
         z = torch.ones(len(obs), dtype=dt) if zoom is None else torch.as_tensor(zoom, dtype=dt)
         f = float(focal_px) * z[:, None]  # (M, 1): each observation's focal
         ray = ray_rotation(self._centre(obs), f[:, 0], pp)
@@ -535,13 +537,13 @@ class BodyEstimator:
             fit_ok=fit_ok,
         )
 
-    def _empty(self, focal_px: float, image_size: tuple[int, int]) -> BodyFit:
+    def _empty(self, focal_px: float, pp: torch.Tensor) -> BodyFit:
         j, s = self.body.num_bones, len(self.body.shape_names)
         z = np.zeros
         return BodyFit(self.body.name, z(0, np.int64), z(0, np.int64), z((0, 3), np.float32),
                        z((0, j, 3), np.float32), z((0, s), np.float32), z((0, 3), np.float32),
                        z((0, 3), np.float32), z((0, j, 3), np.float32), z((0, 17, 3), np.float32),
-                       float(focal_px), np.array([image_size[0] / 2, image_size[1] / 2], np.float32),
+                       float(focal_px), pp.numpy().astype(np.float32),
                        z(0, np.float32), z(0, np.float32), z(0, bool))
 
 
@@ -581,6 +583,13 @@ def _silhouette_iou(sil: _SilhouetteTargets, transforms: torch.Tensor, rot: torc
     cam = verts @ rot[rows].transpose(-1, -2) + transl[rows, None]
     rendered = soft_silhouette(project(cam, focal[rows], pp), sil.faces, sil.origin, sil.cell, sil.target.shape[-1])
     return soft_iou(rendered, sil.target, sil.valid)
+
+
+def _principal_point(image_size: tuple[int, int], principal_point: np.ndarray | None, dtype) -> torch.Tensor:
+    """(2,) principal point, pixels: the given one or the image centre."""
+    if principal_point is None:
+        return torch.tensor([image_size[0] / 2.0, image_size[1] / 2.0], dtype=dtype)
+    return torch.as_tensor(np.asarray(principal_point, np.float64), dtype=dtype)
 
 
 def _consecutive_pairs(track_id: np.ndarray, frame_index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -70,6 +70,7 @@ class EstimationConfig:
     min_keypoint_conf: float = 0.5
     focal_px: float | None = None
     fov_deg: float | None = None
+    intrinsics: str | None = None  # file with fx, fy, cx, cy [, distortion] (stream/intrinsics.py)
     fov_range_deg: list[float] = field(default_factory=lambda: [15.0, 130.0])
     silhouette_weight: float = 1.0  # (1 - soft IoU) of rendered body vs person mask; 0: off
     silhouette_iterations: int = 10  # last refinement steps that include it
@@ -132,6 +133,8 @@ class Config:
              "estimation.silhouette_iterations must be in [0, iterations_2d]"),
             (self.estimation.focal_px is None or self.estimation.focal_px > 0, "estimation.focal_px must be > 0"),
             (self.estimation.fov_deg is None or 0 < self.estimation.fov_deg < 180, "estimation.fov_deg must be in (0, 180)"),
+            (sum(v is not None for v in (self.estimation.focal_px, self.estimation.fov_deg, self.estimation.intrinsics))
+             <= 1, "give one of estimation.focal_px, fov_deg and intrinsics (--focal-px, --fov-deg, --intrinsics)"),
             (len(self.estimation.fov_range_deg) == 2 and 0 < self.estimation.fov_range_deg[0] < self.estimation.fov_range_deg[1] < 180,
              "estimation.fov_range_deg must be [low, high] with 0 < low < high < 180"),
         ]

@@ -21,7 +21,7 @@ import numpy as np
 
 from meshstream.export.overlay import OverlayWriter, draw_inset, draw_keypoints, render_overlay, track_colour
 from meshstream.export.zarr_store import ZarrWriter
-from meshstream.models.camera import focal_from_fov
+from meshstream.models.camera import Intrinsics, focal_from_fov
 from meshstream.models.detections import Detections
 from meshstream.models.estimator import BodyEstimator, BodyFit, PersonFrames, mask_grid
 from meshstream.models.keypoints import blazepose33_to_coco23
@@ -29,6 +29,7 @@ from meshstream.models.keypoints import blazepose33_to_coco23
 from .config import Config, config_to_dict
 from .errors import InputError, OutputError
 from .frames import Frame
+from .intrinsics import FrameUndistorter, load_intrinsics
 from .sources import open_source
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,8 @@ def check_output_dir(path: Path) -> None:
 class _Pipeline:
     """Holds the stages and sinks of one run."""
 
-    def __init__(self, config: Config, info, out_dir: Path, stem: str, software_version: str) -> None:
+    def __init__(self, config: Config, info, out_dir: Path, stem: str, software_version: str,
+                 intrinsics: Intrinsics | None = None) -> None:
         from meshstream.models.body import AnnyBody
         from meshstream.models.perception import PersonPerceiver
         from meshstream.models.smplx_body import SmplxBody
@@ -142,8 +144,11 @@ class _Pipeline:
         self.pose_smoother = PoseSmoother(sigma_s=c.filter.pose_sigma_s, causal=c.filter.causal)
         self.size = (info.width, info.height)
         self.pp = np.array([info.width / 2.0, info.height / 2.0], np.float32)
-        if ec.focal_px is not None:
-            self.user_focal: float | None = float(ec.focal_px)
+        if intrinsics is not None:  # frames arrive resampled to its ideal pinhole
+            self.pp = intrinsics.principal_point
+            self.user_focal: float | None = intrinsics.fx
+        elif ec.focal_px is not None:
+            self.user_focal = float(ec.focal_px)
         elif ec.fov_deg is not None:
             self.user_focal = focal_from_fov(ec.fov_deg, info.width)
         else:
@@ -169,6 +174,9 @@ class _Pipeline:
                 "foot_joint_names": list(self.body.foot_joint_names),
                 "gender": self.body.gender,
                 "config": config_to_dict(c), "software_version": software_version, "focal_source": self.focal_source,
+                "intrinsics": None if intrinsics is None else {
+                    "fx": intrinsics.fx, "fy": intrinsics.fy, "cx": intrinsics.cx, "cy": intrinsics.cy,
+                    "distortion": list(intrinsics.distortion), "frames_undistorted": not intrinsics.is_ideal},
             },
             principal_point=self.pp,
             num_joints=self.body.num_bones,
@@ -221,14 +229,14 @@ class _Pipeline:
         zoom_of = dict(zip((f.index for f in chunk.frames), zoom))
         obs_zoom = np.array([zoom_of[int(i)] for i in obs.frame_index], np.float32)
         structure = self.estimator.fit_structure(obs)
-        estimate = self.estimator.estimate_focal(obs, structure, self.size, zoom=obs_zoom)
+        estimate = self.estimator.estimate_focal(obs, structure, self.size, zoom=obs_zoom, principal_point=self.pp)
         for i, f in enumerate(chunk.frames):
             focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
         if self.focal is None:
             self.focal = self.shot_focals[-1] = estimate.focal_px
             log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal,
                      np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal)), len(obs))
-        fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom)
+        fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom, principal_point=self.pp)
         for tid in np.unique(fit.track_id):
             self.track_shapes[int(tid)] = self.estimator.track_shape(int(tid))
         transl_raw = fit.transl.copy()
@@ -393,6 +401,11 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
 
         find_model_file(config.estimation.model_path, config.estimation.gender)  # fails before any work
     info = source.info
+    intrinsics = undistort = None
+    if config.estimation.intrinsics is not None:
+        intrinsics = load_intrinsics(config.estimation.intrinsics, info.width, info.height)  # before any work
+        if not intrinsics.is_ideal:
+            undistort = FrameUndistorter(intrinsics)
     stem = Path(input_path.rstrip("/")).stem or "clip"
     frames_q: queue.Queue = queue.Queue(maxsize=16)
     write_q: queue.Queue = queue.Queue(maxsize=2)
@@ -401,6 +414,8 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
     def decode() -> None:
         try:
             for frame in source:
+                if undistort is not None:
+                    frame = undistort(frame)
                 while not stop.is_set():
                     try:
                         frames_q.put(frame, timeout=0.1)
@@ -434,7 +449,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
             frame: Frame = item
             if pipeline is None:
                 t_start = time.perf_counter()
-                pipeline = _Pipeline(config, info, out, stem, software_version)
+                pipeline = _Pipeline(config, info, out, stem, software_version, intrinsics)
                 startup = time.perf_counter() - t_start
 
                 def write_loop(p: _Pipeline = pipeline) -> None:
