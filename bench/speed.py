@@ -80,15 +80,23 @@ def main() -> None:
     rows.append(("perception + tracking", f"{1000 * perceive_s / n:.1f}", f"{persons / n:.1f} persons/frame"))
 
     body = AnnyBody()
-    estimator = BodyEstimator(body)
-    obs, blaze = _observations(_Chunk(frames, dets))
-    t = time.perf_counter()
-    structure = estimator.fit_structure(obs)
-    focal = estimator.estimate_focal(obs, structure, (info.width, info.height))
-    fit = estimator(obs, focal.focal_px, (info.width, info.height), structure=structure)
-    est_s = time.perf_counter() - t
-    rows.append(("estimation (all steps)", f"{1000 * est_s / n:.1f}",
-                 f"{1000 * est_s / max(len(obs), 1):.1f} ms per person-frame"))
+    size = (info.width, info.height)
+    obs, blaze = _observations(_Chunk(frames, dets), mask_size=16)  # the pipeline's default mask grid
+    for label, weight in (("estimation (all steps)", 1.0), ("estimation without the silhouette term", 0.0)):
+        estimator = BodyEstimator(body, silhouette_weight=weight)
+        t = time.perf_counter()
+        steps = [time.perf_counter()]
+        structure = estimator.fit_structure(obs)
+        steps.append(time.perf_counter())
+        focal = estimator.estimate_focal(obs, structure, size)
+        steps.append(time.perf_counter())
+        fit = estimator(obs, focal.focal_px, size, structure=structure)
+        steps.append(time.perf_counter())
+        est_s = time.perf_counter() - t
+        per = [1000 * (b - a) / max(len(obs), 1) for a, b in zip(steps, steps[1:])]
+        rows.append((label, f"{1000 * est_s / n:.1f}",
+                     f"{1000 * est_s / max(len(obs), 1):.1f} ms per person-frame (structure {per[0]:.1f}, "
+                     f"focal {per[1]:.1f}, refinement {per[2]:.1f})"))
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
