@@ -41,6 +41,8 @@ class PersonSpec:
         motion: ``"walk"``, ``"squat"``, ``"arms"``, ``"legs"`` (kicks) or ``"turn"``.
         shape: Anny phenotype overrides, e.g. ``{"height": 0.8}`` (others 0.5).
         shirt_rgb: Shirt colour.
+        pose_offset: Axis-angle added to named bones in every frame (Anny local axes,
+            radians), e.g. ``{"spine03": (0.2, 0.0, 0.0)}``: varies a motion's poses.
     """
 
     start_xz: tuple[float, float]
@@ -49,6 +51,7 @@ class PersonSpec:
     motion: str = "walk"
     shape: dict[str, float] = field(default_factory=dict)
     shirt_rgb: tuple[int, int, int] = (40, 90, 200)
+    pose_offset: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -275,7 +278,10 @@ def render_frames(
         for p, spec in enumerate(persons):
             phase = 2 * math.pi * 1.0 * t / fps
             yaw = math.radians(spec.yaw_deg) + (phase * 0.5 if spec.motion == "turn" else 0.0)
-            pose = torch.as_tensor(_bone_pose(body, spec.motion, phase), dtype=body.dtype)[None]
+            pose = _bone_pose(body, spec.motion, phase)
+            for bone, angles in spec.pose_offset.items():
+                pose[body.bone_names.index(bone)] += angles
+            pose = torch.as_tensor(pose, dtype=body.dtype)[None]
             verts = body.vertices(pose, rests[p])[0].double().numpy()
             kp, _ = body.skeleton(pose, rests[p])
             kp = kp[0].double().numpy()
@@ -334,3 +340,64 @@ def _silhouette_area(uvz: np.ndarray, faces: np.ndarray, width: int, height: int
     shifted[:, :2] -= lo
     size = hi - lo
     return int(rasterize(shifted, faces, int(size[1]) + 1, int(size[0]) + 1, cull_back_faces=True).mask.sum())
+
+
+_MOTIONS = ("walk", "squat", "arms", "legs", "turn")
+# Bones that get a random offset per clip and person, with the offset's range per axis (radians).
+_RANDOM_OFFSETS = {
+    "spine03": (0.35, 0.2, 0.2), "neck01": (0.3, 0.3, 0.3), "head": (0.3, 0.3, 0.3),
+    "upperarm01.L": (0.6, 0.5, 0.5), "upperarm01.R": (0.6, 0.5, 0.5),
+    "lowerarm01.L": (0.6, 0.2, 0.2), "lowerarm01.R": (0.6, 0.2, 0.2),
+    "upperleg01.L": (0.35, 0.15, 0.2), "upperleg01.R": (0.35, 0.15, 0.2),
+    "lowerleg01.L": (0.3, 0.0, 0.0), "lowerleg01.R": (0.3, 0.0, 0.0),
+}
+
+
+def random_scene(seed: int, width: int = 640, height: int = 480) -> dict:
+    """A random scene for training and held-out tests, drawn from one seed.
+
+    1-2 persons of random phenotype (ages 0.15-0.9), each with a motion and a random
+    pose offset on the spine, neck, head, arms and legs, a random heading and walking
+    velocity, 0.8-6.5 m away (near enough to show at least 1 m of body vertically);
+    35-105 degree field of view, camera 0.8-1.8 m high and tilted -5 to 15 degrees, a
+    procedural background and an H.264 quality.
+
+    Returns:
+        Keyword arguments of :func:`render_frames` (``persons``, ``fov_deg``,
+        ``pitch_deg``, ``camera_height_m``, ``background``) plus ``crf`` for
+        :func:`write_video`.
+    """
+    rng = np.random.default_rng(seed)
+    fov = rng.uniform(35.0, 105.0)
+    half = math.tan(math.radians(fov) / 2)
+    persons = []
+    for _ in range(1 if rng.random() < 0.7 else 2):
+        # Near enough to fill the frame but far enough that 1 m of body shows vertically.
+        z_min = max(0.8, 0.5 / (half * height / width))
+        z = math.exp(rng.uniform(math.log(z_min), math.log(max(6.5, 2 * z_min))))
+        x = z * half * rng.uniform(-0.6, 0.6)
+        speed, heading = rng.uniform(0.0, 1.0) * (rng.random() < 0.5), rng.uniform(0, 2 * math.pi)
+        offset = {bone: tuple(float(v) for v in rng.uniform(-1, 1, 3) * np.asarray(r))
+                  for bone, r in _RANDOM_OFFSETS.items()}
+        for side in "LR":  # knees and elbows bend one way
+            offset[f"lowerleg01.{side}"] = (abs(offset[f"lowerleg01.{side}"][0]), 0.0, 0.0)
+            offset[f"lowerarm01.{side}"] = (-abs(offset[f"lowerarm01.{side}"][0]),) + offset[f"lowerarm01.{side}"][1:]
+        persons.append(PersonSpec(
+            start_xz=(x, z), velocity_xz=(speed * math.cos(heading), speed * math.sin(heading) * 0.5),
+            yaw_deg=float(rng.uniform(0, 360)), motion=str(rng.choice(_MOTIONS)),
+            shape={"gender": rng.uniform(0, 1), "age": rng.uniform(0.15, 0.9), "muscle": rng.uniform(0.1, 0.9),
+                   "weight": rng.uniform(0.1, 0.9), "height": rng.uniform(0.2, 0.8)},
+            shirt_rgb=tuple(int(c) for c in rng.integers(20, 236, 3)), pose_offset=offset))
+    return dict(persons=persons, fov_deg=fov, pitch_deg=float(rng.uniform(-5, 15)),
+                camera_height_m=float(rng.uniform(0.8, 1.8)), background=_random_background(rng, width, height),
+                crf=int(rng.integers(18, 29)))
+
+
+def _random_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A smooth random colour field with some texture, (H, W, 3) uint8."""
+    import cv2
+
+    low = rng.uniform(30, 220, (3, 4, 3)).astype(np.float32)
+    field = cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)
+    noise = cv2.GaussianBlur(rng.normal(0, 25, (height, width, 3)).astype(np.float32), (0, 0), rng.uniform(1, 6))
+    return np.clip(field + noise, 0, 255).astype(np.uint8)
