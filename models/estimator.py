@@ -29,6 +29,7 @@ import torch
 from .body import BodyModel
 from .camera import focal_grid, project, ray_rotation, refine_minimum, reprojection_nll, solve_translation
 from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
+from .lifter import LandmarkLifter, detector_centre
 from .soft_rasterizer import coarse_mesh, soft_iou, soft_silhouette
 
 _TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
@@ -184,6 +185,8 @@ class BodyEstimator:
             person mask in the refinement (where ``PersonFrames.masks`` are given; 0: off).
         silhouette_iterations: The refinement's last steps that include the silhouette.
         silhouette_mesh_cell_m: Cluster size of the coarse mesh rendered for it, metres.
+        lifter: Corrects the detector's relative 3D landmarks before the body is fitted
+            to them (``None``: used as given).
     """
 
     def __init__(
@@ -204,7 +207,9 @@ class BodyEstimator:
         silhouette_weight: float = 1.0,
         silhouette_iterations: int = 10,
         silhouette_mesh_cell_m: float = 0.06,
+        lifter: LandmarkLifter | None = None,
     ) -> None:
+        self.lifter = lifter
         self.silhouette_weight = silhouette_weight
         self.silhouette_iterations = silhouette_iterations
         self.silhouette_mesh_cell_m = silhouette_mesh_cell_m
@@ -241,7 +246,7 @@ class BodyEstimator:
         """Step 1: pose, orientation and one shape per track from the relative 3D
         landmarks, with the track's running shape as prior."""
         dt = self.body.dtype
-        lm = torch.as_tensor(obs.landmarks3d, dtype=dt)
+        lm = self._landmarks(obs)
         conf = torch.as_tensor(obs.keypoints2d[..., 2], dtype=dt)
         w3 = 0.2 + 0.8 * conf
         w3[:, 19:21] = 0.0  # small toes: no landmark
@@ -353,7 +358,7 @@ class BodyEstimator:
         w2 = self._weights2d(obs)
         with torch.no_grad():
             transl0 = solve_translation(self._camera_points(Structure(pose, orient, shape)), uv, w2, f, pp)[:, 0]
-        lm = torch.as_tensor(obs.landmarks3d, dtype=dt)
+        lm = self._landmarks(obs)
         w3 = 0.2 + 0.8 * torch.as_tensor(obs.keypoints2d[..., 2], dtype=dt)
         w3[:, 19:21] = 0.0
         box_h = torch.as_tensor(np.maximum(obs.bbox_xyxy[:, 3] - obs.bbox_xyxy[:, 1], 1.0), dtype=dt)
@@ -432,14 +437,16 @@ class BodyEstimator:
         return torch.where(conf >= self.min_keypoint_conf, conf, torch.zeros_like(conf))
 
     def _centre(self, obs: PersonFrames) -> torch.Tensor:
-        """(M, 2) pixel through which the detector looked at each person: the hip
-        midpoint (BlazePose centres its region of interest there), else the box centre."""
-        kp = torch.as_tensor(obs.keypoints2d, dtype=self.body.dtype)
-        hips = 0.5 * (kp[:, LEFT_HIP, :2] + kp[:, RIGHT_HIP, :2])
-        box = torch.as_tensor(obs.bbox_xyxy, dtype=self.body.dtype)
-        centre = 0.5 * (box[:, :2] + box[:, 2:])
-        ok = (kp[:, [LEFT_HIP, RIGHT_HIP], 2].min(1).values > 0.3)[:, None]
-        return torch.where(ok, hips, centre)
+        """(M, 2) pixel through which the detector looked at each person."""
+        return torch.as_tensor(detector_centre(obs.keypoints2d, obs.bbox_xyxy), dtype=self.body.dtype)
+
+    def _landmarks(self, obs: PersonFrames) -> torch.Tensor:
+        """(M, 23, 3) the relative 3D landmarks the body is tied to: the detector's, or
+        the lifter's correction of them."""
+        lm = obs.landmarks3d
+        if self.lifter is not None:
+            lm = self.lifter.correct(obs.keypoints2d, obs.bbox_xyxy, lm)
+        return torch.as_tensor(lm, dtype=self.body.dtype)
 
     def _initial_pose(self, track_id: np.ndarray) -> torch.Tensor:
         pose = torch.zeros(len(track_id), self.body.num_bones, 3, dtype=self.body.dtype)

@@ -114,6 +114,7 @@ class _Pipeline:
     def __init__(self, config: Config, info, out_dir: Path, stem: str, software_version: str,
                  intrinsics: Intrinsics | None = None) -> None:
         from meshstream.models.body import AnnyBody
+        from meshstream.models.lifter import LandmarkLifter
         from meshstream.models.perception import PersonPerceiver
         from meshstream.models.smplx_body import SmplxBody
         from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
@@ -139,7 +140,8 @@ class _Pipeline:
         self.estimator = BodyEstimator(self.body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
                                        min_keypoint_conf=ec.min_keypoint_conf,
                                        fov_range_deg=tuple(ec.fov_range_deg), silhouette_weight=ec.silhouette_weight,
-                                       silhouette_iterations=ec.silhouette_iterations)
+                                       silhouette_iterations=ec.silhouette_iterations,
+                                       lifter=LandmarkLifter.load() if ec.lifter else None)
         self.smoother = TranslationSmoother(accel_std=c.filter.accel_std, causal=c.filter.causal)
         self.pose_smoother = PoseSmoother(sigma_s=c.filter.pose_sigma_s, causal=c.filter.causal)
         self.size = (info.width, info.height)

@@ -1,0 +1,163 @@
+"""Landmark lifter: a small network that corrects the detector's relative 3D landmarks.
+
+BlazePose's world landmarks are hip-centred metric points whose depth relief is off by
+40-100 mm per keypoint. The focal search reads perspective from that relief (near and
+far body parts project with different magnification), so their error becomes focal
+error. The lifter maps, per person-frame, the landmarks together with the 2D keypoints
+(in the box's frame) to a residual on the 17 COCO body keypoints. It is trained on
+synthetic renders with the real detector in the loop (``train/train_lifter.py``); its
+weights ship with the package (``models/data/lifter.npz``, float16).
+
+Conventions: landmarks are hip-centred, metres, in the axes of the ray through the
+person (x right, y down, z away from the camera); 2D keypoints are pixels with a
+confidence; layouts are COCO-23 in and COCO-17 corrected (the feet follow their ankle).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .camera import ray_rotation
+from .keypoints import LEFT_HIP, RIGHT_HIP
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "lifter.npz"
+
+COCO17_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+COCO23_FLIP = COCO17_FLIP + [18, 17, 20, 19, 22, 21]
+_LEFT_FOOT, _RIGHT_FOOT = [17, 19, 21], [18, 20, 22]
+_LEFT_ANKLE, _RIGHT_ANKLE = 15, 16
+_K = 23
+
+
+def detector_centre(keypoints2d: np.ndarray, bbox_xyxy: np.ndarray) -> np.ndarray:
+    """(M, 2) pixel through which the detector looked at each person: the hip midpoint
+    (BlazePose centres its region of interest there), else the box centre.
+
+    Args:
+        keypoints2d: (M, 23, 3) COCO-23 keypoints, pixels and confidence.
+        bbox_xyxy: (M, 4) boxes, pixels.
+    """
+    hips = 0.5 * (keypoints2d[:, LEFT_HIP, :2] + keypoints2d[:, RIGHT_HIP, :2])
+    centre = 0.5 * (bbox_xyxy[:, :2] + bbox_xyxy[:, 2:])
+    ok = keypoints2d[:, [LEFT_HIP, RIGHT_HIP], 2].min(1) > 0.3
+    return np.where(ok[:, None], hips, centre)
+
+
+def ray_frame_points(points: np.ndarray, centre: np.ndarray, focal_px: np.ndarray | float,
+                     principal_point: np.ndarray) -> np.ndarray:
+    """Camera-space points, hip-centred and rotated into the axes of the ray through the
+    person (the frame in which the detector reports its landmarks).
+
+    Args:
+        points: (M, K, 3) camera-space COCO keypoints (hips at 11, 12), metres.
+        centre: (M, 2) pixel the detector looked through (:func:`detector_centre`).
+        focal_px: Focal length, pixels: a scalar or (M,).
+        principal_point: (2,) or (M, 2) pixels.
+
+    Returns:
+        (M, K, 3) float32, metres.
+    """
+    dt = torch.float64
+    pts = torch.as_tensor(points, dtype=dt)
+    pts = pts - 0.5 * (pts[:, LEFT_HIP] + pts[:, RIGHT_HIP])[:, None]
+    f = torch.as_tensor(np.broadcast_to(np.asarray(focal_px, np.float64), (len(pts),)).copy(), dtype=dt)
+    pp = torch.as_tensor(np.broadcast_to(np.asarray(principal_point, np.float64), (len(pts), 2)).copy(), dtype=dt)
+    ray = ray_rotation(torch.as_tensor(centre, dtype=dt), f, pp)  # ray axes -> camera axes
+    return (pts @ ray).numpy().astype(np.float32)  # rows: p_ray = R^T p_cam
+
+
+def lifter_features(keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d: np.ndarray) -> np.ndarray:
+    """Network input per person-frame, (M, 23 * 6) float32.
+
+    Per keypoint: the hip-centred landmark (metres), the 2D keypoint relative to the
+    detector's centre in units of the box height, and its confidence.
+
+    Args:
+        keypoints2d: (M, 23, 3) pixels and confidence.
+        bbox_xyxy: (M, 4) pixels.
+        landmarks3d: (M, 23, 3) metres.
+    """
+    lm = landmarks3d - 0.5 * (landmarks3d[:, LEFT_HIP] + landmarks3d[:, RIGHT_HIP])[:, None]
+    box_h = np.maximum(bbox_xyxy[:, 3] - bbox_xyxy[:, 1], 1.0)
+    uv = (keypoints2d[..., :2] - detector_centre(keypoints2d, bbox_xyxy)[:, None]) / box_h[:, None, None]
+    conf = keypoints2d[..., 2:3]
+    return np.concatenate([lm, uv, conf], -1).reshape(len(lm), -1).astype(np.float32)
+
+
+def mirror_features(x: torch.Tensor) -> torch.Tensor:
+    """Features of the mirror image (x -> -x, left and right swapped), (M, 23 * 6)."""
+    x = x.view(len(x), _K, 6)[:, COCO23_FLIP].clone()
+    x[..., 0] = -x[..., 0]
+    x[..., 3] = -x[..., 3]
+    return x.view(len(x), -1)
+
+
+class LandmarkLifter(nn.Module):
+    """MLP with residual blocks: features -> (M, 17, 3) residual on the landmarks, metres.
+
+    Args:
+        in_dim: Feature size (``23 * 6``).
+        width: Hidden width.
+        blocks: Residual blocks.
+        dropout: Dropout in training.
+    """
+
+    def __init__(self, in_dim: int = _K * 6, width: int = 256, blocks: int = 2, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.in_dim, self.width, self.blocks = in_dim, width, blocks
+        self.inp = nn.Linear(in_dim, width)
+        self.hidden = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width), nn.ReLU(),
+                          nn.Dropout(dropout)) for _ in range(blocks))
+        self.out = nn.Linear(width, 17 * 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.inp(x))
+        for block in self.hidden:
+            h = h + block(h)
+        return self.out(h).view(len(x), 17, 3)
+
+    def correct(self, keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d: np.ndarray) -> np.ndarray:
+        """Corrected hip-centred landmarks, (M, 23, 3) float32 metres (feet moved with
+        their ankle)."""
+        lm = landmarks3d - 0.5 * (landmarks3d[:, LEFT_HIP] + landmarks3d[:, RIGHT_HIP])[:, None]
+        if len(lm) == 0:
+            return lm.astype(np.float32)
+        self.eval()
+        with torch.no_grad():
+            delta = self(torch.as_tensor(lifter_features(keypoints2d, bbox_xyxy, landmarks3d))).numpy()
+        out = lm.astype(np.float32).copy()
+        out[:, :17] += delta
+        out[:, _LEFT_FOOT] += delta[:, None, _LEFT_ANKLE]
+        out[:, _RIGHT_FOOT] += delta[:, None, _RIGHT_ANKLE]
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Writes the weights as float16 with the architecture, npz."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v.detach().numpy().astype(np.float16) for k, v in self.state_dict().items()}
+        np.savez_compressed(path, _arch=np.array([self.in_dim, self.width, self.blocks]), **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_WEIGHTS) -> "LandmarkLifter":
+        """Reads weights written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: No such file.
+            ValueError: The file is not lifter weights.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"lifter weights not found: {path}")
+        with np.load(path) as data:
+            if "_arch" not in data.files:
+                raise ValueError(f"{path} is not a landmark lifter file (no _arch entry)")
+            in_dim, width, blocks = (int(v) for v in data["_arch"])
+            model = cls(in_dim, width, blocks)
+            state = {k: torch.as_tensor(data[k].astype(np.float32)) for k in data.files if k != "_arch"}
+        model.load_state_dict(state)
+        return model.eval()
