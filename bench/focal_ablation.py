@@ -6,14 +6,16 @@ body points, linear translation, errors-in-variables reprojection cost over a lo
 of focals) on the COCO-17 keypoints of matched person-frames, from four input pairs:
 
 - detected 2D keypoints + the body fitted to the detector's relative 3D landmarks (what
-  meshstream does);
+  meshstream does by default);
+- detected 2D + the body fitted to the lifter's correction of those landmarks
+  (``models/lifter.py``, ``estimation.lifter=true``);
 - detected 2D + the ground-truth relative 3D (camera axes, hip-centred);
 - ground-truth 2D + the fitted body;
 - ground-truth 2D + ground-truth 3D (a check: must give 0 %).
 
 Prints signed focal errors per clip and the median absolute error per input pair.
 
-Usage: python bench/focal_ablation.py [--clips NAME,...]
+Usage: python bench/focal_ablation.py [--clips NAME,...] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from accuracy import SUITE, render
 
-PAIRS = ("detected 2D + fitted 3D", "detected 2D + true 3D", "true 2D + fitted 3D", "true 2D + true 3D")
+PAIRS = ("detected 2D + fitted 3D", "detected 2D + lifted 3D", "detected 2D + true 3D", "true 2D + fitted 3D",
+         "true 2D + true 3D")
 
 
 def observe(clip: Path):
@@ -45,6 +48,24 @@ def observe(clip: Path):
     return _observations(chunk)[0], (source.info.width, source.info.height)
 
 
+def observed(spec, work: Path, body, cache: str | None):
+    """(observations, frame size, ground truth) of a suite clip, from ``cache`` if there."""
+    import pickle
+
+    path = Path(cache) / f"{spec.name}.pkl" if cache else None
+    if path is not None and path.exists():
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    clip, gt = render(spec, work, body)
+    gt.vertices = None  # large, unused here
+    result = (*observe(clip), gt)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            pickle.dump(result, fh)
+    return result
+
+
 def focal_errors(obs, size, gt, body) -> dict[str, float]:
     """Signed relative focal error of the search for each input pair."""
     import torch
@@ -53,8 +74,12 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
     from meshstream.models.detections import box_iou
     from meshstream.models.estimator import BodyEstimator
 
+    from meshstream.models.lifter import LandmarkLifter
+
     est = BodyEstimator(body)
     fitted = est._camera_points(est.fit_structure(obs))[:, :17]
+    lifting = BodyEstimator(body, lifter=LandmarkLifter.load())
+    lifted = lifting._camera_points(lifting.fit_structure(obs))[:, :17]
     rows, person = [], []
     for i, (fi, box) in enumerate(zip(obs.frame_index, obs.bbox_xyxy)):
         truth = gt.boxes[:, fi]
@@ -70,6 +95,7 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
     pp = torch.as_tensor(gt.principal_point, dtype=dt)
     ray = ray_rotation(est._centre(obs)[rows][:, None], f[None], pp)
     fitted = fitted[rows][:, None] @ ray.transpose(-1, -2)  # (M, F, 17, 3): as seen along each ray
+    lifted = lifted[rows][:, None] @ ray.transpose(-1, -2)
     true3d = torch.as_tensor(gt.keypoints3d[person, obs.frame_index[rows]], dtype=dt)
     true3d = true3d - 0.5 * (true3d[:, 11] + true3d[:, 12])[:, None]
     det2d = torch.as_tensor(obs.keypoints2d[rows, :17, :2], dtype=dt)
@@ -78,8 +104,9 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
     box_h = np.maximum(obs.bbox_xyxy[rows, 3] - obs.bbox_xyxy[rows, 1], 1.0)
     pixel_std = torch.as_tensor(est.keypoint_std_rel * box_h, dtype=dt)
     out = {}
-    for name, pts, uv, w in zip(PAIRS, (fitted, true3d, fitted, true3d), (det2d, det2d, true2d, true2d),
-                                (w_det, w_det, torch.ones_like(w_det), torch.ones_like(w_det))):
+    ones = torch.ones_like(w_det)
+    for name, pts, uv, w in zip(PAIRS, (fitted, lifted, true3d, fitted, true3d), (det2d, det2d, det2d, true2d, true2d),
+                                (w_det, w_det, w_det, ones, ones)):
         with torch.no_grad():
             t = solve_translation(pts, uv, w, f, pp)
             cost = reprojection_nll(pts, t, uv, w, f, pp, pixel_std, est.depth_std_m).numpy().sum(0)
@@ -90,6 +117,7 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", default=None, help="comma-separated clip names of the suite")
+    parser.add_argument("--cache", default=None, help="keep each clip's observations and truth here, and reuse them")
     args = parser.parse_args()
     from meshstream.models.body import AnnyBody
 
@@ -100,8 +128,7 @@ def main() -> None:
     print("| clip | true focal (px) | " + " | ".join(PAIRS) + " |")
     print("|---|---:" + "|---:" * len(PAIRS) + "|")
     for spec in suite:
-        clip, gt = render(spec, work, body)
-        obs, size = observe(clip)
+        obs, size, gt = observed(spec, work, body, args.cache)
         results[spec.name] = focal_errors(obs, size, gt, body)
         cells = " | ".join(f"{100 * results[spec.name][p]:+.0f} %" for p in PAIRS)
         print(f"| {spec.name} | {gt.focal_px:.0f} | {cells} |", flush=True)
