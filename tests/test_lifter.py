@@ -139,3 +139,22 @@ def test_estimator_fits_the_body_to_the_lifted_landmarks(body):
     with_lifter, without = BodyEstimator(body, lifter=lifter), BodyEstimator(body)
     np.testing.assert_allclose(with_lifter._landmarks(obs).numpy(), lifter.correct(kp, box, lm), atol=1e-6)
     np.testing.assert_allclose(without._landmarks(obs).numpy(), lm, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_training_script_renders_and_fits_on_cpu(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = str(REPO / "train" / "train_lifter.py")
+    data, out = tmp_path / "data", tmp_path / "lifter.npz"
+    for args in (["render", "--data", str(data), "--clips", "2", "--first-seed", "900010"],
+                 ["fit", "--data", str(data), "--out", str(out), "--epochs", "2", "--width", "32"]):
+        proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list(data.glob("*.npz"))) == 2
+    assert "validation person-frames" in proc.stdout
+    lifter = LandmarkLifter.load(out)
+    assert lifter.width == 32
