@@ -158,6 +158,8 @@ def _match(store, gt) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     from meshstream.models.detections import box_iou
 
     out = []
+    if "tracks" not in store.group_keys():  # nobody found
+        return out
     frame_index = store["frames/frame_index"][:]
     for tid in store["tracks"].group_keys():
         g = store[f"tracks/{tid}"]
@@ -184,9 +186,11 @@ def evaluate(store, gt, body, mesh_every: int = 4) -> dict:
     from meshstream.models import metrics as M
     from meshstream.models.rasterizer import rasterize
 
-    focal = float(np.median(store["camera/focal_px"][:]))
+    focals = store["camera/focal_px"][:]
+    focals = focals[np.isfinite(focals)]  # NaN: no person in the shot yet
+    focal = float(np.median(focals)) if len(focals) else float("nan")
     res: dict[str, list] = {k: [] for k in ("tz", "inv_tz", "txy", "mpjpe", "pa_mpjpe", "pve", "miou", "accel")}
-    res["f"] = [float(M.focal_error(focal, gt.focal_px))]
+    res["f"] = [float(M.focal_error(focal, gt.focal_px))] if np.isfinite(focal) else []  # no focal: nobody found
     res["focal_px"], res["focal_gt"] = focal, float(gt.focal_px)
     matched = total = 0
     pp = np.asarray(gt.principal_point)
@@ -317,7 +321,8 @@ def main(argv: list[str] | None = None) -> dict:
             timing[method] = timing.get(method, 0.0) + time.perf_counter() - t0
             result = evaluate(store, gt, body)
             runs[method].append(result)
-            per_clip[spec.name][method] = {"f_pct": 100 * result["f"][0], "focal_px": result["focal_px"],
+            f_pct = 100 * result["f"][0] if result["f"] else float("nan")
+            per_clip[spec.name][method] = {"f_pct": f_pct, "focal_px": result["focal_px"],
                                            "tz_mean": float(np.mean(result["tz"])) if result["tz"] else float("nan")}
         print(f"{spec.name}: " + ", ".join(f"{m}: f {v['f_pct']:.1f} %, Tz {v['tz_mean']:.3f} m"
                                             for m, v in per_clip[spec.name].items()), file=sys.stderr)
