@@ -234,6 +234,8 @@ def evaluate(store, gt, body, mesh_every: int = 4) -> dict:
                 uvz = np.concatenate([ff * vv[:, :2] / vv[:, 2:3] + pp, vv[:, 2:3]], 1)
                 masks.append(rasterize(uvz, gt.faces, gt.height, gt.width, cull_back_faces=True).mask)
             res["miou"].append(float(M.silhouette_iou(masks[0][None], masks[1][None])[0]))
+    if matched == 0:  # nobody found: a given focal was not estimated, so not scored either
+        res["f"] = []
     res["matched"], res["total"] = matched, total
     res["gt_person_frames"] = int(gt.visible.sum())
     return res
