@@ -7,9 +7,9 @@ edge, over a real photo, H.264), runs the real CLI on each, and prints one table
 BLADE's metrics (``models/metrics.py``) for:
 
 - ``meshstream``: the focal estimated per shot (the default run);
-- ``meshstream without lifter``: the same with the detector's relative 3D landmarks used
-  as given, not corrected by the trained lifter (``--set estimation.lifter=false``,
-  ``models/lifter.py``), to measure what the lifter brings;
+- ``meshstream + lifter``: the same with the detector's relative 3D landmarks corrected
+  by the trained lifter (``--set estimation.lifter=true``, ``models/lifter.py``), to
+  measure what the lifter brings;
 - the fixed-focal guesses of video peers, given to the same pipeline with
   ``--focal-px``: the image diagonal (WHAM, GVHMR), a 60 degree horizontal field of
   view (SAT-HMR, Multi-HMR) and 4D-Humans' f = 5000 at 256 px, scaled to the frame;
@@ -99,7 +99,7 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
     }
 
 
-METHODS = ("meshstream", "meshstream without lifter", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal")
+METHODS = ("meshstream", "meshstream + lifter", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal")
 
 
 @dataclass
@@ -317,10 +317,10 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--focal-px", f"{guesses[method]:.3f}"]
             elif method == "true focal":
                 extra = ["--focal-px", f"{gt.focal_px:.3f}"]
-            elif method == "meshstream without lifter":
-                extra = ["--set", "estimation.lifter=false"]
+            elif method == "meshstream + lifter":
+                extra = ["--set", "estimation.lifter=true"]
             t0 = time.perf_counter()
-            store = run_cli(clip, work / method.replace(" ", "_").replace("=", "").replace("°", "deg"), *extra)
+            store = run_cli(clip, work / method.replace(" ", "_").replace("=", "").replace("°", "deg").replace("+", "plus"), *extra)
             timing[method] = timing.get(method, 0.0) + time.perf_counter() - t0
             result = evaluate(store, gt, body)
             runs[method].append(result)

@@ -5,10 +5,10 @@ each clip, and searches the shot's focal with the estimator's own cost (ray-rota
 body points, linear translation, errors-in-variables reprojection cost over a log grid
 of focals) on the COCO-17 keypoints of matched person-frames, from four input pairs:
 
-- detected 2D keypoints + the body fitted to the detector's relative 3D landmarks
-  (``estimation.lifter=false``);
+- detected 2D keypoints + the body fitted to the detector's relative 3D landmarks (the
+  default);
 - detected 2D + the body fitted to the lifter's correction of those landmarks
-  (``models/lifter.py``, the default);
+  (``models/lifter.py``, ``estimation.lifter=true``);
 - detected 2D + the ground-truth relative 3D (camera axes, hip-centred);
 - ground-truth 2D + the fitted body;
 - ground-truth 2D + ground-truth 3D (a check: must give 0 %).
