@@ -156,8 +156,6 @@ def run_cli(clip: Path, out: Path, *extra: str):
 
 def _match(store, gt) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """Per track: (track id, store rows, frame indices, ground-truth person per row or -1)."""
-    from meshstream.models.detections import box_iou
-
     out = []
     if "tracks" not in store.group_keys():  # nobody found
         return out
@@ -166,15 +164,7 @@ def _match(store, gt) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
         g = store[f"tracks/{tid}"]
         rows = np.arange(g["frame_index"].shape[0])
         frames = frame_index[g["frame_index"][:]]
-        boxes = g["bbox_xyxy"][:]
-        person = np.full(len(rows), -1)
-        for i, (f, b) in enumerate(zip(frames, boxes)):
-            truth = gt.boxes[:, f]
-            ok = np.isfinite(truth[:, 0])
-            if ok.any():
-                iou = box_iou(b[None].astype(np.float64), np.where(ok[:, None], truth, 0.0))[0] * ok
-                if iou.max() >= 0.5:
-                    person[i] = int(np.argmax(iou))
+        person = gt.match(frames, g["bbox_xyxy"][:])
         out.append((tid, rows, frames, person))
     return out
 

@@ -71,24 +71,16 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
     import torch
 
     from meshstream.models.camera import focal_grid, ray_rotation, refine_minimum, reprojection_nll, solve_translation
-    from meshstream.models.detections import box_iou
     from meshstream.models.estimator import BodyEstimator
-
     from meshstream.models.lifter import LandmarkLifter
 
     est = BodyEstimator(body)
     fitted = est._camera_points(est.fit_structure(obs))[:, :17]
     lifting = BodyEstimator(body, lifter=LandmarkLifter.load())
     lifted = lifting._camera_points(lifting.fit_structure(obs))[:, :17]
-    rows, person = [], []
-    for i, (fi, box) in enumerate(zip(obs.frame_index, obs.bbox_xyxy)):
-        truth = gt.boxes[:, fi]
-        ok = np.isfinite(truth[:, 0])
-        iou = box_iou(box[None].astype(np.float64), np.where(ok[:, None], truth, 0.0))[0] * ok
-        if iou.max() >= 0.5:
-            rows.append(i)
-            person.append(int(np.argmax(iou)))
-    rows, person = np.array(rows), np.array(person)
+    person = gt.match(obs.frame_index, obs.bbox_xyxy)
+    rows = np.nonzero(person >= 0)[0]
+    person = person[rows]
     dt = fitted.dtype
     grid = focal_grid(*size, *est.fov_range_deg)
     f = torch.as_tensor(grid, dtype=dt)

@@ -94,6 +94,30 @@ class GroundTruth:
     vertices: np.ndarray | None = None
     faces: np.ndarray | None = None
 
+    def match(self, frame_index: np.ndarray, boxes_xyxy: np.ndarray, min_iou: float = 0.5) -> np.ndarray:
+        """The ground-truth person each detected box shows: the one whose amodal box it
+        overlaps most in its frame, if that IoU reaches ``min_iou``.
+
+        Args:
+            frame_index: (M,) frame of each box.
+            boxes_xyxy: (M, 4) boxes, pixels.
+            min_iou: Smallest accepted overlap.
+
+        Returns:
+            (M,) int64 person index, -1 where no person overlaps enough.
+        """
+        from .detections import box_iou
+
+        person = np.full(len(frame_index), -1, np.int64)
+        for i, (f, box) in enumerate(zip(frame_index, boxes_xyxy)):
+            truth = self.boxes[:, f]
+            ok = np.isfinite(truth[:, 0])
+            if ok.any():
+                iou = box_iou(np.asarray(box, np.float64)[None], np.where(ok[:, None], truth, 0.0))[0] * ok
+                if iou.max() >= min_iou:
+                    person[i] = int(np.argmax(iou))
+        return person
+
     def save(self, path: str | Path) -> None:
         skip = ("vertices", "faces")
         np.savez(path, **{k: np.asarray(v) for k, v in self.__dict__.items() if v is not None and k not in skip})

@@ -95,7 +95,6 @@ def test_shipped_weights_bring_landmarks_closer_to_the_truth_on_held_out_scenes(
     """Three random scenes from seeds the lifter was not trained on (training used
     100000-100399), through the real perception: the lifted landmarks are nearer the true
     ray-frame keypoints than BlazePose's (validation: 156 -> 138 mm)."""
-    from meshstream.models.detections import box_iou
     from meshstream.models.keypoints import blazepose33_to_coco23
     from meshstream.models.perception import PersonPerceiver
     from meshstream.models.synthetic import random_scene, render_frames, write_video
@@ -111,15 +110,13 @@ def test_shipped_weights_bring_landmarks_closer_to_the_truth_on_held_out_scenes(
         perceiver.reset()
         for frame in open_source(str(tmp_path / f"{seed}.mp4")):
             dets = perceiver(frame)
-            for j in range(len(dets)):
-                boxes = np.nan_to_num(gt.boxes[:, frame.index])
-                iou = box_iou(dets.xyxy[j : j + 1].astype(np.float64), boxes)[0]
-                if iou.max() >= 0.5:
-                    kp.append(blazepose33_to_coco23(dets.keypoints[j]))
-                    lm.append(blazepose33_to_coco23(dets.landmarks3d[j]))
-                    box.append(dets.xyxy[j])
-                    truth.append(gt.keypoints3d[int(np.argmax(iou)), frame.index])
-                    focal.append(gt.focal_px)
+            person = gt.match(np.full(len(dets), frame.index), dets.xyxy)
+            for j in np.nonzero(person >= 0)[0]:
+                kp.append(blazepose33_to_coco23(dets.keypoints[j]))
+                lm.append(blazepose33_to_coco23(dets.landmarks3d[j]))
+                box.append(dets.xyxy[j])
+                truth.append(gt.keypoints3d[person[j], frame.index])
+                focal.append(gt.focal_px)
     perceiver.close()
     kp, box, lm, truth, focal = map(np.array, (kp, box, lm, truth, focal))
     assert len(kp) >= 20

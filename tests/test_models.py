@@ -110,3 +110,18 @@ def test_hog_accepts_frames_smaller_than_its_window():
 
     boxes, scores = HogPeopleDetector()(np.zeros((96, 60, 3), np.uint8))  # OpenCV alone segfaults here
     assert boxes.shape[1] == 4 and len(boxes) == len(scores)
+
+
+def test_ground_truth_matches_boxes_to_the_most_overlapping_person():
+    from meshstream.models.synthetic import GroundTruth
+
+    boxes = np.full((2, 2, 4), np.nan)
+    boxes[0, 0] = [0, 0, 100, 200]
+    boxes[1, 0] = [80, 0, 180, 200]
+    boxes[1, 1] = [300, 100, 340, 180]  # person 0 is out of frame 1
+    z = np.zeros((2, 2, 3))
+    gt = GroundTruth(500.0, np.array([320.0, 240.0]), 640, 480, 25.0, z, np.zeros((2, 2, 17, 3)),
+                     np.zeros((2, 2, 17, 2)), np.ones((2, 2), bool), boxes=boxes)
+    found = np.array([[5, 0, 100, 190], [90, 0, 185, 200], [0, 0, 100, 200], [300, 100, 340, 180], [600, 0, 640, 50]])
+    person = gt.match(np.array([0, 0, 1, 1, 1]), found)
+    np.testing.assert_array_equal(person, [0, 1, -1, 1, -1])

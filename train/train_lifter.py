@@ -30,7 +30,6 @@ import numpy as np
 
 def render_records(seed: int, work: Path, body) -> dict[str, np.ndarray]:
     """Perception output of one random clip, matched to its ground truth."""
-    from meshstream.models.detections import box_iou
     from meshstream.models.perception import PersonPerceiver
     from meshstream.models.synthetic import random_scene, render_frames, write_video
     from meshstream.stream.run import _Chunk, _observations
@@ -50,16 +49,9 @@ def render_records(seed: int, work: Path, body) -> dict[str, np.ndarray]:
     perceiver.close()
     clip.unlink()
     obs = _observations(chunk)[0]
-    rows, person = [], []
-    for i, (fi, box) in enumerate(zip(obs.frame_index, obs.bbox_xyxy)):
-        truth = gt.boxes[:, fi]
-        ok = np.isfinite(truth[:, 0])
-        if ok.any():
-            iou = box_iou(box[None].astype(np.float64), np.where(ok[:, None], truth, 0.0))[0] * ok
-            if iou.max() >= 0.5:
-                rows.append(i)
-                person.append(int(np.argmax(iou)))
-    rows, person = np.array(rows, np.int64), np.array(person, np.int64)
+    person = gt.match(obs.frame_index, obs.bbox_xyxy)
+    rows = np.nonzero(person >= 0)[0]
+    person = person[rows]
     fi = obs.frame_index[rows]
     return dict(keypoints2d=obs.keypoints2d[rows], landmarks3d=obs.landmarks3d[rows], bbox_xyxy=obs.bbox_xyxy[rows],
                 true3d=gt.keypoints3d[person, fi].astype(np.float32),
