@@ -3,7 +3,8 @@
 Renders the accuracy suite (``bench/accuracy.py``), runs perception and tracking on
 each clip, and searches the shot's focal with the estimator's own cost (ray-rotated
 body points, linear translation, errors-in-variables reprojection cost over a log grid
-of focals) on the COCO-17 keypoints of matched person-frames, from four input pairs:
+of focals, each person-frame's curve normalised as in the estimator) on the COCO-17
+keypoints of matched person-frames, from five input pairs:
 
 - detected 2D keypoints + the body fitted to the detector's relative 3D landmarks (the
   default);
@@ -70,7 +71,14 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
     """Signed relative focal error of the search for each input pair."""
     import torch
 
-    from meshstream.models.camera import focal_grid, ray_rotation, refine_minimum, reprojection_nll, solve_translation
+    from meshstream.models.camera import (
+        focal_grid,
+        normalise_costs,
+        ray_rotation,
+        refine_minimum,
+        reprojection_nll,
+        solve_translation,
+    )
     from meshstream.models.estimator import BodyEstimator
     from meshstream.models.lifter import LandmarkLifter
 
@@ -101,7 +109,7 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
                                 (w_det, w_det, w_det, ones, ones)):
         with torch.no_grad():
             t = solve_translation(pts, uv, w, f, pp)
-            cost = reprojection_nll(pts, t, uv, w, f, pp, pixel_std, est.depth_std_m).numpy().sum(0)
+            cost = normalise_costs(reprojection_nll(pts, t, uv, w, f, pp, pixel_std, est.depth_std_m).numpy()).sum(0)
         out[name] = refine_minimum(grid, cost) / gt.focal_px - 1.0
     return out
 

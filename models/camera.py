@@ -186,6 +186,29 @@ def refine_minimum(grid: np.ndarray, cost: np.ndarray) -> float:
     return float(math.exp(xv))
 
 
+def normalise_costs(cost: np.ndarray) -> np.ndarray:
+    """Rescales each row of per-observation cost curves to [0, 1].
+
+    Summed afterwards, every observation votes with the same weight: one whose inputs are
+    badly off, with a steep curve around a wrong minimum, cannot outweigh the others.
+
+    Args:
+        cost: (M, F) cost of M observations over F candidate values.
+
+    Returns:
+        (M, F) with each row's minimum at 0 and maximum at 1. Non-finite entries (no
+        solution at that value) become 1, the worst; flat rows and rows without a finite
+        entry become 0 (no vote).
+    """
+    finite = np.isfinite(cost)
+    low = np.where(finite, cost, np.inf).min(1, keepdims=True)
+    high = np.where(finite, cost, -np.inf).max(1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        span = np.where(np.isfinite(high - low), high - low, 0.0)
+        out = np.where(finite, (cost - low) / np.maximum(span, 1e-12), 1.0)
+    return np.where(finite.any(1, keepdims=True), out, 0.0)
+
+
 def ray_rotation(uv: torch.Tensor, focal: torch.Tensor, principal_point: torch.Tensor) -> torch.Tensor:
     """Smallest rotation taking the optical axis onto the viewing ray through a pixel.
 

@@ -8,9 +8,9 @@ Pipeline for a chunk of frames (batched over all person-frames of the chunk):
 2. Depth and camera: for a focal length f, the camera translation T (so Tz, the pelvis
    depth) that best reprojects the fitted 3D keypoints onto the 2D keypoints is a
    linear least-squares problem. The shot's focal is the minimum of the reprojection
-   cost pooled over many person-frames (near and far body parts project with
-   different magnification, so f is observable once the 3D structure is fixed);
-   a user-given focal skips the search.
+   cost pooled over many person-frames, each frame's cost curve rescaled to [0, 1]
+   (near and far body parts project with different magnification, so f is observable
+   once the 3D structure is fixed); a user-given focal skips the search.
 3. Refinement: pose, orientation and T jointly minimise a robust, confidence-weighted
    2D reprojection error plus the 3D landmark term, at the shot's focal.
 
@@ -27,7 +27,15 @@ import roma
 import torch
 
 from .body import BodyModel
-from .camera import focal_grid, project, ray_rotation, refine_minimum, reprojection_nll, solve_translation
+from .camera import (
+    focal_grid,
+    normalise_costs,
+    project,
+    ray_rotation,
+    refine_minimum,
+    reprojection_nll,
+    solve_translation,
+)
 from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from .lifter import LandmarkLifter, detector_centre
 from .soft_rasterizer import coarse_mesh, soft_iou, soft_silhouette
@@ -321,7 +329,7 @@ class BodyEstimator:
             t = solve_translation(pts, uv, w, f, pp)
             cost = reprojection_nll(pts, t, uv, w, f, pp, pixel_std, self.depth_std_m).numpy()  # (M, F)
         usable = (w > 0).sum(1).numpy() >= 6
-        norm = cost
+        norm = normalise_costs(cost)  # each person-frame votes with the same weight
         pooled = norm[usable].sum(0) if usable.any() else norm.sum(0)
         per_frame: dict[int, float] = {}
         for fi in np.unique(obs.frame_index):

@@ -85,3 +85,21 @@ def test_refine_minimum_parabola():
     grid = np.geomspace(100, 1000, 30)
     cost = (np.log(grid) - np.log(377.0)) ** 2
     assert abs(refine_minimum(grid, cost) - 377.0) < 1.0
+
+
+def test_normalised_costs_give_every_observation_one_vote():
+    from meshstream.models.camera import normalise_costs
+
+    grid = np.geomspace(200.0, 2000.0, 41)
+    x = np.log(grid)
+    agree = [(x - np.log(500.0)) ** 2 * s for s in (1.0, 2.0, 0.5, 1.5)]  # four frames: 500 px
+    outlier = 200.0 * (x - np.log(1500.0)) ** 2  # one frame, badly off and steep: 1500 px
+    cost = np.stack(agree + [outlier])
+    assert refine_minimum(grid, cost.sum(0)) > 1000.0  # a plain sum follows the outlier
+    norm = normalise_costs(cost)
+    np.testing.assert_allclose(norm.min(1), 0.0)
+    np.testing.assert_allclose(norm.max(1), 1.0)
+    assert abs(refine_minimum(grid, norm.sum(0)) / 500.0 - 1) < 0.15
+    assert not normalise_costs(np.ones((1, 5))).any()  # a flat curve casts no vote
+    gaps = normalise_costs(np.array([[np.nan, 3.0, 1.0, 2.0], [np.nan, np.nan, np.nan, np.nan]]))
+    np.testing.assert_allclose(gaps, [[1.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]])  # no solution: worst
