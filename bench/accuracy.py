@@ -7,9 +7,12 @@ edge, over a real photo, H.264), runs the real CLI on each, and prints one table
 BLADE's metrics (``models/metrics.py``) for:
 
 - ``meshstream``: the focal estimated per shot (the default run);
-- ``meshstream + lifter``: the same with the detector's relative 3D landmarks corrected
-  by the trained lifter (``--set estimation.lifter=true``, ``models/lifter.py``), to
-  measure what the lifter brings;
+- ``meshstream without lifter``: the same without the trained lifter
+  (``--set estimation.lifter=false``): the body is fitted to the detector's relative 3D
+  landmarks as given, to measure what the lifter (``models/lifter.py``) brings; the
+  focal search uses the detector's landmarks in both;
+- ``meshstream + lifter (focal too)``: the lifted landmarks in the focal search as well
+  (``--set estimation.lifter_focal=true``);
 - the fixed-focal guesses of video peers, given to the same pipeline with
   ``--focal-px``: the image diagonal (WHAM, GVHMR), a 60 degree horizontal field of
   view (SAT-HMR, Multi-HMR) and 4D-Humans' f = 5000 at 256 px, scaled to the frame;
@@ -99,7 +102,8 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
     }
 
 
-METHODS = ("meshstream", "meshstream + lifter", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal")
+METHODS = ("meshstream", "meshstream without lifter", "meshstream + lifter (focal too)", "f = diagonal", "60° FOV",
+           "f = 5000 (scaled)", "true focal")
 
 
 @dataclass
@@ -307,10 +311,13 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--focal-px", f"{guesses[method]:.3f}"]
             elif method == "true focal":
                 extra = ["--focal-px", f"{gt.focal_px:.3f}"]
-            elif method == "meshstream + lifter":
-                extra = ["--set", "estimation.lifter=true"]
+            elif method == "meshstream without lifter":
+                extra = ["--set", "estimation.lifter=false"]
+            elif method == "meshstream + lifter (focal too)":
+                extra = ["--set", "estimation.lifter_focal=true"]
             t0 = time.perf_counter()
-            store = run_cli(clip, work / method.replace(" ", "_").replace("=", "").replace("°", "deg").replace("+", "plus"), *extra)
+            folder = "".join(c if c.isalnum() else "_" for c in method.replace("+", "plus").replace("°", "deg"))
+            store = run_cli(clip, work / folder, *extra)
             timing[method] = timing.get(method, 0.0) + time.perf_counter() - t0
             result = evaluate(store, gt, body)
             runs[method].append(result)

@@ -9,7 +9,7 @@ keypoints of matched person-frames, from five input pairs:
 - detected 2D keypoints + the body fitted to the detector's relative 3D landmarks (the
   default);
 - detected 2D + the body fitted to the lifter's correction of those landmarks
-  (``models/lifter.py``, ``estimation.lifter=true``);
+  (``models/lifter.py``, ``estimation.lifter_focal=true``);
 - detected 2D + the ground-truth relative 3D (camera axes, hip-centred);
 - ground-truth 2D + the fitted body;
 - ground-truth 2D + ground-truth 3D (a check: must give 0 %).

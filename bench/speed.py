@@ -53,6 +53,7 @@ def main() -> None:
     from meshstream.export.zarr_store import ZarrWriter
     from meshstream.models.body import AnnyBody
     from meshstream.models.estimator import BodyEstimator
+    from meshstream.models.lifter import LandmarkLifter
     from meshstream.models.perception import PersonPerceiver
     from meshstream.stream.run import _Chunk, _observations
     from meshstream.stream.sources import open_source
@@ -83,12 +84,12 @@ def main() -> None:
     size = (info.width, info.height)
     obs, blaze = _observations(_Chunk(frames, dets), mask_size=16)  # the pipeline's default mask grid
     for label, weight in (("estimation (all steps)", 1.0), ("estimation without the silhouette term", 0.0)):
-        estimator = BodyEstimator(body, silhouette_weight=weight)
+        estimator = BodyEstimator(body, silhouette_weight=weight, lifter=LandmarkLifter.load())  # the defaults
         t = time.perf_counter()
         steps = [time.perf_counter()]
-        structure = estimator.fit_structure(obs)
+        structure, searched = estimator.fit_structures(obs)
         steps.append(time.perf_counter())
-        focal = estimator.estimate_focal(obs, structure, size)
+        focal = estimator.estimate_focal(obs, searched, size)
         steps.append(time.perf_counter())
         fit = estimator(obs, focal.focal_px, size, structure=structure)
         steps.append(time.perf_counter())

@@ -195,6 +195,9 @@ class BodyEstimator:
         silhouette_mesh_cell_m: Cluster size of the coarse mesh rendered for it, metres.
         lifter: Corrects the detector's relative 3D landmarks before the body is fitted
             to them (``None``: used as given).
+        lifter_focal: The focal search (:meth:`fit_structures`) also uses the corrected
+            landmarks; else the detector's, since the lifter carries a focal prior from
+            its training views.
     """
 
     def __init__(
@@ -216,8 +219,10 @@ class BodyEstimator:
         silhouette_iterations: int = 10,
         silhouette_mesh_cell_m: float = 0.06,
         lifter: LandmarkLifter | None = None,
+        lifter_focal: bool = False,
     ) -> None:
         self.lifter = lifter
+        self.lifter_focal = lifter_focal
         self.silhouette_weight = silhouette_weight
         self.silhouette_iterations = silhouette_iterations
         self.silhouette_mesh_cell_m = silhouette_mesh_cell_m
@@ -250,11 +255,19 @@ class BodyEstimator:
         return shape.numpy().astype(np.float32)
 
     # ----------------------------------------------------------------- public API
-    def fit_structure(self, obs: PersonFrames) -> Structure:
+    def fit_structure(self, obs: PersonFrames, *, lifted: bool = True, remember: bool = True) -> Structure:
         """Step 1: pose, orientation and one shape per track from the relative 3D
-        landmarks, with the track's running shape as prior."""
+        landmarks, with the track's running shape as prior.
+
+        Args:
+            obs: Observations of a chunk.
+            lifted: Fit the lifter's correction of the landmarks (when the estimator has
+                a lifter); ``False``: the detector's landmarks as given.
+            remember: Update each track's running shape with this fit. A second fit of
+                the same chunk (e.g. for the focal search only) must pass ``False``.
+        """
         dt = self.body.dtype
-        lm = self._landmarks(obs)
+        lm = self._landmarks(obs, lifted=lifted)
         conf = torch.as_tensor(obs.keypoints2d[..., 2], dtype=dt)
         w3 = 0.2 + 0.8 * conf
         w3[:, 19:21] = 0.0  # small toes: no landmark
@@ -290,10 +303,22 @@ class BodyEstimator:
             with torch.no_grad():
                 beta.clamp_(low, high)  # Anny: where the linear shape model holds
         shape = self._full_shape(prior_shape, beta.detach() * scale)
-        for i, t in enumerate(tracks):
+        for i, t in enumerate(tracks if remember else []):
             # The fit already weighed the running estimate by the frames behind it.
             self._shapes[int(t)] = (shape[i].clone(), int(seen[i] + frames[i]))
         return Structure(_with_free(pose0, free, theta.detach()), omega.detach(), shape[track_of_t])
+
+    def fit_structures(self, obs: PersonFrames) -> tuple[Structure, Structure]:
+        """Step 1 as the pipeline runs it: (the structure the refinement starts from, the
+        one :meth:`estimate_focal` searches with). They differ only with a lifter and
+        ``lifter_focal=False``: the search then sees the detector's landmarks, fitted
+        first (not remembered) so that it starts from the running shapes of a run
+        without the lifter, which makes the focal that of such a run."""
+        searched = None
+        if self.lifter is not None and not self.lifter_focal:
+            searched = self.fit_structure(obs, lifted=False, remember=False)
+        structure = self.fit_structure(obs)
+        return structure, structure if searched is None else searched
 
     def _full_shape(self, base: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         full = base.clone()
@@ -448,11 +473,11 @@ class BodyEstimator:
         """(M, 2) pixel through which the detector looked at each person."""
         return torch.as_tensor(detector_centre(obs.keypoints2d, obs.bbox_xyxy), dtype=self.body.dtype)
 
-    def _landmarks(self, obs: PersonFrames) -> torch.Tensor:
+    def _landmarks(self, obs: PersonFrames, lifted: bool = True) -> torch.Tensor:
         """(M, 23, 3) the relative 3D landmarks the body is tied to: the detector's, or
         the lifter's correction of them."""
         lm = obs.landmarks3d
-        if self.lifter is not None:
+        if self.lifter is not None and lifted:
             lm = self.lifter.correct(obs.keypoints2d, obs.bbox_xyxy, lm)
         return torch.as_tensor(lm, dtype=self.body.dtype)
 

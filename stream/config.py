@@ -75,7 +75,8 @@ class EstimationConfig:
     silhouette_weight: float = 1.0  # (1 - soft IoU) of rendered body vs person mask; 0: off
     silhouette_iterations: int = 10  # last refinement steps that include it
     silhouette_size: int = 16  # mask grid cells per side
-    lifter: bool = False  # correct the detector's relative 3D landmarks with the bundled lifter
+    lifter: bool = True  # fit the pose to the bundled lifter's correction of the detector's 3D landmarks
+    lifter_focal: bool = False  # with lifter: the focal search uses the corrected landmarks too
 
 
 @dataclass

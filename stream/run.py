@@ -141,7 +141,8 @@ class _Pipeline:
                                        min_keypoint_conf=ec.min_keypoint_conf,
                                        fov_range_deg=tuple(ec.fov_range_deg), silhouette_weight=ec.silhouette_weight,
                                        silhouette_iterations=ec.silhouette_iterations,
-                                       lifter=LandmarkLifter.load() if ec.lifter else None)
+                                       lifter=LandmarkLifter.load() if ec.lifter else None,
+                                       lifter_focal=ec.lifter_focal)
         self.smoother = TranslationSmoother(accel_std=c.filter.accel_std, causal=c.filter.causal)
         self.pose_smoother = PoseSmoother(sigma_s=c.filter.pose_sigma_s, causal=c.filter.causal)
         self.size = (info.width, info.height)
@@ -230,8 +231,8 @@ class _Pipeline:
             return _WriteJob(chunk, None, focal_raw, self.focal, zoom)
         zoom_of = dict(zip((f.index for f in chunk.frames), zoom))
         obs_zoom = np.array([zoom_of[int(i)] for i in obs.frame_index], np.float32)
-        structure = self.estimator.fit_structure(obs)
-        estimate = self.estimator.estimate_focal(obs, structure, self.size, zoom=obs_zoom, principal_point=self.pp)
+        structure, searched = self.estimator.fit_structures(obs)
+        estimate = self.estimator.estimate_focal(obs, searched, self.size, zoom=obs_zoom, principal_point=self.pp)
         for i, f in enumerate(chunk.frames):
             focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
         if self.focal is None:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("accuracy") / "quick.json"
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "accuracy.py"), "--quick", "--methods",
-                           "meshstream,f = diagonal,true focal", "--json", str(out)],
+                           "meshstream,meshstream without lifter,f = diagonal,true focal", "--json", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| meshstream |" in proc.stdout  # the printed table
@@ -30,6 +30,13 @@ def test_estimated_focal_beats_the_diagonal_guess(quick):
     assert ours["f"]["median"] < 40.0 < diag["f"]["median"]  # measured: 21.7 % and 91.8 %
     assert ours["tz"]["mean"] < 0.5 * diag["tz"]["mean"]  # 0.67 m and 2.8 m
     assert ours["inv_tz"]["mean"] < diag["inv_tz"]["mean"]
+
+
+def test_lifter_improves_the_pose_and_leaves_the_focal(quick):
+    ours, plain = quick["meshstream"], quick["meshstream without lifter"]
+    assert ours["f"]["median"] == pytest.approx(plain["f"]["median"], abs=1e-3)  # the same search
+    assert ours["pa_mpjpe"]["mean"] < plain["pa_mpjpe"]["mean"]
+    assert ours["mpjpe"]["mean"] < plain["mpjpe"]["mean"]
 
 
 def test_known_focal_meets_the_depth_and_pose_targets(quick):

@@ -93,7 +93,10 @@ def test_known_focal_gives_metric_depth(rendered, tmp_path):
     assert np.isclose(store["camera/focal_px"][0], gt.focal_px, rtol=1e-4)
     assert store.attrs["focal_source"] == "user"
     tz = tz_errors(store, gt)
-    assert len(tz) == 2 and max(tz) < 0.15  # metres; measured 0.03 and 0.06
+    # Metres. Measured 0.03 and 0.18 (0.06 and 0.05 without the lifter, which shrinks the
+    # second person's body by 4 %; over the suite at the true focal it lowers the mean
+    # Tz error from 0.30 to 0.21 m, README: Accuracy).
+    assert len(tz) == 2 and max(tz) < 0.25
     t = store["tracks/1"]
     assert t["fit_ok"][:].mean() > 0.9 and np.median(t["fit_error_px"][:]) < 8.0
 

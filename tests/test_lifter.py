@@ -138,6 +138,33 @@ def test_estimator_fits_the_body_to_the_lifted_landmarks(body):
     np.testing.assert_allclose(without._landmarks(obs).numpy(), lm, atol=1e-6)
 
 
+def test_focal_structure_from_the_detector_landmarks_leaves_the_running_shapes(body):
+    """With ``lifter=true`` and ``lifter_focal=false`` the pipeline fits the chunk twice: the
+    detector's landmarks for the focal search (not remembered), then the lifted ones."""
+    from meshstream.models.estimator import BodyEstimator, PersonFrames
+
+    kp, box, lm = _random_inputs(np.random.default_rng(6), m=4)
+    obs = PersonFrames(np.arange(4), np.zeros(4, np.int64), box, kp, lm)
+    plain = BodyEstimator(body, iterations_3d=15)
+    lifting = BodyEstimator(body, iterations_3d=15, lifter=LandmarkLifter.load())
+    average = lifting.track_shape(0)
+    searched = lifting.fit_structure(obs, lifted=False, remember=False)
+    np.testing.assert_array_equal(lifting.track_shape(0), average)  # nothing remembered
+    reference = plain.fit_structure(obs)
+    np.testing.assert_allclose(searched.orient.numpy(), reference.orient.numpy(), atol=1e-6)
+    np.testing.assert_allclose(searched.pose.numpy(), reference.pose.numpy(), atol=1e-6)
+    lifted = lifting.fit_structure(obs)
+    assert not np.array_equal(lifting.track_shape(0), average)  # remembered
+    assert np.abs(lifted.orient.numpy() - searched.orient.numpy()).max() > 1e-3
+    # The pipeline's step 1 does both in that order.
+    lifting.reset()
+    pair = lifting.fit_structures(obs)
+    np.testing.assert_allclose(pair[0].orient.numpy(), lifted.orient.numpy(), atol=1e-6)
+    np.testing.assert_allclose(pair[1].orient.numpy(), searched.orient.numpy(), atol=1e-6)
+    both = BodyEstimator(body, iterations_3d=15, lifter=LandmarkLifter.load(), lifter_focal=True).fit_structures(obs)
+    assert both[0] is both[1]
+
+
 @pytest.mark.slow
 def test_training_script_renders_and_fits_on_cpu(tmp_path):
     import subprocess
