@@ -11,6 +11,9 @@ keypoints of matched person-frames, from five input pairs:
 - detected 2D + the body fitted to the lifter's correction of those landmarks
   (``models/lifter.py``, ``estimation.lifter_focal=true``);
 - detected 2D + the ground-truth relative 3D (camera axes, hip-centred);
+- detected 2D + the ground-truth relative 3D in the axes of the ray through the person
+  at the true focal, then searched like the fitted body (rotated by each candidate
+  focal's ray): what an ideal detector of ray-relative 3D would give;
 - ground-truth 2D + the fitted body;
 - ground-truth 2D + ground-truth 3D (a check: must give 0 %).
 
@@ -28,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from accuracy import SUITE, render
 
-PAIRS = ("detected 2D + fitted 3D", "detected 2D + lifted 3D", "detected 2D + true 3D", "true 2D + fitted 3D",
-         "true 2D + true 3D")
+PAIRS = ("detected 2D + fitted 3D", "detected 2D + lifted 3D", "detected 2D + true 3D",
+         "detected 2D + true ray-relative 3D", "true 2D + fitted 3D", "true 2D + true 3D")
 
 
 def observe(clip: Path):
@@ -98,6 +101,8 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
     lifted = lifted[rows][:, None] @ ray.transpose(-1, -2)
     true3d = torch.as_tensor(gt.keypoints3d[person, obs.frame_index[rows]], dtype=dt)
     true3d = true3d - 0.5 * (true3d[:, 11] + true3d[:, 12])[:, None]
+    true_ray = ray_rotation(est._centre(obs)[rows], torch.tensor(gt.focal_px, dtype=dt), pp)
+    ideal = (true3d @ true_ray)[:, None] @ ray.transpose(-1, -2)  # R_true^T x, then each candidate's ray
     det2d = torch.as_tensor(obs.keypoints2d[rows, :17, :2], dtype=dt)
     true2d = torch.as_tensor(gt.keypoints2d[person, obs.frame_index[rows]], dtype=dt)
     w_det = est._weights2d(obs)[rows, :17]
@@ -105,8 +110,8 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
     pixel_std = torch.as_tensor(est.keypoint_std_rel * box_h, dtype=dt)
     out = {}
     ones = torch.ones_like(w_det)
-    for name, pts, uv, w in zip(PAIRS, (fitted, lifted, true3d, fitted, true3d), (det2d, det2d, det2d, true2d, true2d),
-                                (w_det, w_det, w_det, ones, ones)):
+    for name, pts, uv, w in zip(PAIRS, (fitted, lifted, true3d, ideal, fitted, true3d),
+                                (det2d, det2d, det2d, det2d, true2d, true2d), (w_det, w_det, w_det, w_det, ones, ones)):
         with torch.no_grad():
             t = solve_translation(pts, uv, w, f, pp)
             cost = normalise_costs(reprojection_nll(pts, t, uv, w, f, pp, pixel_std, est.depth_std_m).numpy()).sum(0)
