@@ -23,8 +23,10 @@ def main(argv: list[str]) -> None:
         start, end = arm.animation_data.action.frame_range
         scene.frame_start, scene.frame_end = int(start), int(end)
     # Y up, -Z forward: what Unity and Blender read upright; Unreal converts on import.
-    bpy.ops.export_scene.fbx(filepath=fbx, bake_anim=True, add_leaf_bones=False, axis_forward="-Z", axis_up="Y",
-                             apply_unit_scale=True, use_armature_deform_only=False)
+    # Every frame keeps its key: the exporter's default curve simplification (factor 1)
+    # dropped keys it judged redundant and moved a root by 6 mm between them.
+    bpy.ops.export_scene.fbx(filepath=fbx, bake_anim=True, bake_anim_simplify_factor=0.0, add_leaf_bones=False,
+                             axis_forward="-Z", axis_up="Y", apply_unit_scale=True, use_armature_deform_only=False)
 
 
 if __name__ == "__main__":
