@@ -21,7 +21,8 @@ Layout::
       tracks/<id>/global_orient  (N,3)     axis-angle body-model frame -> camera
       tracks/<id>/body_pose      (N,J,3)   axis-angle per bone
       tracks/<id>/shape          (S,)      one shape per track: the final estimate
-      tracks/<id>/joints3d       (N,J,3)   camera space, metres
+      tracks/<id>/joints3d       (N,J,3)   camera space, metres (pelvis, keypoints3d and joints3d
+                                           are placed with the final shape when the run ends)
       tracks/<id>/fit_error_px   (N,)      mean keypoint reprojection error
       tracks/<id>/confidence     (N,)      fit confidence in [0, 1]
       tracks/<id>/fit_ok         (N,)      bool, False where the fit failed
@@ -36,7 +37,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -44,6 +45,8 @@ from meshstream.models.estimator import BodyFit
 from meshstream.stream.errors import OutputError
 
 SCHEMA_VERSION = 1
+# (body_pose (M,J,3), global_orient (M,3), transl (M,3), shape (S,)) -> (pelvis, joints3d, keypoints3d)
+Placement = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 _TIME_CHUNK = 256
 
 
@@ -155,10 +158,34 @@ class ZarrWriter:
         self._tracks[tid] = g
         return g
 
-    def set_track_shape(self, track_id: int, shape: np.ndarray) -> None:
-        """Writes a track's final shape (one per track, refined as the run went)."""
-        if track_id in self._tracks:
-            self._tracks[track_id]["shape"][:] = np.asarray(shape, np.float32)
+    def set_track_shape(self, track_id: int, shape: np.ndarray, place: Placement | None = None) -> None:
+        """Writes a track's final shape (one per track, refined as the run went).
+
+        Args:
+            track_id: Track.
+            shape: (S,) shape parameters.
+            place: Maps ``(body_pose, global_orient, transl, shape)`` to ``(pelvis,
+                joints3d, keypoints3d)`` (e.g. ``BodyEstimator.placement``). Given, every
+                stored frame of the track is placed again with ``shape``, a block of
+                rows at a time, so that its points agree with the one shape the
+                exports use; earlier chunks were placed with the running shape of
+                their time.
+        """
+        if track_id not in self._tracks:
+            return
+        g = self._tracks[track_id]
+        shape = np.asarray(shape, np.float32)
+        g["shape"][:] = shape
+        if place is None:
+            return
+        n = int(g["transl"].shape[0])
+        for start in range(0, n, _TIME_CHUNK):
+            end = min(start + _TIME_CHUNK, n)
+            pelvis, joints3d, keypoints3d = place(g["body_pose"][start:end], g["global_orient"][start:end],
+                                                  g["transl"][start:end], shape)
+            g["pelvis"][start:end] = pelvis
+            g["joints3d"][start:end] = joints3d
+            g["keypoints3d_coco17"][start:end] = keypoints3d
 
     def set_attrs(self, **attrs: Any) -> None:
         self.root.attrs.update(_jsonable(attrs))

@@ -534,17 +534,34 @@ class BodyEstimator:
         """Recomputes ``pelvis``, ``joints3d`` and ``keypoints3d`` of ``fit`` from its
         ``body_pose``, ``global_orient`` and ``transl`` (after temporal filtering).
         ``fit_error_px`` and ``confidence`` still describe the per-frame fit."""
+        pelvis, joints3d, keypoints3d = self.placement(fit.body_pose, fit.global_orient, fit.transl, fit.shape)
+        return dataclasses.replace(fit, pelvis=pelvis, joints3d=joints3d, keypoints3d=keypoints3d)
+
+    @torch.no_grad()
+    def placement(self, body_pose: np.ndarray, global_orient: np.ndarray, transl: np.ndarray,
+                  shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Camera-space points of M bodies given by their parameters.
+
+        Args:
+            body_pose: (M, J, 3) axis-angle per bone.
+            global_orient: (M, 3) axis-angle, body-model frame -> camera.
+            transl: (M, 3) camera-space position of the model root, metres.
+            shape: (M, S) shape parameters, or (S,) shared by all M.
+
+        Returns:
+            pelvis (M, 3), joints3d (M, J, 3) and COCO-17 keypoints3d (M, 17, 3), metres,
+            float32.
+        """
         dt = self.body.dtype
-        kp_cam, joints_cam = self._camera_skeleton(torch.as_tensor(fit.body_pose, dtype=dt),
-                                                   torch.as_tensor(fit.global_orient, dtype=dt),
-                                                   torch.as_tensor(fit.transl, dtype=dt),
-                                                   torch.as_tensor(fit.shape, dtype=dt))
-        return dataclasses.replace(
-            fit,
-            pelvis=(0.5 * (kp_cam[:, LEFT_HIP] + kp_cam[:, RIGHT_HIP])).numpy().astype(np.float32),
-            joints3d=joints_cam.numpy().astype(np.float32),
-            keypoints3d=kp_cam[:, :17].numpy().astype(np.float32),
-        )
+        shape = torch.as_tensor(np.asarray(shape), dtype=dt)
+        if shape.ndim == 1:
+            shape = shape.expand(len(transl), -1)
+        kp_cam, joints_cam = self._camera_skeleton(torch.as_tensor(body_pose, dtype=dt),
+                                                   torch.as_tensor(global_orient, dtype=dt),
+                                                   torch.as_tensor(transl, dtype=dt), shape)
+        pelvis = 0.5 * (kp_cam[:, LEFT_HIP] + kp_cam[:, RIGHT_HIP])
+        return (pelvis.numpy().astype(np.float32), joints_cam.numpy().astype(np.float32),
+                kp_cam[:, :17].numpy().astype(np.float32))
 
     def _assemble(self, obs: PersonFrames, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
                   shape: torch.Tensor, focal: float, focal_each: torch.Tensor, pp: torch.Tensor) -> BodyFit:

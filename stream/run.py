@@ -323,7 +323,8 @@ class _Pipeline:
 
     def finish(self, complete: bool, notes: list[str]) -> None:
         for tid, shape in self.track_shapes.items():
-            self.writer.set_track_shape(tid, shape)
+            # One shape per track: earlier chunks' points are placed again with the final one.
+            self.writer.set_track_shape(tid, shape, place=self.estimator.placement)
         self.writer.set_attrs(notes=notes, shot_focal_px=self.shot_focals, n_shots=len(self.shot_focals))
         self.writer.close(complete=complete)
         if self.overlay is not None:
