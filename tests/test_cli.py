@@ -8,7 +8,7 @@ import pytest
 import zarr
 
 from conftest import DATA, gradient_frames, run_cli, tz_errors, write_clip
-from meshstream.models.synthetic import GroundTruth, PersonSpec, render_clip
+from meshstream.models.synthetic import PersonSpec, render_clip
 
 pytestmark = pytest.mark.slow
 
