@@ -13,6 +13,10 @@ BLADE's metrics (``models/metrics.py``) for:
   focal search uses the detector's landmarks in both;
 - ``meshstream + lifter (focal too)``: the lifted landmarks in the focal search as well
   (``--set estimation.lifter_focal=true``);
+- ``meshstream + shared floor`` and ``true focal + shared floor``: the default run and
+  the true-focal one with ``--set estimation.shared_ground=true`` (``models/ground.py``:
+  with three or more people, the floor they share rescales the ones whose fitted size
+  disagrees; off by default);
 - the fixed-focal guesses of video peers, given to the same pipeline with
   ``--focal-px``: the image diagonal (WHAM, GVHMR), a 60 degree horizontal field of
   view (SAT-HMR, Multi-HMR) and 4D-Humans' f = 5000 at 256 px, scaled to the frame;
@@ -102,8 +106,9 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
     }
 
 
-METHODS = ("meshstream", "meshstream without lifter", "meshstream + lifter (focal too)", "f = diagonal", "60° FOV",
-           "f = 5000 (scaled)", "true focal")
+METHODS = ("meshstream", "meshstream without lifter", "meshstream + lifter (focal too)",
+           "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
+           "true focal + shared floor")
 
 
 @dataclass
@@ -311,6 +316,10 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--focal-px", f"{guesses[method]:.3f}"]
             elif method == "true focal":
                 extra = ["--focal-px", f"{gt.focal_px:.3f}"]
+            elif method == "true focal + shared floor":
+                extra = ["--focal-px", f"{gt.focal_px:.3f}", "--set", "estimation.shared_ground=true"]
+            elif method == "meshstream + shared floor":
+                extra = ["--set", "estimation.shared_ground=true"]
             elif method == "meshstream without lifter":
                 extra = ["--set", "estimation.lifter=false"]
             elif method == "meshstream + lifter (focal too)":

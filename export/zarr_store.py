@@ -158,7 +158,8 @@ class ZarrWriter:
         self._tracks[tid] = g
         return g
 
-    def set_track_shape(self, track_id: int, shape: np.ndarray, place: Placement | None = None) -> None:
+    def set_track_shape(self, track_id: int, shape: np.ndarray, place: Placement | None = None,
+                        transl_scale: np.ndarray | None = None) -> None:
         """Writes a track's final shape (one per track, refined as the run went).
 
         Args:
@@ -170,6 +171,9 @@ class ZarrWriter:
                 rows at a time, so that its points agree with the one shape the
                 exports use; earlier chunks were placed with the running shape of
                 their time.
+            transl_scale: (N,) factor per stored row on ``transl`` and ``transl_raw``
+                (rows fitted before the track's size was rescaled move with it, about
+                the camera centre), or ``None``.
         """
         if track_id not in self._tracks:
             return
@@ -179,8 +183,14 @@ class ZarrWriter:
         if place is None:
             return
         n = int(g["transl"].shape[0])
+        if transl_scale is not None and len(transl_scale) != n:
+            raise ValueError(f"track {track_id}: transl_scale has {len(transl_scale)} rows, the store {n}")
         for start in range(0, n, _TIME_CHUNK):
             end = min(start + _TIME_CHUNK, n)
+            if transl_scale is not None and not np.all(transl_scale[start:end] == 1):
+                k = np.asarray(transl_scale[start:end], np.float32)[:, None]
+                g["transl"][start:end] = g["transl"][start:end] * k
+                g["transl_raw"][start:end] = g["transl_raw"][start:end] * k
             pelvis, joints3d, keypoints3d = place(g["body_pose"][start:end], g["global_orient"][start:end],
                                                   g["transl"][start:end], shape)
             g["pelvis"][start:end] = pelvis

@@ -41,6 +41,7 @@ from .lifter import LandmarkLifter, detector_centre
 from .soft_rasterizer import coarse_mesh, soft_iou, soft_silhouette
 
 _TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
+FOOT_POINTS = slice(15, 23)  # COCO-23: ankles, big toes, small toes, heels
 
 
 @dataclass
@@ -170,6 +171,15 @@ class FocalEstimate:
     cost: np.ndarray
 
 
+@dataclass(frozen=True)
+class TrackState:
+    """What :class:`BodyEstimator` carries from chunk to chunk: each track's running shape
+    ((S,), frames seen) and last pose ((J, 3) axis-angle)."""
+
+    shapes: dict
+    warm: dict
+
+
 class BodyEstimator:
     """Estimation stage: ``PersonFrames -> BodyFit``.
 
@@ -248,11 +258,53 @@ class BodyEstimator:
         """Forgets the warm-start pose and running shape of all tracks."""
         self._warm: dict[int, torch.Tensor] = {}
         self._shapes: dict[int, tuple[torch.Tensor, int]] = {}  # track -> (shape (S,), frames seen)
+        self._scales: dict[int, float] = {}  # track -> factor on its landmarks (metric size)
 
     def track_shape(self, track_id: int) -> np.ndarray:
         """(S,) running shape estimate of a track (the average body if unseen)."""
         shape = self._shapes.get(int(track_id), (self.body.default_shape(1)[0], 0))[0]
         return shape.numpy().astype(np.float32)
+
+    def track_scale(self, track_id: int) -> float:
+        """Factor on a track's relative 3D landmarks, i.e. on its fitted body size (1 unless
+        :meth:`set_track_scales` changed it)."""
+        return self._scales.get(int(track_id), 1.0)
+
+    def set_track_scales(self, scales: dict[int, float]) -> None:
+        """Sets the metric size of tracks (e.g. from ``models.ground.SharedGround``): their
+        landmarks are multiplied by the factor in later fits, so the fitted shape, and with
+        it the depth, follow."""
+        for tid, scale in scales.items():
+            if not (np.isfinite(scale) and scale > 0):
+                raise ValueError(f"track {tid}: scale must be a positive number, got {scale}")
+            self._scales[int(tid)] = float(scale)
+            if int(tid) in self._shapes:  # its running shape was fitted at the old size: a weak prior now
+                self._shapes[int(tid)] = (self._shapes[int(tid)][0], 0)
+
+    def state(self) -> "TrackState":
+        """The running shapes and warm-start poses of all tracks, to fit a chunk again from
+        where it started with :meth:`restore`."""
+        return TrackState(dict(self._shapes), dict(self._warm))
+
+    def restore(self, state: "TrackState") -> None:
+        """Returns to a :meth:`state` (track scales set since then are kept)."""
+        self._shapes = dict(state.shapes)
+        self._warm = dict(state.warm)
+
+    @torch.no_grad()
+    def feet_and_up(self, fit: BodyFit) -> tuple[np.ndarray, np.ndarray]:
+        """Where each fitted body's feet are and which way is its up.
+
+        Returns:
+            (M, 8, 3) camera-space ankles, toes and heels (COCO-23 order), metres, and
+            (M, 3) the body's up axis in camera space (unit vectors).
+        """
+        dt = self.body.dtype
+        kp, _ = self._camera_skeleton(torch.as_tensor(fit.body_pose, dtype=dt), torch.as_tensor(fit.global_orient, dtype=dt),
+                                      torch.as_tensor(fit.transl, dtype=dt), torch.as_tensor(fit.shape, dtype=dt))
+        rot = roma.rotvec_to_rotmat(torch.as_tensor(fit.global_orient, dtype=dt))
+        up = rot @ torch.as_tensor(self.body.up_axis, dtype=dt)
+        return kp[:, FOOT_POINTS].numpy(), up.numpy()
 
     # ----------------------------------------------------------------- public API
     def fit_structure(self, obs: PersonFrames, *, lifted: bool = True, remember: bool = True,
@@ -482,11 +534,15 @@ class BodyEstimator:
 
     def _landmarks(self, obs: PersonFrames, lifted: bool = True) -> torch.Tensor:
         """(M, 23, 3) the relative 3D landmarks the body is tied to: the detector's, or
-        the lifter's correction of them."""
+        the lifter's correction of them, times the track's scale."""
         lm = obs.landmarks3d
         if self.lifter is not None and lifted:
             lm = self.lifter.correct(obs.keypoints2d, obs.bbox_xyxy, lm)
-        return torch.as_tensor(lm, dtype=self.body.dtype)
+        lm = torch.as_tensor(lm, dtype=self.body.dtype)
+        if self._scales:
+            scale = torch.as_tensor([self.track_scale(t) for t in obs.track_id], dtype=lm.dtype)
+            lm = lm * scale[:, None, None]
+        return lm
 
     def _initial_pose(self, track_id: np.ndarray) -> torch.Tensor:
         pose = torch.zeros(len(track_id), self.body.num_bones, 3, dtype=self.body.dtype)

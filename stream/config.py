@@ -77,6 +77,8 @@ class EstimationConfig:
     silhouette_size: int = 16  # mask grid cells per side
     lifter: bool = True  # fit the pose to the bundled lifter's correction of the detector's 3D landmarks
     lifter_focal: bool = False  # with lifter: the focal search uses the corrected landmarks too
+    shared_ground: bool = False  # 3+ people on one floor: rescale those whose size disagrees (models/ground.py)
+    ground_min_tracks: int = 3  # tracks that must show their feet before any is rescaled
 
 
 @dataclass
@@ -123,6 +125,7 @@ class Config:
             (self.perception.detect_every >= 1, "perception.detect_every must be >= 1"),
             (0 <= self.perception.min_pose_score <= 1, "perception.min_pose_score must be in [0, 1]"),
             (self.tracking.reid_s >= 0, "tracking.reid_s must be >= 0"),
+            (self.estimation.ground_min_tracks >= 2, "estimation.ground_min_tracks must be >= 2"),
             (0 <= self.tracking.low_score <= self.tracking.high_score <= 1,
              "tracking scores must satisfy 0 <= low_score <= high_score <= 1"),
             (self.tracking.min_hits >= 1, "tracking.min_hits must be >= 1"),

@@ -114,6 +114,7 @@ class _Pipeline:
     def __init__(self, config: Config, info, out_dir: Path, stem: str, software_version: str,
                  intrinsics: Intrinsics | None = None) -> None:
         from meshstream.models.body import AnnyBody
+        from meshstream.models.ground import SharedGround
         from meshstream.models.lifter import LandmarkLifter
         from meshstream.models.perception import PersonPerceiver
         from meshstream.models.smplx_body import SmplxBody
@@ -143,6 +144,9 @@ class _Pipeline:
                                        silhouette_iterations=ec.silhouette_iterations,
                                        lifter=LandmarkLifter.load() if ec.lifter else None,
                                        lifter_focal=ec.lifter_focal)
+        self.ground = SharedGround(min_tracks=ec.ground_min_tracks) if ec.shared_ground else None
+        self.ground_estimates: list = []  # the last GroundEstimate of each shot (None: too few tracks)
+        self.row_scales: dict[int, list[tuple[int, float]]] = {}  # track -> (rows, scale they were fitted at)
         self.smoother = TranslationSmoother(accel_std=c.filter.accel_std, causal=c.filter.causal)
         self.pose_smoother = PoseSmoother(sigma_s=c.filter.pose_sigma_s, causal=c.filter.causal)
         self.size = (info.width, info.height)
@@ -203,12 +207,15 @@ class _Pipeline:
         """Resets the per-shot state: tracks end, the focal is estimated again."""
         self.shot += 1
         self.shot_focals.append(self.user_focal)
+        self.ground_estimates.append(None)
         self.focal = self.user_focal
         if self.shot > 0:
             log.info("shot %d starts (cut detected)", self.shot)
             self.perceiver.reset()
             self.tracker.reset()
             self.estimator.reset()
+            if self.ground is not None:
+                self.ground.reset()
             self.smoother.reset()
             self.pose_smoother.reset()
         if self.zoom is not None:
@@ -231,6 +238,7 @@ class _Pipeline:
             return _WriteJob(chunk, None, focal_raw, self.focal, zoom)
         zoom_of = dict(zip((f.index for f in chunk.frames), zoom))
         obs_zoom = np.array([zoom_of[int(i)] for i in obs.frame_index], np.float32)
+        start = self.estimator.state()
         structure, searched = self.estimator.fit_structures(obs)
         estimate = self.estimator.estimate_focal(obs, searched, self.size, zoom=obs_zoom, principal_point=self.pp)
         for i, f in enumerate(chunk.frames):
@@ -240,13 +248,45 @@ class _Pipeline:
             log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal,
                      np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal)), len(obs))
         fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom, principal_point=self.pp)
+        if self.ground is not None:
+            fit = self._shared_ground(obs, fit, start, obs_zoom)
         for tid in np.unique(fit.track_id):
             self.track_shapes[int(tid)] = self.estimator.track_shape(int(tid))
+            rows = int((fit.track_id == tid).sum())
+            self.row_scales.setdefault(int(tid), []).append((rows, self.estimator.track_scale(int(tid))))
         transl_raw = fit.transl.copy()
         fit = self._filter(fit, {f.index: f.pts_seconds for f in chunk.frames})
         self.person_frames += len(fit)
         self.track_ids.update(int(t) for t in np.unique(fit.track_id))
         return _WriteJob(chunk, fit, focal_raw, self.focal, zoom, obs.bbox_xyxy, blaze, transl_raw)
+
+    def _shared_ground(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
+        """Feeds the chunk's fits to the shared floor. Where it rescales a track of this
+        chunk by more than 3 %, the chunk is fitted again from ``start`` (the estimator's
+        state before it) with the new sizes; the translation filter's carried state
+        follows the scale."""
+        ec = self.config.estimation
+        feet, up = self.estimator.feet_and_up(fit)
+        ankles_seen = (obs.keypoints2d[:, 15:17, 2] >= ec.min_keypoint_conf).all(1)
+        used = np.array([self.estimator.track_scale(t) for t in fit.track_id])
+        self.ground.add(fit.track_id, feet, up, used, fit.fit_ok & ankles_seen)
+        ground = self.ground.estimate()
+        if ground is None:
+            return fit
+        self.ground_estimates[-1] = ground
+        changed = {t: s for t, s in ground.scales.items() if abs(np.log(s / self.estimator.track_scale(t))) > 0.03}
+        if not changed:
+            return fit
+        for tid, scale in changed.items():
+            self.smoother.rescale(tid, scale / self.estimator.track_scale(tid))
+            log.info("shared floor (%d tracks, camera %.2f m above it): track %d size x%.2f", ground.tracks,
+                     ground.camera_height_m, tid, scale)
+        self.estimator.set_track_scales(changed)
+        if not np.isin(list(changed), fit.track_id).any():
+            return fit
+        self.estimator.restore(start)
+        structure, _ = self.estimator.fit_structures(obs)
+        return self.estimator(obs, self.focal, self.size, structure=structure, zoom=zoom, principal_point=self.pp)
 
     def _filter(self, fit: BodyFit, times: dict[int, float]) -> BodyFit:
         """Temporal filtering per track: translation (Kalman + RTS) and rotations
@@ -323,9 +363,19 @@ class _Pipeline:
 
     def finish(self, complete: bool, notes: list[str]) -> None:
         for tid, shape in self.track_shapes.items():
-            # One shape per track: earlier chunks' points are placed again with the final one.
-            self.writer.set_track_shape(tid, shape, place=self.estimator.placement)
-        self.writer.set_attrs(notes=notes, shot_focal_px=self.shot_focals, n_shots=len(self.shot_focals))
+            # One shape per track: earlier chunks' points are placed again with the final one,
+            # and moved with its size where the shared floor rescaled it after they were fitted.
+            rows = self.row_scales.get(tid, [])
+            final = rows[-1][1] if rows else 1.0
+            factor = np.concatenate([np.full(n, final / s, np.float32) for n, s in rows]) if rows else None
+            self.writer.set_track_shape(tid, shape, place=self.estimator.placement,
+                                        transl_scale=None if factor is None or np.all(factor == 1) else factor)
+        grounds = [None if g is None else {"down": [round(float(x), 4) for x in g.down],
+                                           "camera_height_m": round(g.camera_height_m, 3), "tracks": g.tracks,
+                                           "size_scale": {str(t): round(s, 3) for t, s in g.scales.items()}}
+                   for g in self.ground_estimates]
+        self.writer.set_attrs(notes=notes, shot_focal_px=self.shot_focals, n_shots=len(self.shot_focals),
+                              shared_ground=grounds)
         self.writer.close(complete=complete)
         if self.overlay is not None:
             self.overlay.close()

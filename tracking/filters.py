@@ -51,6 +51,13 @@ class TranslationSmoother:
     def reset(self) -> None:
         self._state.clear()
 
+    def rescale(self, track_id: int, factor: float) -> None:
+        """Scales the state a track carries into the next chunk about the camera centre
+        (its fits were made again at ``factor`` times the size and distance)."""
+        state = self._state.get(track_id)
+        if state is not None:
+            self._state[track_id] = _TrackState(state.x * factor, state.P * factor**2, state.t)
+
     def __call__(self, track_id: int, times: np.ndarray, transl: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """Smooths one track's translations within a chunk.
 
