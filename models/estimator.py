@@ -38,7 +38,7 @@ from .camera import (
 )
 from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from .lifter import LandmarkLifter, detector_centre
-from .soft_rasterizer import coarse_mesh, soft_iou, soft_silhouette
+from .soft_rasterizer import coarse_mesh, nearest_faces, soft_iou, soft_silhouette
 
 _TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
 FOOT_POINTS = slice(15, 23)  # COCO-23: ankles, big toes, small toes, heels
@@ -203,6 +203,9 @@ class BodyEstimator:
             person mask in the refinement (where ``PersonFrames.masks`` are given; 0: off).
         silhouette_iterations: The refinement's last steps that include the silhouette.
         silhouette_mesh_cell_m: Cluster size of the coarse mesh rendered for it, metres.
+        silhouette_search_every: Each mask cell's candidate faces (its 32 nearest, of
+            which it renders the 8 nearest at every step) are searched again every this
+            many silhouette steps (the search is most of the term's cost; 1: every step).
         lifter: Corrects the detector's relative 3D landmarks before the body is fitted
             to them (``None``: used as given).
         lifter_focal: The focal search (:meth:`fit_structures`) also uses the corrected
@@ -228,6 +231,7 @@ class BodyEstimator:
         silhouette_weight: float = 1.0,
         silhouette_iterations: int = 10,
         silhouette_mesh_cell_m: float = 0.06,
+        silhouette_search_every: int = 5,
         lifter: LandmarkLifter | None = None,
         lifter_focal: bool = False,
     ) -> None:
@@ -236,6 +240,9 @@ class BodyEstimator:
         self.silhouette_weight = silhouette_weight
         self.silhouette_iterations = silhouette_iterations
         self.silhouette_mesh_cell_m = silhouette_mesh_cell_m
+        if silhouette_search_every < 1:
+            raise ValueError(f"silhouette_search_every must be >= 1, got {silhouette_search_every}")
+        self.silhouette_search_every = silhouette_search_every
         self._coarse = None
         self.fit_shape = fit_shape
         self.shape_prior_weight = shape_prior_weight
@@ -462,6 +469,7 @@ class BodyEstimator:
         log_tz = transl0[:, 2].log().clone().requires_grad_(True)
         pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
         silhouette = self._silhouette_setup(obs, shape)
+        candidates = None  # each mask cell's candidate faces, searched every few silhouette steps
         opt = torch.optim.Adam([{"params": [theta, omega], "lr": 0.02},
                                 {"params": [txy, log_tz], "lr": 0.01}])
         for it in range(self.iterations_2d):
@@ -479,7 +487,9 @@ class BodyEstimator:
             loss = loss2d + self.landmark_weight * self._structure_loss(kp, omega, lm, w3) / 0.05**2 + self._priors(theta, pairs)
             if silhouette is not None and it >= self.iterations_2d - self.silhouette_iterations:
                 t = torch.cat([txy, log_tz.exp()[:, None]], 1)
-                iou = _silhouette_iou(silhouette, transforms, rot, t, f, pp)
+                if (it - self.iterations_2d + self.silhouette_iterations) % self.silhouette_search_every == 0:
+                    candidates = None
+                iou, candidates = _silhouette_iou(silhouette, transforms, rot, t, f, pp, candidates)
                 loss = loss + self.silhouette_weight * (1.0 - iou).mean()
             loss.backward()
             opt.step()
@@ -694,15 +704,23 @@ class _SilhouetteTargets:
 
 
 def _silhouette_iou(sil: _SilhouetteTargets, transforms: torch.Tensor, rot: torch.Tensor, transl: torch.Tensor,
-                    focal: torch.Tensor, pp: torch.Tensor) -> torch.Tensor:
+                    focal: torch.Tensor, pp: torch.Tensor, candidates: torch.Tensor | None = None,
+                    nearest: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """(U,) soft IoU with the masks of the coarse bodies, skinned by the chunk's
-    (M, J, 4, 4) bone transforms and placed by ``rot`` (M, 3, 3) and ``transl`` (M, 3)."""
+    (M, J, 4, 4) bone transforms and placed by ``rot`` (M, 3, 3) and ``transl`` (M, 3),
+    and each mask cell's candidate faces: its ``4 * nearest`` nearest, searched here when
+    ``candidates`` is ``None``; each cell renders the ``nearest`` among them."""
     rows = sil.rows
     blended = torch.einsum("vj,bjxy->bvxy", sil.skin_weights, transforms[rows, :, :3, :])
     verts = (blended @ sil.rest_vertices[..., None])[..., 0]  # (U, Vc, 3) model frame
     cam = verts @ rot[rows].transpose(-1, -2) + transl[rows, None]
-    rendered = soft_silhouette(project(cam, focal[rows], pp), sil.faces, sil.origin, sil.cell, sil.target.shape[-1])
-    return soft_iou(rendered, sil.target, sil.valid)
+    uv = project(cam, focal[rows], pp)
+    size = sil.target.shape[-1]
+    if candidates is None:
+        candidates = nearest_faces(uv, sil.faces, sil.origin, sil.cell, size, nearest=4 * nearest)
+    index = nearest_faces(uv, sil.faces, sil.origin, sil.cell, size, nearest=nearest, candidates=candidates)
+    rendered = soft_silhouette(uv, sil.faces, sil.origin, sil.cell, size, nearest=nearest, face_index=index)
+    return soft_iou(rendered, sil.target, sil.valid), candidates
 
 
 def _principal_point(image_size: tuple[int, int], principal_point: np.ndarray | None, dtype) -> torch.Tensor:

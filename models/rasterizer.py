@@ -55,27 +55,34 @@ def rasterize(vertices_px: np.ndarray, faces: np.ndarray, height: int, width: in
     depth = np.full((height, width), np.inf, np.float32)
     face_map = np.full((height, width), -1, np.int64)
     bary_map = np.zeros((height, width, 3), np.float32)
-    tri = np.asarray(vertices_px, np.float64)[np.asarray(faces)]  # (F, 3, 3)
-    if len(tri) == 0:
+    faces = np.asarray(faces)
+    if len(faces) == 0:
         return Raster(depth, face_map, bary_map)
-    x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]
-    x0 = np.clip(np.floor(x.min(1) - 0.5), 0, width - 1).astype(np.int64)
-    x1 = np.clip(np.ceil(x.max(1) - 0.5), 0, width - 1).astype(np.int64)
-    y0 = np.clip(np.floor(y.min(1) - 0.5), 0, height - 1).astype(np.int64)
-    y1 = np.clip(np.ceil(y.max(1) - 0.5), 0, height - 1).astype(np.int64)
-    area2 = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
+    v = np.asarray(vertices_px, np.float64)
+    # Per-corner 1D arrays: reductions over a length-3 axis are slow in NumPy.
+    (xa, xb, xc), (ya, yb, yc), (za, zb, zc) = ([v[faces[:, i], c] for i in range(3)] for c in range(3))
+    x_lo, x_hi = np.minimum(np.minimum(xa, xb), xc), np.maximum(np.maximum(xa, xb), xc)
+    y_lo, y_hi = np.minimum(np.minimum(ya, yb), yc), np.maximum(np.maximum(ya, yb), yc)
+    area2 = (xb - xa) * (yc - ya) - (xc - xa) * (yb - ya)
     visible = (
-        (z.min(1) > near)
+        (np.minimum(np.minimum(za, zb), zc) > near)
         & ((area2 < -1e-12) if cull_back_faces else (np.abs(area2) > 1e-12))
-        & (x.max(1) >= 0) & (x.min(1) <= width) & (y.max(1) >= 0) & (y.min(1) <= height)
+        & (x_hi >= 0) & (x_lo <= width) & (y_hi >= 0) & (y_lo <= height)
     )
     ids = np.nonzero(visible)[0]
     if len(ids) == 0:
         return Raster(depth, face_map, bary_map)
-    counts = (x1[ids] - x0[ids] + 1) * (y1[ids] - y0[ids] + 1)
-    # Per-candidate arithmetic in float32 (pixel coordinates need no more).
-    x32, y32, z32 = x.astype(np.float32), y.astype(np.float32), z.astype(np.float32)
-    area32 = area2.astype(np.float32)
+    x0 = np.clip(np.floor(x_lo[ids] - 0.5), 0, width - 1).astype(np.int64)
+    x1 = np.clip(np.ceil(x_hi[ids] - 0.5), 0, width - 1).astype(np.int64)
+    y0 = np.clip(np.floor(y_lo[ids] - 0.5), 0, height - 1).astype(np.int64)
+    y1 = np.clip(np.ceil(y_hi[ids] - 0.5), 0, height - 1).astype(np.int64)
+    counts = (x1 - x0 + 1) * (y1 - y0 + 1)
+    # Per-candidate arithmetic in float32 (pixel coordinates need no more), on the
+    # visible faces only (index j into ``ids``).
+    tx = [c[ids].astype(np.float32) for c in (xa, xb, xc)]
+    ty = [c[ids].astype(np.float32) for c in (ya, yb, yc)]
+    tz = [c[ids].astype(np.float32) for c in (za, zb, zc)]
+    area32 = area2[ids].astype(np.float32)
     # Process faces in groups that keep the candidate-pixel count bounded.
     cum = np.cumsum(counts)
     best_pix: list[np.ndarray] = []
@@ -86,31 +93,31 @@ def rasterize(vertices_px: np.ndarray, faces: np.ndarray, height: int, width: in
     while start < len(ids):
         budget = cum[start] - counts[start] + _MAX_CANDIDATES
         end = max(int(np.searchsorted(cum, budget, side="right")), start + 1)
-        sel = ids[start:end]
+        j = np.arange(start, end)
         cnt = counts[start:end]
         start = end
-        fid = np.repeat(sel, cnt)
+        jj = np.repeat(j, cnt)
         offs = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        w_box = np.repeat(x1[sel] - x0[sel] + 1, cnt)
-        px = np.repeat(x0[sel], cnt) + offs % w_box
-        py = np.repeat(y0[sel], cnt) + offs // w_box
+        w_box = np.repeat(x1[j] - x0[j] + 1, cnt)
+        px = np.repeat(x0[j], cnt) + offs % w_box
+        py = np.repeat(y0[j], cnt) + offs // w_box
         cx = (px + 0.5).astype(np.float32)
         cy = (py + 0.5).astype(np.float32)
-        tx, ty, tz = x32[fid], y32[fid], z32[fid]
-        a2 = area32[fid]
-        b0 = ((tx[:, 1] - cx) * (ty[:, 2] - cy) - (tx[:, 2] - cx) * (ty[:, 1] - cy)) / a2
-        b1 = ((tx[:, 2] - cx) * (ty[:, 0] - cy) - (tx[:, 0] - cx) * (ty[:, 2] - cy)) / a2
+        x_0, x_1, x_2 = (c[jj] - cx for c in tx)
+        y_0, y_1, y_2 = (c[jj] - cy for c in ty)
+        a2 = area32[jj]
+        b0 = (x_1 * y_2 - x_2 * y_1) / a2
+        b1 = (x_2 * y_0 - x_0 * y_2) / a2
         b2 = 1.0 - b0 - b1
-        inside = (b0 >= 0) & (b1 >= 0) & (b2 >= 0)
-        if not inside.any():
+        inside = np.nonzero((b0 >= 0) & (b1 >= 0) & (b2 >= 0))[0]
+        if len(inside) == 0:
             continue
-        b = np.stack([b0, b1, b2], 1)[inside]
-        inv_z = (b / tz[inside]).sum(1)
-        zz = 1.0 / inv_z
+        b0, b1, b2, jj = b0[inside], b1[inside], b2[inside], jj[inside]
+        inv_z = b0 / tz[0][jj] + b1 / tz[1][jj] + b2 / tz[2][jj]
         best_pix.append(py[inside] * width + px[inside])
-        best_z.append(zz)
-        best_f.append(fid[inside])
-        best_b.append(b)
+        best_z.append(1.0 / inv_z)
+        best_f.append(ids[jj])
+        best_b.append(np.stack([b0, b1, b2], 1))
     if not best_pix:
         return Raster(depth, face_map, bary_map)
     pix = np.concatenate(best_pix)
@@ -129,9 +136,21 @@ def rasterize(vertices_px: np.ndarray, faces: np.ndarray, height: int, width: in
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(F, 3) unit normals of triangles given (V, 3) camera-space vertices."""
-    tri = vertices[faces]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    return np.stack(_unit(*_face_normal_xyz(np.asarray(vertices), np.asarray(faces))), 1)
+
+
+def _face_normal_xyz(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Components of the (unnormalised) face normals, (F,) each: per-component arrays
+    avoid NumPy's slow reductions over a length-3 axis."""
+    (ax, ay, az), (bx, by, bz), (cx, cy, cz) = ([vertices[faces[:, i], c] for c in range(3)] for i in range(3))
+    ux, uy, uz = bx - ax, by - ay, bz - az
+    vx, vy, vz = cx - ax, cy - ay, cz - az
+    return uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+
+
+def _unit(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    norm = np.maximum(np.sqrt(x * x + y * y + z * z), 1e-12)
+    return x / norm, y / norm, z / norm
 
 
 def shade_faces(vertices_cam: np.ndarray, faces: np.ndarray, ambient: float = 0.35) -> np.ndarray:
@@ -145,8 +164,9 @@ def shade_faces(vertices_cam: np.ndarray, faces: np.ndarray, ambient: float = 0.
     Returns:
         (F,) float32 intensity in [ambient, 1].
     """
-    n = face_normals(vertices_cam, faces)
-    centre = vertices_cam[faces].mean(1)
-    view = -centre / np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
-    lam = np.abs((n * view).sum(1))
+    v, f = np.asarray(vertices_cam), np.asarray(faces)
+    nx, ny, nz = _unit(*_face_normal_xyz(v, f))
+    centre = [(v[f[:, 0], c] + v[f[:, 1], c] + v[f[:, 2], c]) / 3 for c in range(3)]
+    wx, wy, wz = _unit(*centre)  # towards the face; the light comes the other way
+    lam = np.abs(-(nx * wx + ny * wy + nz * wz))
     return (ambient + (1 - ambient) * lam).astype(np.float32)

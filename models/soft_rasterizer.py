@@ -91,14 +91,52 @@ def _segment_sq_distance(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> t
     return ((p - closest) ** 2).sum(-1)
 
 
+@torch.no_grad()
+def nearest_faces(vertices_px: torch.Tensor, faces: torch.Tensor, origin: torch.Tensor, cell: torch.Tensor,
+                  size: int, nearest: int = 8, candidates: torch.Tensor | None = None) -> torch.Tensor:
+    """The faces each grid cell of :func:`soft_silhouette` accumulates: the ``nearest``
+    by centroid distance (no gradient).
+
+    The search over all faces is most of the silhouette's cost. An optimiser whose mesh
+    moves by a fraction of a cell per step can search a wider set once (say twice
+    ``nearest``) and pass it as ``candidates`` on the following steps, which then
+    choose among those only.
+
+    Args:
+        vertices_px: (B, V, 2) projected vertices, pixels.
+        faces: (F, 3) int64 triangles.
+        origin: (B, 2) top-left pixel of each body's grid.
+        cell: (B,) grid cell size, pixels.
+        size: Grid cells per side.
+        nearest: Faces per cell.
+        candidates: (B, size * size, C) face indices to choose from (``None``: all).
+
+    Returns:
+        (B, size * size, k) int64 face indices, cells row-major, k = ``nearest`` or
+        fewer when there are fewer faces (or candidates).
+    """
+    p = pixel_grid(origin, cell, size)  # (B, P, 2)
+    if candidates is None:
+        centroids = vertices_px[:, faces].mean(2)  # (B, F, 2)
+        k = min(nearest, len(faces))
+        return torch.cdist(p, centroids).topk(k, dim=-1, largest=False, sorted=False).indices
+    b, n_p, c = candidates.shape
+    tri = torch.gather(vertices_px[:, faces].mean(2), 1, candidates.reshape(b, n_p * c, 1).expand(-1, -1, 2))
+    d2 = ((tri.reshape(b, n_p, c, 2) - p[:, :, None]) ** 2).sum(-1)  # (B, P, C)
+    pick = d2.topk(min(nearest, c), dim=-1, largest=False, sorted=False).indices
+    return torch.gather(candidates, 2, pick)
+
+
 def soft_silhouette(vertices_px: torch.Tensor, faces: torch.Tensor, origin: torch.Tensor, cell: torch.Tensor,
-                    size: int, sigma_cells: float = 0.5, nearest: int = 8) -> torch.Tensor:
+                    size: int, sigma_cells: float = 0.5, nearest: int = 8,
+                    face_index: torch.Tensor | None = None) -> torch.Tensor:
     """Soft silhouettes of a batch of projected meshes on per-body grids.
 
     Each cell accumulates the ``nearest`` faces by centroid distance (chosen without
-    gradient), as SoftRas skips faces beyond a distance threshold: the cost is
-    B x cells x nearest instead of B x cells x faces, with the same value wherever the
-    farther faces' coverage is negligible (all but the blur's outer edge).
+    gradient, :func:`nearest_faces`), as SoftRas skips faces beyond a distance
+    threshold: the cost is B x cells x nearest instead of B x cells x faces, with the
+    same value wherever the farther faces' coverage is negligible (all but the blur's
+    outer edge). ``face_index`` passes the faces in (see :func:`nearest_faces`).
 
     Args:
         vertices_px: (B, V, 2) projected vertices, pixels (vertices behind the camera
@@ -109,6 +147,8 @@ def soft_silhouette(vertices_px: torch.Tensor, faces: torch.Tensor, origin: torc
         size: Grid cells per side.
         sigma_cells: Edge softness (sigmoid scale) in grid cells.
         nearest: Faces considered per cell.
+        face_index: (B, size * size, k) faces per cell from :func:`nearest_faces`
+            (``None``: searched now).
 
     Returns:
         (B, size, size) coverage in [0, 1].
@@ -116,9 +156,8 @@ def soft_silhouette(vertices_px: torch.Tensor, faces: torch.Tensor, origin: torc
     b = len(vertices_px)
     p = pixel_grid(origin, cell, size)  # (B, P, 2)
     tri = vertices_px[:, faces]  # (B, F, 3, 2)
-    k = min(nearest, len(faces))
-    with torch.no_grad():
-        idx = torch.cdist(p, tri.mean(2)).topk(k, dim=-1, largest=False).indices  # (B, P, k)
+    idx = nearest_faces(vertices_px, faces, origin, cell, size, nearest) if face_index is None else face_index
+    k = idx.shape[-1]
     n_p = p.shape[1]
     sel = torch.gather(tri, 1, idx.reshape(b, n_p * k, 1, 1).expand(-1, -1, 3, 2)).reshape(b, n_p, k, 3, 2)
     a, bb, c = sel[..., 0, :], sel[..., 1, :], sel[..., 2, :]  # (B, P, k, 2)

@@ -75,6 +75,7 @@ class EstimationConfig:
     silhouette_weight: float = 1.0  # (1 - soft IoU) of rendered body vs person mask; 0: off
     silhouette_iterations: int = 10  # last refinement steps that include it
     silhouette_size: int = 16  # mask grid cells per side
+    silhouette_search_every: int = 5  # silhouette steps between searches of each cell's nearest faces
     lifter: bool = True  # fit the pose to the bundled lifter's correction of the detector's 3D landmarks
     lifter_focal: bool = False  # with lifter: the focal search uses the corrected landmarks too
     shared_ground: bool = False  # 3+ people on one floor: rescale those whose size disagrees (models/ground.py)
@@ -134,6 +135,7 @@ class Config:
             (self.estimation.chunk_frames >= 2, "estimation.chunk_frames must be >= 2"),
             (self.estimation.silhouette_weight >= 0, "estimation.silhouette_weight must be >= 0"),
             (self.estimation.silhouette_size >= 4, "estimation.silhouette_size must be >= 4"),
+            (self.estimation.silhouette_search_every >= 1, "estimation.silhouette_search_every must be >= 1"),
             (0 <= self.estimation.silhouette_iterations <= self.estimation.iterations_2d,
              "estimation.silhouette_iterations must be in [0, iterations_2d]"),
             (self.estimation.focal_px is None or self.estimation.focal_px > 0, "estimation.focal_px must be > 0"),

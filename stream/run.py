@@ -142,6 +142,7 @@ class _Pipeline:
                                        min_keypoint_conf=ec.min_keypoint_conf,
                                        fov_range_deg=tuple(ec.fov_range_deg), silhouette_weight=ec.silhouette_weight,
                                        silhouette_iterations=ec.silhouette_iterations,
+                                       silhouette_search_every=ec.silhouette_search_every,
                                        lifter=LandmarkLifter.load() if ec.lifter else None,
                                        lifter_focal=ec.lifter_focal)
         self.ground = SharedGround(min_tracks=ec.ground_min_tracks) if ec.shared_ground else None
