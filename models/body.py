@@ -148,6 +148,13 @@ class BodyModel:
         """(B, V, 3) skinned mesh vertices in the model frame, metres."""
         raise NotImplementedError
 
+    def delta_frames(self, rest: BodyRest) -> torch.Tensor:
+        """(S, J, 4, 4) the frame each bone's pose rotation acts in: with its ancestors
+        held, a bone posed by rotation ``D`` (4x4) has the transform ``T(D) = T(I) E D E^-1``.
+        Here the bone's rest frame (its head, model axes for SMPL-X); rigs with other
+        reference frames override it (``models/reduced_rig.py`` relies on it)."""
+        return rest.rest_bone_poses
+
     def skeleton(self, pose: torch.Tensor, rest: BodyRest) -> tuple[torch.Tensor, torch.Tensor]:
         """Posed keypoints and joints in the model frame (differentiable).
 
@@ -281,6 +288,16 @@ class AnnyBody(BodyModel):
         """Forward kinematics through Anny's own rig; see :meth:`BodyModel.bone_transforms`."""
         return self._model.get_bone_transforms(self._deltas(pose), rest.rest_bone_poses)
 
+    def delta_frames(self, rest: BodyRest) -> torch.Tensor:
+        """See :meth:`BodyModel.delta_frames`. Anny's 'local-ref' rig rotates a bone about
+        its rest head in the axes ``R U^T`` (rest orientation ``R``, reference orientation
+        ``U``): ``E = P [U^T | 0]``."""
+        if self._model.pose_parameterization != "local-ref":
+            raise NotImplementedError(f"delta frames of Anny's {self._model.pose_parameterization!r} rig")
+        ref = torch.eye(4, dtype=self.dtype, device=self.device).repeat(self.num_bones, 1, 1)
+        ref[:, :3, :3] = self._model.reference_bone_orientations.to(self.dtype).transpose(-1, -2)
+        return rest.rest_bone_poses @ ref
+
     @torch.no_grad()
     def vertices(self, pose: torch.Tensor, rest: BodyRest) -> torch.Tensor:
         """Skinned mesh vertices in the model frame.
@@ -331,10 +348,21 @@ class LinearRest:
         self.d_poses = torch.stack(d_poses)  # (S, J, 4, 4)
 
     def __call__(self, shape: torch.Tensor) -> BodyRest:
-        """Rest data of (B, S) phenotype values (``blendshape_coeffs`` left at the mean)."""
+        """Rest data of (B, S) phenotype values (``blendshape_coeffs`` left at the mean).
+
+        The bones' rest rotations, linear in the shape, are brought back onto rotations
+        (two Newton-Schulz steps towards the nearest one; they start within about 0.3 %),
+        so that the rig's inverses by transposition hold (``models/reduced_rig.py``
+        relies on it)."""
         delta = shape - self.base_shape
+        poses = self.base.rest_bone_poses + torch.einsum("bs,sjxy->bjxy", delta, self.d_poses)
+        rot = poses[..., :3, :3]
+        eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+        for _ in range(2):
+            rot = 0.5 * rot @ (3.0 * eye - rot.transpose(-1, -2) @ rot)
+        poses = torch.cat([torch.cat([rot, poses[..., :3, 3:]], -1), poses[..., 3:, :]], -2)
         return BodyRest(
-            rest_bone_poses=self.base.rest_bone_poses + torch.einsum("bs,sjxy->bjxy", delta, self.d_poses),
+            rest_bone_poses=poses,
             keypoint_bone_points=self.base.keypoint_bone_points + torch.einsum("bs,skjd->bkjd", delta, self.d_points),
             blendshape_coeffs=self.base.blendshape_coeffs.expand(len(shape), -1),
         )

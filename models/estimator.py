@@ -38,6 +38,7 @@ from .camera import (
 )
 from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from .lifter import LandmarkLifter, detector_centre
+from .reduced_rig import FoldedRest, ReducedRig
 from .soft_rasterizer import coarse_mesh, nearest_faces, soft_iou, soft_silhouette
 
 _TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
@@ -259,6 +260,7 @@ class BodyEstimator:
         self._rest = body.rest(body.default_shape(1))
         self._linear_rest = body.linear_rest()
         self._shape_fit_index = torch.as_tensor([body.shape_names.index(n) for n in body.shape_fit_names])
+        self._rig = ReducedRig(body.bone_parents, body.fit_bone_index)  # kinematics over the fitted bones only
         self.reset()
 
     def reset(self) -> None:
@@ -351,13 +353,15 @@ class BodyEstimator:
         beta = (prior_shape[:, fit_idx] / scale).clone().requires_grad_(self.fit_shape)
         track_of_t = torch.as_tensor(track_of)
         pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
+        group_rows, group_of = _fold_groups(pose0, free, track_of)
+        group_track = torch.as_tensor(track_of)[group_rows]
         params = [theta, omega] + ([beta] if self.fit_shape else [])
         opt = torch.optim.Adam(params, lr=0.05)
         for _ in range(self.iterations_3d if iterations is None else iterations):
             opt.zero_grad()
-            pose = _with_free(pose0, free, theta)
             shape = self._full_shape(prior_shape, beta * scale)
-            kp, _ = self.body.skeleton(pose, self._linear_rest(shape[track_of_t]))
+            folded = self._rig.fold(self.body, self._linear_rest(shape[group_track]), pose0[group_rows])
+            kp = self._rig.keypoints(theta, folded, group_of)
             loss = self._structure_loss(kp, omega, lm, w3) + self._priors(theta, pairs)
             if self.fit_shape:
                 loss = loss + (prior_w[:, None] * (beta - prior_shape[:, fit_idx] / scale) ** 2).sum() / len(tracks)
@@ -447,7 +451,6 @@ class BodyEstimator:
             return self._empty(focal_px, pp)
         structure = structure if structure is not None else self.fit_structure(obs)
         pose, orient, shape = structure.pose, structure.orient, structure.shape
-        rest = self._linear_rest(shape)
         dt = self.body.dtype
         z = torch.ones(len(obs), dtype=dt) if zoom is None else torch.as_tensor(zoom, dtype=dt)
         f = float(focal_px) * z[:, None]  # (M, 1): each observation's focal
@@ -468,15 +471,18 @@ class BodyEstimator:
         txy = transl0[:, :2].clone().requires_grad_(True)
         log_tz = transl0[:, 2].log().clone().requires_grad_(True)
         pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
-        silhouette = self._silhouette_setup(obs, shape)
+        group_rows, group_of = _fold_groups(pose, free, np.unique(obs.track_id, return_inverse=True)[1], shape)
+        with torch.no_grad():  # the shape and the other bones' pose are held: fold once
+            folded = self._rig.fold(self.body, self._linear_rest(shape[group_rows]), pose[group_rows])
+        kp_points, kp_fixed = folded.points[group_of], folded.fixed_points[group_of]
+        silhouette = self._silhouette_setup(obs, shape, folded, group_of)
         candidates = None  # each mask cell's candidate faces, searched every few silhouette steps
         opt = torch.optim.Adam([{"params": [theta, omega], "lr": 0.02},
                                 {"params": [txy, log_tz], "lr": 0.01}])
         for it in range(self.iterations_2d):
             opt.zero_grad()
-            full = _with_free(pose, free, theta)
-            transforms, _ = self.body.bone_transforms(full, rest)
-            kp = self.body.keypoints(transforms, rest)
+            transforms = self._rig.transforms(theta, folded, group_of)  # (M, A, 4, 4): fitted bones
+            kp = self._rig.apply(transforms, kp_points, kp_fixed)
             rot = roma.rotvec_to_rotmat(omega)
             cam = kp @ rot.transpose(-1, -2) + torch.cat([txy, log_tz.exp()[:, None]], 1)[:, None]
             proj = project(cam, f, pp)
@@ -504,9 +510,11 @@ class BodyEstimator:
         return fit
 
     # ---------------------------------------------------------------- internals
-    def _silhouette_setup(self, obs: PersonFrames, shape: torch.Tensor) -> "_SilhouetteTargets | None":
-        """Rest vertices of the coarse mesh and the mask grids of the person-frames that
-        have a usable mask (``None`` when there is none or the term is off)."""
+    def _silhouette_setup(self, obs: PersonFrames, shape: torch.Tensor, folded: FoldedRest,
+                          group_of: torch.Tensor) -> "_SilhouetteTargets | None":
+        """The coarse mesh's vertices folded onto the fitted bones (:class:`ReducedRig`)
+        and the mask grids of the person-frames that have a usable mask (``None`` when
+        there is none or the term is off)."""
         if self.silhouette_weight <= 0 or self.silhouette_iterations <= 0 or obs.masks is None:
             return None
         usable = np.nonzero((obs.masks * obs.mask_valid).sum((1, 2)) >= 8)[0]
@@ -518,16 +526,20 @@ class BodyEstimator:
                 rest_v = body.vertices(torch.zeros(1, body.num_bones, 3, dtype=dt), self._rest)[0].double().numpy()
             self._coarse = coarse_mesh(rest_v, body.faces, self.silhouette_mesh_cell_m)
         index = torch.as_tensor(self._coarse.vertex_index)
-        tracks, track_of = np.unique(obs.track_id[usable], return_inverse=True)
-        first = [int(usable[np.argmax(track_of == i)]) for i in range(len(tracks))]
+        groups = group_of[torch.as_tensor(usable)]
+        used, inverse = torch.unique(groups, return_inverse=True)
+        first = [int(usable[(groups == g).nonzero()[0, 0]]) for g in used]
         with torch.no_grad():
-            rest_v = body.vertices(torch.zeros(len(first), body.num_bones, 3, dtype=dt), body.rest(shape[first]))
-        rest_v = rest_v[:, index][track_of]
+            rest_v = body.vertices(torch.zeros(len(first), body.num_bones, 3, dtype=dt), body.rest(shape[first]))[:, index]
+            homog = torch.cat([rest_v, torch.ones_like(rest_v[..., :1])], -1)  # (G, Vc, 4)
+            bone_points = body.skin_weights[index][None, :, :, None] * homog[:, :, None]  # (G, Vc, J, 4)
+            sub = FoldedRest(*(getattr(folded, k)[used] for k in FoldedRest.__dataclass_fields__))
+            points, fixed = self._rig.fold_points(sub, bone_points)
         return _SilhouetteTargets(
             rows=torch.as_tensor(usable),
-            rest_vertices=torch.cat([rest_v, torch.ones_like(rest_v[..., :1])], -1),
+            points=points[inverse],
+            fixed_points=fixed[inverse],
             faces=torch.as_tensor(self._coarse.faces),
-            skin_weights=body.skin_weights[index],
             target=torch.as_tensor(obs.masks[usable], dtype=dt),
             valid=torch.as_tensor(obs.mask_valid[usable], dtype=dt),
             origin=torch.as_tensor(obs.mask_origin[usable], dtype=dt),
@@ -683,10 +695,10 @@ class _SilhouetteTargets:
 
     Attributes:
         rows: (U,) their rows in the chunk's ``PersonFrames``.
-        rest_vertices: (U, Vc, 4) homogeneous rest vertices of the coarse mesh, in
-            their track's shape.
+        points: (U, Vc, A, 4) the coarse mesh's vertices in their track's shape, folded
+            onto the A fitted bones (:meth:`ReducedRig.fold_points`).
+        fixed_points: (U, Vc, 3) their part carried by bones with no fitted ancestor.
         faces: (Fc, 3) coarse-mesh triangles.
-        skin_weights: (Vc, J) skinning weights of the coarse vertices.
         target: (U, R, R) person-mask coverage.
         valid: (U, R, R) 0 where a cell lies outside the frame.
         origin: (U, 2) top-left pixel of each grid.
@@ -694,9 +706,9 @@ class _SilhouetteTargets:
     """
 
     rows: torch.Tensor
-    rest_vertices: torch.Tensor
+    points: torch.Tensor
+    fixed_points: torch.Tensor
     faces: torch.Tensor
-    skin_weights: torch.Tensor
     target: torch.Tensor
     valid: torch.Tensor
     origin: torch.Tensor
@@ -707,12 +719,12 @@ def _silhouette_iou(sil: _SilhouetteTargets, transforms: torch.Tensor, rot: torc
                     focal: torch.Tensor, pp: torch.Tensor, candidates: torch.Tensor | None = None,
                     nearest: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """(U,) soft IoU with the masks of the coarse bodies, skinned by the chunk's
-    (M, J, 4, 4) bone transforms and placed by ``rot`` (M, 3, 3) and ``transl`` (M, 3),
+    (M, A, 4, 4) transforms of the fitted bones (:meth:`ReducedRig.transforms`) and
+    placed by ``rot`` (M, 3, 3) and ``transl`` (M, 3),
     and each mask cell's candidate faces: its ``4 * nearest`` nearest, searched here when
     ``candidates`` is ``None``; each cell renders the ``nearest`` among them."""
     rows = sil.rows
-    blended = torch.einsum("vj,bjxy->bvxy", sil.skin_weights, transforms[rows, :, :3, :])
-    verts = (blended @ sil.rest_vertices[..., None])[..., 0]  # (U, Vc, 3) model frame
+    verts = ReducedRig.apply(transforms[rows], sil.points, sil.fixed_points)  # (U, Vc, 3) model frame
     cam = verts @ rot[rows].transpose(-1, -2) + transl[rows, None]
     uv = project(cam, focal[rows], pp)
     size = sil.target.shape[-1]
@@ -735,6 +747,32 @@ def _consecutive_pairs(track_id: np.ndarray, frame_index: np.ndarray) -> tuple[t
     order = np.lexsort((frame_index, track_id))
     same = track_id[order][1:] == track_id[order][:-1]
     return torch.as_tensor(order[:-1][same]), torch.as_tensor(order[1:][same])
+
+
+def _fold_groups(pose: torch.Tensor, free: torch.Tensor, track_of: np.ndarray,
+                 shape: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows that :meth:`ReducedRig.fold` can share: one per track when the bones that are
+    not fitted hold the same pose in all of the track's rows (the fitter never moves
+    them, so always in practice) and, where given, the shape is the track's in all of
+    them; else one per row.
+
+    Args:
+        pose: (M, J, 3) pose of each row.
+        free: (A,) the fitted bones.
+        track_of: (M,) track index of each row (0..T-1).
+        shape: (M, S) shape of each row, or ``None``.
+
+    Returns:
+        (G,) a representative row of each group and (M,) each row's group.
+    """
+    held = torch.ones(pose.shape[1], dtype=torch.bool)
+    held[free] = False
+    track_of = torch.as_tensor(track_of)
+    first = torch.as_tensor([int((track_of == t).nonzero()[0, 0]) for t in range(int(track_of.max()) + 1)])
+    same_shape = shape is None or torch.equal(shape, shape[first[track_of]])
+    if same_shape and torch.equal(pose[:, held], pose[first[track_of]][:, held]):
+        return first, track_of
+    return torch.arange(len(pose)), torch.arange(len(pose))
 
 
 def _with_free(pose: torch.Tensor, free: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
