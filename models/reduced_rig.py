@@ -92,10 +92,10 @@ class ReducedRig:
         inv_free = torch.linalg.inv(t0[:, free])
         eye = torch.eye(4, dtype=t0.dtype, device=t0.device)
         has_parent = torch.as_tensor(self.free_parent >= 0)
-        parent_inv = inv_free[:, torch.as_tensor(np.maximum(self.free_parent, 0))]
+        parent_inv = _take(inv_free, 1, np.maximum(self.free_parent, 0))
         offset = torch.where(has_parent[None, :, None, None], parent_inv, eye) @ t0[:, free]
         owned = torch.as_tensor(self.owner >= 0)
-        owner_inv = inv_free[:, torch.as_tensor(np.maximum(self.owner, 0))]
+        owner_inv = _take(inv_free, 1, np.maximum(self.owner, 0))
         owner_local = torch.where(owned[None, :, None, None], owner_inv, eye) @ t0
         frame = body.delta_frames(rest).expand(len(t0), -1, -1, -1)[:, free]
         folded = FoldedRest(offset, frame, torch.linalg.inv(frame), owner_local, t0.new_zeros(0), t0.new_zeros(0))
@@ -129,7 +129,7 @@ class ReducedRig:
             folded: :meth:`fold` output of batch size B.
             rows: (M,) the row of ``folded`` each pose uses (``None``: B == M).
         """
-        pick = (lambda x: x) if rows is None else (lambda x: x[rows])
+        pick = (lambda x: x) if rows is None else (lambda x: _take(x, 0, rows))
         rot = roma.rotvec_to_rotmat(pose)  # (M, A, 3, 3)
         delta = torch.zeros(*rot.shape[:-2], 4, 4, dtype=rot.dtype, device=rot.device)
         delta[..., :3, :3] = rot
@@ -138,7 +138,7 @@ class ReducedRig:
         t = local  # right for the bones without a free ancestor (level 0)
         for level in self.levels[1:]:  # parents first
             idx = torch.as_tensor(level)
-            t = t.index_copy(1, idx, t[:, torch.as_tensor(self.free_parent[level])] @ local[:, idx])
+            t = t.index_copy(1, idx, _take(t, 1, self.free_parent[level]) @ local[:, idx])
         return t
 
     @staticmethod
@@ -150,19 +150,16 @@ class ReducedRig:
     def keypoints(self, pose: torch.Tensor, folded: FoldedRest, rows: torch.Tensor | None = None) -> torch.Tensor:
         """(M, K, 3) keypoints in the model frame, metres (arguments as :meth:`transforms`)."""
         t = self.transforms(pose, folded, rows)
-        pts, fixed = (folded.points, folded.fixed_points) if rows is None else (folded.points[rows], folded.fixed_points[rows])
+        pts, fixed = ((folded.points, folded.fixed_points) if rows is None
+                      else (_take(folded.points, 0, rows), _take(folded.fixed_points, 0, rows)))
         return self.apply(t, pts, fixed)
 
 
-def _rigid_inverse(t: torch.Tensor) -> torch.Tensor:
-    """Inverse of (..., 4, 4) rigid transforms by transposition, as the rigs invert
-    theirs (a linearised rest's rotations are orthonormal only to about 0.3 %)."""
-    rt = t[..., :3, :3].transpose(-1, -2)
-    out = torch.zeros_like(t)
-    out[..., :3, :3] = rt
-    out[..., :3, 3] = -(rt @ t[..., :3, 3:])[..., 0]
-    out[..., 3, 3] = 1.0
-    return out
+def _take(x: torch.Tensor, dim: int, index) -> torch.Tensor:
+    """``x`` gathered along ``dim`` with ``torch.index_select``: indices repeat here, and
+    the backward pass of plain indexing then accumulates in a thread-dependent order on
+    CPU (runs differed in the 6th digit), where ``index_select``'s is deterministic."""
+    return torch.index_select(x, dim, torch.as_tensor(index, dtype=torch.long, device=x.device))
 
 
 def _topological(parents: np.ndarray) -> list[int]:
