@@ -533,7 +533,7 @@ class BodyEstimator:
             rest_v = body.vertices(torch.zeros(len(first), body.num_bones, 3, dtype=dt), body.rest(shape[first]))[:, index]
             homog = torch.cat([rest_v, torch.ones_like(rest_v[..., :1])], -1)  # (G, Vc, 4)
             bone_points = body.skin_weights[index][None, :, :, None] * homog[:, :, None]  # (G, Vc, J, 4)
-            sub = FoldedRest(*(getattr(folded, k)[used] for k in FoldedRest.__dataclass_fields__))
+            sub = folded.select(used)
             points, fixed = self._rig.fold_points(sub, bone_points)
         return _SilhouetteTargets(
             rows=torch.as_tensor(usable),

@@ -48,6 +48,11 @@ class FoldedRest:
     points: torch.Tensor
     fixed_points: torch.Tensor
 
+    def select(self, rows: torch.Tensor) -> "FoldedRest":
+        """The folds of ``rows`` (a (B',) index or mask into the batch)."""
+        return FoldedRest(self.offset[rows], self.frame[rows], self.frame_inv[rows], self.owner_local[rows],
+                          self.points[rows], self.fixed_points[rows])
+
 
 class ReducedRig:
     """Forward kinematics over the free bones of a rig.

@@ -33,6 +33,9 @@ def test_keypoints_and_gradients_match_the_full_rig(body):
     # One fold shared by rows: each row picks its own.
     one = rig.fold(body, rest, held[2:3])
     assert (rig.keypoints(theta[2:3].expand(3, -1, -1), one, torch.zeros(3, dtype=torch.long)) - ref[2]).abs().max() < 1e-5
+    # Selected rows of a fold are those rows' folds.
+    rows = torch.tensor([4, 1])
+    assert (rig.keypoints(theta[rows], folded.select(rows)) - ref[rows]).abs().max() < 1e-5
 
     fast = theta.clone().requires_grad_(True)
     (rig.keypoints(fast, folded) ** 2).sum().backward()
