@@ -7,10 +7,12 @@ edge, over a real photo, H.264), runs the real CLI on each, and prints one table
 BLADE's metrics (``models/metrics.py``) for:
 
 - ``meshstream``: the focal estimated per shot (the default run);
-- ``meshstream without lifter``: the same without the trained lifter
-  (``--set estimation.lifter=false``): the body is fitted to the detector's relative 3D
-  landmarks as given, to measure what the lifter (``models/lifter.py``) brings; the
-  focal search uses the detector's landmarks in both;
+- ``meshstream + relief lifter``: the focal search reads the relief lifter's
+  correction of the detector's relative 3D landmarks (``--set
+  estimation.relief_lifter=true``; off by default);
+- ``meshstream without lifter``: the body is fitted to the detector's landmarks as
+  given (``--set estimation.lifter=false``), to measure what the pose lifter
+  (``models/lifter.py``) brings; the focal search is the same in both;
 - ``meshstream + lifter (focal too)``: the lifted landmarks in the focal search as well
   (``--set estimation.lifter_focal=true``);
 - ``meshstream + shared floor`` and ``true focal + shared floor``: the default run and
@@ -106,7 +108,7 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
     }
 
 
-METHODS = ("meshstream", "meshstream without lifter", "meshstream + lifter (focal too)",
+METHODS = ("meshstream", "meshstream + relief lifter", "meshstream without lifter", "meshstream + lifter (focal too)",
            "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
            "true focal + shared floor")
 
@@ -320,6 +322,8 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--focal-px", f"{gt.focal_px:.3f}", "--set", "estimation.shared_ground=true"]
             elif method == "meshstream + shared floor":
                 extra = ["--set", "estimation.shared_ground=true"]
+            elif method == "meshstream + relief lifter":
+                extra = ["--set", "estimation.relief_lifter=true"]
             elif method == "meshstream without lifter":
                 extra = ["--set", "estimation.lifter=false"]
             elif method == "meshstream + lifter (focal too)":

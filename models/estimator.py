@@ -209,9 +209,11 @@ class BodyEstimator:
             many silhouette steps (the search is most of the term's cost; 1: every step).
         lifter: Corrects the detector's relative 3D landmarks before the body is fitted
             to them (``None``: used as given).
-        lifter_focal: The focal search (:meth:`fit_structures`) also uses the corrected
-            landmarks; else the detector's, since the lifter carries a focal prior from
-            its training views.
+        focal_lifter: Corrects them for the focal search (:meth:`fit_structures`): the
+            relief lifter, which sees the landmarks alone (``None``: the detector's).
+        lifter_focal: The focal search uses ``lifter``'s landmarks instead (measured, not
+            the default: that lifter sees the 2D keypoints and carries a focal prior from
+            its training views).
     """
 
     def __init__(
@@ -234,9 +236,11 @@ class BodyEstimator:
         silhouette_mesh_cell_m: float = 0.06,
         silhouette_search_every: int = 5,
         lifter: LandmarkLifter | None = None,
+        focal_lifter: LandmarkLifter | None = None,
         lifter_focal: bool = False,
     ) -> None:
         self.lifter = lifter
+        self.focal_lifter = focal_lifter
         self.lifter_focal = lifter_focal
         self.silhouette_weight = silhouette_weight
         self.silhouette_iterations = silhouette_iterations
@@ -316,15 +320,18 @@ class BodyEstimator:
         return kp[:, FOOT_POINTS].numpy(), up.numpy()
 
     # ----------------------------------------------------------------- public API
-    def fit_structure(self, obs: PersonFrames, *, lifted: bool = True, remember: bool = True,
+    def fit_structure(self, obs: PersonFrames, *, landmarks: str = "pose", remember: bool = True,
                       start: Structure | None = None, iterations: int | None = None) -> Structure:
         """Step 1: pose, orientation and one shape per track from the relative 3D
         landmarks, with the track's running shape as prior.
 
         Args:
             obs: Observations of a chunk.
-            lifted: Fit the lifter's correction of the landmarks (when the estimator has
-                a lifter); ``False``: the detector's landmarks as given.
+            landmarks: Which relative 3D landmarks to fit: ``"pose"``, the pose lifter's
+                correction (the detector's without one); ``"focal"``, those the focal
+                search reads (the relief lifter's; the pose lifter's with
+                ``lifter_focal``; the detector's without either); ``"detector"``, the
+                detector's as given.
             remember: Update each track's running shape with this fit. A second fit of
                 the same chunk (e.g. for the focal search only) must pass ``False``.
             start: Pose and orientation to start from (an earlier fit of the same
@@ -332,7 +339,7 @@ class BodyEstimator:
             iterations: Optimiser steps (``None``: ``iterations_3d``).
         """
         dt = self.body.dtype
-        lm = self._landmarks(obs, lifted=lifted)
+        lm = self._landmarks(obs, landmarks)
         conf = torch.as_tensor(obs.keypoints2d[..., 2], dtype=dt)
         w3 = 0.2 + 0.8 * conf
         w3[:, 19:21] = 0.0  # small toes: no landmark
@@ -377,16 +384,16 @@ class BodyEstimator:
 
     def fit_structures(self, obs: PersonFrames) -> tuple[Structure, Structure]:
         """Step 1 as the pipeline runs it: (the structure the refinement starts from, the
-        one :meth:`estimate_focal` searches with). They differ only with a lifter and
-        ``lifter_focal=False``: the search then sees the detector's landmarks, fitted
-        first (not remembered) so that it starts from the running shapes of a run
-        without the lifter, which makes the focal that of such a run. The lifted fit
-        then starts from it and runs half the steps (the suite's MPJPE, PA-MPJPE and Tz
-        at the true focal were unchanged, within 0.1 mm and 1 mm, at half the cost)."""
-        if self.lifter is None or self.lifter_focal:
+        one :meth:`estimate_focal` searches with). They differ when the focal search
+        reads other landmarks than the pose (the relief lifter's, or the detector's
+        where only the pose has a lifter). The search's fit comes first (not
+        remembered); the pose's then starts from it and runs half the steps (the
+        suite's MPJPE, PA-MPJPE and Tz at the true focal were unchanged, within 0.1 mm
+        and 1 mm, at half the cost)."""
+        if self._landmark_lifter("pose") is self._landmark_lifter("focal"):
             structure = self.fit_structure(obs)
             return structure, structure
-        searched = self.fit_structure(obs, lifted=False, remember=False)
+        searched = self.fit_structure(obs, landmarks="focal", remember=False)
         structure = self.fit_structure(obs, start=searched, iterations=max(1, self.iterations_3d // 2))
         return structure, searched
 
@@ -554,12 +561,25 @@ class BodyEstimator:
         """(M, 2) pixel through which the detector looked at each person."""
         return torch.as_tensor(detector_centre(obs.keypoints2d, obs.bbox_xyxy), dtype=self.body.dtype)
 
-    def _landmarks(self, obs: PersonFrames, lifted: bool = True) -> torch.Tensor:
+    def _landmark_lifter(self, landmarks: str) -> LandmarkLifter | None:
+        """The network behind ``landmarks`` (see :meth:`fit_structure`), ``None`` for the
+        detector's own."""
+        if landmarks == "pose":
+            return self.lifter
+        if landmarks == "focal":
+            return self.lifter if self.lifter_focal else self.focal_lifter
+        if landmarks == "detector":
+            return None
+        raise ValueError(f"landmarks must be 'pose', 'focal' or 'detector', not {landmarks!r}")
+
+    def _landmarks(self, obs: PersonFrames, landmarks: str = "pose") -> torch.Tensor:
         """(M, 23, 3) the relative 3D landmarks the body is tied to: the detector's, or
-        the lifter's correction of them, times the track's scale."""
+        a lifter's correction of them (see :meth:`fit_structure`), times the track's
+        scale."""
         lm = obs.landmarks3d
-        if self.lifter is not None and lifted:
-            lm = self.lifter.correct(obs.keypoints2d, obs.bbox_xyxy, lm)
+        lifter = self._landmark_lifter(landmarks)
+        if lifter is not None:
+            lm = lifter.correct(obs.keypoints2d, obs.bbox_xyxy, lm)
         lm = torch.as_tensor(lm, dtype=self.body.dtype)
         if self._scales:
             scale = torch.as_tensor([self.track_scale(t) for t in obs.track_id], dtype=lm.dtype)

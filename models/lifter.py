@@ -8,6 +8,13 @@ error. The lifter maps, per person-frame, the landmarks together with the 2D key
 synthetic renders with the real detector in the loop (``train/train_lifter.py``); its
 weights ship with the package (``models/data/lifter.npz``, float16).
 
+Two networks ship. The pose lifter (``lifter.npz``, on by default) sees the landmarks
+and the 2D keypoints; the body is fitted to its output. The 2D keypoints carry the
+perspective of the training cameras, so its output carries their focal prior, and the
+focal search reads the detector's landmarks. The relief lifter (``relief_lifter.npz``,
+opt-in for the focal search) is the same network over the landmarks alone: it corrects
+BlazePose's relief without seeing the 2D perspective the search measures.
+
 Conventions: landmarks are hip-centred, metres, in the axes of the ray through the
 person (x right, y down, z away from the camera); 2D keypoints are pixels with a
 confidence; layouts are COCO-23 in and COCO-17 corrected (the feet follow their ankle).
@@ -25,6 +32,10 @@ from .camera import ray_rotation
 from .keypoints import LEFT_HIP, RIGHT_HIP
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "lifter.npz"
+RELIEF_WEIGHTS = Path(__file__).resolve().parent / "data" / "relief_lifter.npz"
+INPUTS = ("landmarks+keypoints", "landmarks")
+"""What a lifter sees per keypoint: the landmark, the 2D keypoint and its confidence
+(6 values), or the landmark alone (3 values)."""
 
 COCO17_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 COCO23_FLIP = COCO17_FLIP + [18, 17, 20, 19, 22, 21]
@@ -70,18 +81,26 @@ def ray_frame_points(points: np.ndarray, centre: np.ndarray, focal_px: np.ndarra
     return (pts @ ray).numpy().astype(np.float32)  # rows: p_ray = R^T p_cam
 
 
-def lifter_features(keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d: np.ndarray) -> np.ndarray:
-    """Network input per person-frame, (M, 23 * 6) float32.
+def lifter_features(keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d: np.ndarray,
+                    inputs: str = "landmarks+keypoints") -> np.ndarray:
+    """Network input per person-frame, (M, 23 * 6) float32, or (M, 23 * 3) for
+    ``inputs="landmarks"``.
 
-    Per keypoint: the hip-centred landmark (metres), the 2D keypoint relative to the
-    detector's centre in units of the box height, and its confidence.
+    Per keypoint: the hip-centred landmark (metres), then (``"landmarks+keypoints"``)
+    the 2D keypoint relative to the detector's centre in units of the box height, and
+    its confidence.
 
     Args:
         keypoints2d: (M, 23, 3) pixels and confidence.
         bbox_xyxy: (M, 4) pixels.
         landmarks3d: (M, 23, 3) metres.
+        inputs: One of :data:`INPUTS`.
     """
+    if inputs not in INPUTS:
+        raise ValueError(f"lifter inputs must be one of {INPUTS}, not {inputs!r}")
     lm = landmarks3d - 0.5 * (landmarks3d[:, LEFT_HIP] + landmarks3d[:, RIGHT_HIP])[:, None]
+    if inputs == "landmarks":
+        return lm.reshape(len(lm), -1).astype(np.float32)
     box_h = np.maximum(bbox_xyxy[:, 3] - bbox_xyxy[:, 1], 1.0)
     uv = (keypoints2d[..., :2] - detector_centre(keypoints2d, bbox_xyxy)[:, None]) / box_h[:, None, None]
     conf = keypoints2d[..., 2:3]
@@ -89,10 +108,13 @@ def lifter_features(keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d:
 
 
 def mirror_features(x: torch.Tensor) -> torch.Tensor:
-    """Features of the mirror image (x -> -x, left and right swapped), (M, 23 * 6)."""
-    x = x.view(len(x), _K, 6)[:, COCO23_FLIP].clone()
+    """Features of the mirror image (x -> -x, left and right swapped), (M, 23 * C) for
+    either of :data:`INPUTS` (C = 6 or 3)."""
+    channels = x.shape[1] // _K
+    x = x.view(len(x), _K, channels)[:, COCO23_FLIP].clone()
     x[..., 0] = -x[..., 0]
-    x[..., 3] = -x[..., 3]
+    if channels == 6:
+        x[..., 3] = -x[..., 3]
     return x.view(len(x), -1)
 
 
@@ -100,7 +122,7 @@ class LandmarkLifter(nn.Module):
     """MLP with residual blocks: features -> (M, 17, 3) residual on the landmarks, metres.
 
     Args:
-        in_dim: Feature size (``23 * 6``).
+        in_dim: Feature size (``23 * 6``, or ``23 * 3`` for the landmarks alone).
         width: Hidden width.
         blocks: Residual blocks.
         dropout: Dropout in training.
@@ -108,7 +130,10 @@ class LandmarkLifter(nn.Module):
 
     def __init__(self, in_dim: int = _K * 6, width: int = 256, blocks: int = 2, dropout: float = 0.1) -> None:
         super().__init__()
+        if in_dim not in (_K * 6, _K * 3):
+            raise ValueError(f"lifter input size must be {_K * 6} or {_K * 3}, not {in_dim}")
         self.in_dim, self.width, self.blocks = in_dim, width, blocks
+        self.inputs = INPUTS[0] if in_dim == _K * 6 else INPUTS[1]
         self.inp = nn.Linear(in_dim, width)
         self.hidden = nn.ModuleList(
             nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width), nn.ReLU(),
@@ -129,7 +154,7 @@ class LandmarkLifter(nn.Module):
             return lm.astype(np.float32)
         self.eval()
         with torch.no_grad():
-            delta = self(torch.as_tensor(lifter_features(keypoints2d, bbox_xyxy, landmarks3d))).numpy()
+            delta = self(torch.as_tensor(lifter_features(keypoints2d, bbox_xyxy, landmarks3d, self.inputs))).numpy()
         out = lm.astype(np.float32).copy()
         out[:, :17] += delta
         out[:, _LEFT_FOOT] += delta[:, None, _LEFT_ANKLE]

@@ -77,7 +77,8 @@ class EstimationConfig:
     silhouette_size: int = 16  # mask grid cells per side
     silhouette_search_every: int = 5  # silhouette steps between searches of each cell's nearest faces
     lifter: bool = True  # fit the pose to the bundled lifter's correction of the detector's 3D landmarks
-    lifter_focal: bool = False  # with lifter: the focal search uses the corrected landmarks too
+    relief_lifter: bool = False  # the focal search reads the relief lifter's correction (landmarks alone) of the 3D landmarks
+    lifter_focal: bool = False  # with lifter: the focal search uses the pose lifter's landmarks instead
     shared_ground: bool = False  # 3+ people on one floor: rescale those whose size disagrees (models/ground.py)
     ground_min_tracks: int = 3  # tracks that must show their feet before any is rescaled
 

@@ -115,7 +115,7 @@ class _Pipeline:
                  intrinsics: Intrinsics | None = None) -> None:
         from meshstream.models.body import AnnyBody
         from meshstream.models.ground import SharedGround
-        from meshstream.models.lifter import LandmarkLifter
+        from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
         from meshstream.models.perception import PersonPerceiver
         from meshstream.models.smplx_body import SmplxBody
         from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
@@ -144,6 +144,7 @@ class _Pipeline:
                                        silhouette_iterations=ec.silhouette_iterations,
                                        silhouette_search_every=ec.silhouette_search_every,
                                        lifter=LandmarkLifter.load() if ec.lifter else None,
+                                       focal_lifter=LandmarkLifter.load(RELIEF_WEIGHTS) if ec.relief_lifter else None,
                                        lifter_focal=ec.lifter_focal)
         self.ground = SharedGround(min_tracks=ec.ground_min_tracks) if ec.shared_ground else None
         self.ground_estimates: list = []  # the last GroundEstimate of each shot (None: too few tracks)

@@ -8,6 +8,7 @@ import torch
 from meshstream.models.lifter import (
     COCO23_FLIP,
     DEFAULT_WEIGHTS,
+    RELIEF_WEIGHTS,
     LandmarkLifter,
     detector_centre,
     lifter_features,
@@ -60,6 +61,24 @@ def test_ray_frame_points_undo_the_ray_rotation():
     assert np.abs(off[1:] - (pts[1:] - 0.5 * (pts[1:, 11] + pts[1:, 12])[:, None])).max() > 0.01
 
 
+def test_relief_features_are_the_landmarks_alone_and_mirror():
+    """The relief lifter sees the hip-centred landmarks and nothing of the 2D keypoints;
+    its mirror features are the mirror image's."""
+    kp, box, lm = _random_inputs(np.random.default_rng(1))
+    x = lifter_features(kp, box, lm, "landmarks")
+    full = lifter_features(kp, box, lm).reshape(5, 23, 6)
+    assert x.shape == (5, 69)
+    np.testing.assert_array_equal(x.reshape(5, 23, 3), full[..., :3])
+    moved = kp.copy()
+    moved[..., :2] += 40.0
+    np.testing.assert_array_equal(lifter_features(moved, box + 40.0, lm, "landmarks"), x)
+    flipped = lm * np.array([-1.0, 1.0, 1.0], np.float32)
+    np.testing.assert_allclose(mirror_features(torch.as_tensor(x)).numpy(),
+                               lifter_features(kp, box, flipped[:, COCO23_FLIP], "landmarks"), atol=1e-6)
+    with pytest.raises(ValueError, match="lifter inputs"):
+        lifter_features(kp, box, lm, "keypoints")
+
+
 def test_weights_round_trip_and_bad_files_are_refused(tmp_path):
     torch.manual_seed(0)
     model = LandmarkLifter(width=32, blocks=1)
@@ -77,9 +96,11 @@ def test_weights_round_trip_and_bad_files_are_refused(tmp_path):
         LandmarkLifter.load(tmp_path / "missing.npz")
 
 
-def test_shipped_weights_are_small_and_correct_only_the_residual():
-    assert DEFAULT_WEIGHTS.stat().st_size < 1_000_000
-    lifter = LandmarkLifter.load()
+@pytest.mark.parametrize("weights, inputs", [(DEFAULT_WEIGHTS, "landmarks+keypoints"), (RELIEF_WEIGHTS, "landmarks")])
+def test_shipped_weights_are_small_and_correct_only_the_residual(weights, inputs):
+    assert weights.stat().st_size < 1_000_000
+    lifter = LandmarkLifter.load(weights)
+    assert lifter.inputs == inputs
     kp, box, lm = _random_inputs(np.random.default_rng(4))
     out = lifter.correct(kp, box, lm)
     assert out.shape == (5, 23, 3) and out.dtype == np.float32
@@ -123,8 +144,10 @@ def test_shipped_weights_bring_landmarks_closer_to_the_truth_on_held_out_scenes(
     target = ray_frame_points(truth, detector_centre(kp, box), focal, np.array([320.0, 240.0]))
     given = lm[:, :17] - 0.5 * (lm[:, 11] + lm[:, 12])[:, None]
     lifted = LandmarkLifter.load().correct(kp, box, lm)[:, :17]
-    err_given, err_lifted = (np.linalg.norm(p - target, axis=-1).mean() for p in (given, lifted))
+    relief = LandmarkLifter.load(RELIEF_WEIGHTS).correct(kp, box, lm)[:, :17]
+    err_given, err_lifted, err_relief = (np.linalg.norm(p - target, axis=-1).mean() for p in (given, lifted, relief))
     assert err_lifted < 0.95 * err_given
+    assert err_relief < 0.95 * err_given
 
 
 def test_estimator_fits_the_body_to_the_lifted_landmarks(body):
@@ -132,15 +155,20 @@ def test_estimator_fits_the_body_to_the_lifted_landmarks(body):
 
     kp, box, lm = _random_inputs(np.random.default_rng(5), m=4)
     obs = PersonFrames(np.arange(4), np.zeros(4, np.int64), box, kp, lm)
-    lifter = LandmarkLifter.load()
-    with_lifter, without = BodyEstimator(body, lifter=lifter), BodyEstimator(body)
+    lifter, relief = LandmarkLifter.load(), LandmarkLifter.load(RELIEF_WEIGHTS)
+    with_lifter, without = BodyEstimator(body, lifter=lifter, focal_lifter=relief), BodyEstimator(body)
     np.testing.assert_allclose(with_lifter._landmarks(obs).numpy(), lifter.correct(kp, box, lm), atol=1e-6)
+    np.testing.assert_allclose(with_lifter._landmarks(obs, "focal").numpy(), relief.correct(kp, box, lm), atol=1e-6)
+    np.testing.assert_allclose(with_lifter._landmarks(obs, "detector").numpy(), lm, atol=1e-6)
     np.testing.assert_allclose(without._landmarks(obs).numpy(), lm, atol=1e-6)
+    np.testing.assert_allclose(without._landmarks(obs, "focal").numpy(), lm, atol=1e-6)
+    with pytest.raises(ValueError, match="landmarks must be"):
+        with_lifter._landmarks(obs, "lifted")
 
 
 def test_focal_structure_from_the_detector_landmarks_leaves_the_running_shapes(body):
-    """With ``lifter=true`` and ``lifter_focal=false`` the pipeline fits the chunk twice: the
-    detector's landmarks for the focal search (not remembered), then the lifted ones."""
+    """With a pose lifter the pipeline fits the chunk twice: the focal search's landmarks
+    (here the detector's; not remembered), then the lifted ones."""
     from meshstream.models.estimator import BodyEstimator, PersonFrames
 
     kp, box, lm = _random_inputs(np.random.default_rng(6), m=4)
@@ -148,7 +176,7 @@ def test_focal_structure_from_the_detector_landmarks_leaves_the_running_shapes(b
     plain = BodyEstimator(body, iterations_3d=15)
     lifting = BodyEstimator(body, iterations_3d=15, lifter=LandmarkLifter.load())
     average = lifting.track_shape(0)
-    searched = lifting.fit_structure(obs, lifted=False, remember=False)
+    searched = lifting.fit_structure(obs, landmarks="focal", remember=False)
     np.testing.assert_array_equal(lifting.track_shape(0), average)  # nothing remembered
     reference = plain.fit_structure(obs)
     np.testing.assert_allclose(searched.orient.numpy(), reference.orient.numpy(), atol=1e-6)
@@ -167,6 +195,13 @@ def test_focal_structure_from_the_detector_landmarks_leaves_the_running_shapes(b
     np.testing.assert_allclose(pair[1].orient.numpy(), searched.orient.numpy(), atol=1e-6)
     both = BodyEstimator(body, iterations_3d=15, lifter=LandmarkLifter.load(), lifter_focal=True).fit_structures(obs)
     assert both[0] is both[1]
+    # With the relief lifter the search's fit is the one to its landmarks.
+    relief = LandmarkLifter.load(RELIEF_WEIGHTS)
+    pair = BodyEstimator(body, iterations_3d=15, lifter=LandmarkLifter.load(), focal_lifter=relief).fit_structures(obs)
+    alone = BodyEstimator(body, iterations_3d=15, lifter=relief)
+    ref = alone.fit_structure(obs)
+    np.testing.assert_allclose(pair[1].pose.numpy(), ref.pose.numpy(), atol=1e-6)
+    assert np.abs(pair[1].pose.numpy() - searched.pose.numpy()).max() > 1e-3
 
 
 @pytest.mark.slow
@@ -178,11 +213,16 @@ def test_training_script_renders_and_fits_on_cpu(tmp_path):
 
     script = str(REPO / "train" / "train_lifter.py")
     data, out = tmp_path / "data", tmp_path / "lifter.npz"
+    relief = tmp_path / "relief.npz"
     for args in (["render", "--data", str(data), "--clips", "2", "--first-seed", "900010"],
-                 ["fit", "--data", str(data), "--out", str(out), "--epochs", "2", "--width", "32"]):
+                 ["fit", "--data", str(data), "--out", str(out), "--epochs", "2", "--width", "32"],
+                 ["fit", "--data", str(data), "--out", str(relief), "--epochs", "2", "--width", "32",
+                  "--inputs", "landmarks"]):
         proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
+        if args[0] == "fit":
+            assert "validation person-frames" in proc.stdout
     assert len(list(data.glob("*.npz"))) == 2
-    assert "validation person-frames" in proc.stdout
     lifter = LandmarkLifter.load(out)
-    assert lifter.width == 32
+    assert lifter.width == 32 and lifter.inputs == "landmarks+keypoints"
+    assert LandmarkLifter.load(relief).inputs == "landmarks"

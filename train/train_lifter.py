@@ -13,10 +13,12 @@ Two steps, both resumable:
    keypoints to the true hip-centred 3D keypoints, as seen along the ray through the
    person at the true focal (the frame in which the estimator uses them). Clips are
    split 90/10 by seed for validation; the weights go to ``--out`` (float16 npz).
+   ``--inputs landmarks`` trains the relief lifter of the focal search instead, which
+   sees the landmarks alone (default ``--out``: ``models/data/relief_lifter.npz``).
 
 Usage:
     python train/train_lifter.py render --data DIR --clips 400 [--first-seed 100000]
-    python train/train_lifter.py fit --data DIR [--out models/data/lifter.npz] [--epochs 25]
+    python train/train_lifter.py fit --data DIR [--inputs landmarks+keypoints|landmarks] [--out FILE] [--epochs 25]
 """
 
 from __future__ import annotations
@@ -87,12 +89,12 @@ def load(data: Path) -> dict[str, np.ndarray]:
 def fit(args: argparse.Namespace) -> None:
     import torch
 
-    from meshstream.models.lifter import (LandmarkLifter, detector_centre, lifter_features, mirror_features,
-                                          ray_frame_points)
+    from meshstream.models.lifter import (DEFAULT_WEIGHTS, RELIEF_WEIGHTS, LandmarkLifter, detector_centre,
+                                          lifter_features, mirror_features, ray_frame_points)
 
     torch.manual_seed(0)
     rec = load(Path(args.data))
-    x = torch.as_tensor(lifter_features(rec["keypoints2d"], rec["bbox_xyxy"], rec["landmarks3d"]))
+    x = torch.as_tensor(lifter_features(rec["keypoints2d"], rec["bbox_xyxy"], rec["landmarks3d"], args.inputs))
     lm = torch.as_tensor(rec["landmarks3d"][:, :17])
     lm = lm - 0.5 * (lm[:, 11] + lm[:, 12])[:, None]
     centre = detector_centre(rec["keypoints2d"], rec["bbox_xyxy"])
@@ -131,8 +133,9 @@ def fit(args: argparse.Namespace) -> None:
             with torch.no_grad():
                 print(f"epoch {epoch + 1}: val 3D error %.1f mm, depth %.1f mm"
                       % error(val_idx, model(x[val_idx]) + lm[val_idx]), flush=True)
-    model.save(args.out)
-    print(f"wrote {args.out}")
+    out = args.out or (DEFAULT_WEIGHTS if args.inputs == "landmarks+keypoints" else RELIEF_WEIGHTS)
+    model.save(out)
+    print(f"wrote {out}")
 
 
 def mirror_points(p):
@@ -153,7 +156,9 @@ def main() -> None:
     r.add_argument("--first-seed", type=int, default=100_000)
     f = sub.add_parser("fit", help="train the lifter on the saved records")
     f.add_argument("--data", required=True)
-    f.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "models" / "data" / "lifter.npz"))
+    f.add_argument("--inputs", choices=["landmarks+keypoints", "landmarks"], default="landmarks+keypoints",
+                   help="what the network sees: the pose lifter's inputs, or the landmarks alone (relief lifter)")
+    f.add_argument("--out", help="weights file (default: the package's lifter.npz or relief_lifter.npz)")
     f.add_argument("--epochs", type=int, default=25)
     f.add_argument("--width", type=int, default=128)
     f.add_argument("--blocks", type=int, default=1)
