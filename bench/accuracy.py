@@ -9,12 +9,12 @@ BLADE's metrics (``models/metrics.py``) for:
 - ``meshstream``: the focal estimated per shot (the default run);
 - ``meshstream + relief lifter``: the focal search reads the relief lifter's
   correction of the detector's relative 3D landmarks (``--set
-  estimation.relief_lifter=true``; off by default);
+  estimation.focal_landmarks=relief_lifter``; the default reads the detector's);
 - ``meshstream without lifter``: the body is fitted to the detector's landmarks as
   given (``--set estimation.lifter=false``), to measure what the pose lifter
   (``models/lifter.py``) brings; the focal search is the same in both;
 - ``meshstream + lifter (focal too)``: the lifted landmarks in the focal search as well
-  (``--set estimation.lifter_focal=true``);
+  (``--set estimation.focal_landmarks=pose_lifter``);
 - ``meshstream + shared floor`` and ``true focal + shared floor``: the default run and
   the true-focal one with ``--set estimation.shared_ground=true`` (``models/ground.py``:
   with three or more people, the floor they share rescales the ones whose fitted size
@@ -323,11 +323,11 @@ def main(argv: list[str] | None = None) -> dict:
             elif method == "meshstream + shared floor":
                 extra = ["--set", "estimation.shared_ground=true"]
             elif method == "meshstream + relief lifter":
-                extra = ["--set", "estimation.relief_lifter=true"]
+                extra = ["--set", "estimation.focal_landmarks=relief_lifter"]
             elif method == "meshstream without lifter":
                 extra = ["--set", "estimation.lifter=false"]
             elif method == "meshstream + lifter (focal too)":
-                extra = ["--set", "estimation.lifter_focal=true"]
+                extra = ["--set", "estimation.focal_landmarks=pose_lifter"]
             t0 = time.perf_counter()
             folder = "".join(c if c.isalnum() else "_" for c in method.replace("+", "plus").replace("°", "deg"))
             store = run_cli(clip, work / folder, *extra)

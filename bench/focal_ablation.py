@@ -9,7 +9,7 @@ keypoints of matched person-frames, from five input pairs:
 - detected 2D keypoints + the body fitted to the detector's relative 3D landmarks (the
   default);
 - detected 2D + the body fitted to the lifter's correction of those landmarks
-  (``models/lifter.py``, ``estimation.lifter_focal=true``);
+  (``models/lifter.py``, ``estimation.focal_landmarks=pose_lifter``);
 - detected 2D + the ground-truth relative 3D (camera axes, hip-centred);
 - detected 2D + the ground-truth relative 3D in the axes of the ray through the person
   at the true focal, then searched like the fitted body (rotated by each candidate

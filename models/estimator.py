@@ -209,11 +209,11 @@ class BodyEstimator:
             many silhouette steps (the search is most of the term's cost; 1: every step).
         lifter: Corrects the detector's relative 3D landmarks before the body is fitted
             to them (``None``: used as given).
-        focal_lifter: Corrects them for the focal search (:meth:`fit_structures`): the
-            relief lifter, which sees the landmarks alone (``None``: the detector's).
-        lifter_focal: The focal search uses ``lifter``'s landmarks instead (measured, not
-            the default: that lifter sees the 2D keypoints and carries a focal prior from
-            its training views).
+        focal_lifter: Corrects them for the focal search (:meth:`fit_structures`):
+            ``None``, the detector's as given (the default pipeline's); the relief
+            lifter, which sees the landmarks alone; or ``lifter`` itself (pass the same
+            object: then one structure fit serves both, but that lifter sees the 2D
+            keypoints and carries a focal prior from its training views).
     """
 
     def __init__(
@@ -237,11 +237,9 @@ class BodyEstimator:
         silhouette_search_every: int = 5,
         lifter: LandmarkLifter | None = None,
         focal_lifter: LandmarkLifter | None = None,
-        lifter_focal: bool = False,
     ) -> None:
         self.lifter = lifter
         self.focal_lifter = focal_lifter
-        self.lifter_focal = lifter_focal
         self.silhouette_weight = silhouette_weight
         self.silhouette_iterations = silhouette_iterations
         self.silhouette_mesh_cell_m = silhouette_mesh_cell_m
@@ -329,8 +327,8 @@ class BodyEstimator:
             obs: Observations of a chunk.
             landmarks: Which relative 3D landmarks to fit: ``"pose"``, the pose lifter's
                 correction (the detector's without one); ``"focal"``, those the focal
-                search reads (the relief lifter's; the pose lifter's with
-                ``lifter_focal``; the detector's without either); ``"detector"``, the
+                search reads (``focal_lifter``'s correction, or the detector's without
+                one); ``"detector"``, the
                 detector's as given.
             remember: Update each track's running shape with this fit. A second fit of
                 the same chunk (e.g. for the focal search only) must pass ``False``.
@@ -567,7 +565,7 @@ class BodyEstimator:
         if landmarks == "pose":
             return self.lifter
         if landmarks == "focal":
-            return self.lifter if self.lifter_focal else self.focal_lifter
+            return self.focal_lifter
         if landmarks == "detector":
             return None
         raise ValueError(f"landmarks must be 'pose', 'focal' or 'detector', not {landmarks!r}")

@@ -17,6 +17,10 @@ import yaml
 
 from .errors import ConfigError
 
+# What the focal search reads (EstimationConfig.focal_landmarks): BlazePose's 3D
+# landmarks as given, the relief lifter's correction of them, or the pose lifter's.
+FOCAL_LANDMARKS = ("detector", "relief_lifter", "pose_lifter")
+
 
 @dataclass
 class DecodeConfig:
@@ -77,8 +81,7 @@ class EstimationConfig:
     silhouette_size: int = 16  # mask grid cells per side
     silhouette_search_every: int = 5  # silhouette steps between searches of each cell's nearest faces
     lifter: bool = True  # fit the pose to the bundled lifter's correction of the detector's 3D landmarks
-    relief_lifter: bool = False  # the focal search reads the relief lifter's correction (landmarks alone) of the 3D landmarks
-    lifter_focal: bool = False  # with lifter: the focal search uses the pose lifter's landmarks instead
+    focal_landmarks: str = "detector"  # the 3D landmarks the focal search reads: detector | relief_lifter | pose_lifter
     shared_ground: bool = False  # 3+ people on one floor: rescale those whose size disagrees (models/ground.py)
     ground_min_tracks: int = 3  # tracks that must show their feet before any is rescaled
 
@@ -133,6 +136,8 @@ class Config:
             (self.tracking.min_hits >= 1, "tracking.min_hits must be >= 1"),
             (self.filter.pose_sigma_s >= 0, "filter.pose_sigma_s must be >= 0"),
             (self.estimation.body_model in ("anny", "smplx"), "estimation.body_model must be anny or smplx"),
+            (self.estimation.focal_landmarks in FOCAL_LANDMARKS,
+             f"estimation.focal_landmarks must be one of {', '.join(FOCAL_LANDMARKS)}"),
             (self.estimation.chunk_frames >= 2, "estimation.chunk_frames must be >= 2"),
             (self.estimation.silhouette_weight >= 0, "estimation.silhouette_weight must be >= 0"),
             (self.estimation.silhouette_size >= 4, "estimation.silhouette_size must be >= 4"),
@@ -156,6 +161,13 @@ class Config:
                               "(SMPL-X files are licensed: https://smpl-x.is.tue.mpg.de)")
         if self.estimation.gender not in ("neutral", "male", "female"):
             raise ConfigError("invalid config: estimation.gender must be neutral, male or female")
+
+
+# Keys that were replaced, with what to write instead.
+_RENAMED = {
+    "estimation.relief_lifter": "estimation.focal_landmarks: relief_lifter (true) or detector (false)",
+    "estimation.lifter_focal": "estimation.focal_landmarks: pose_lifter (true) or detector (false)",
+}
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:
@@ -195,6 +207,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
+        if full in _RENAMED:
+            raise ConfigError(f"config key '{full}' was replaced; write {_RENAMED[full]}")
         if key not in names:
             raise ConfigError(f"unknown config key '{full}'; valid keys here: {', '.join(sorted(names))}")
         tp = hints[key]

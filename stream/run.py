@@ -25,8 +25,9 @@ from meshstream.models.camera import Intrinsics, focal_from_fov
 from meshstream.models.detections import Detections
 from meshstream.models.estimator import BodyEstimator, BodyFit, PersonFrames, mask_grid
 from meshstream.models.keypoints import blazepose33_to_coco23
+from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
 
-from .config import Config, config_to_dict
+from .config import Config, EstimationConfig, config_to_dict
 from .errors import InputError, OutputError
 from .frames import Frame
 from .intrinsics import FrameUndistorter, load_intrinsics
@@ -108,6 +109,19 @@ def check_output_dir(path: Path) -> None:
         raise OutputError(f"output folder {path} is not writable ({exc.strerror}); choose another with -o") from exc
 
 
+def load_lifters(ec: EstimationConfig) -> tuple[LandmarkLifter | None, LandmarkLifter | None]:
+    """The estimator's landmark lifters from the config: (the pose's, the focal
+    search's). ``None`` stands for BlazePose's landmarks as given. With
+    ``focal_landmarks=pose_lifter`` both are the same object, so one structure fit
+    serves both (``BodyEstimator.fit_structures``)."""
+    pose = LandmarkLifter.load() if ec.lifter else None
+    if ec.focal_landmarks == "relief_lifter":
+        return pose, LandmarkLifter.load(RELIEF_WEIGHTS)
+    if ec.focal_landmarks == "pose_lifter":
+        return pose, pose or LandmarkLifter.load()
+    return pose, None
+
+
 class _Pipeline:
     """Holds the stages and sinks of one run."""
 
@@ -115,7 +129,6 @@ class _Pipeline:
                  intrinsics: Intrinsics | None = None) -> None:
         from meshstream.models.body import AnnyBody
         from meshstream.models.ground import SharedGround
-        from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
         from meshstream.models.perception import PersonPerceiver
         from meshstream.models.smplx_body import SmplxBody
         from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
@@ -138,14 +151,13 @@ class _Pipeline:
         self.zoom = ZoomTracker() if tc.detect_zoom else None
         ec = c.estimation
         self.body = (SmplxBody(ec.model_path, gender=ec.gender) if ec.body_model == "smplx" else AnnyBody())
+        pose_lifter, focal_lifter = load_lifters(ec)
         self.estimator = BodyEstimator(self.body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
                                        min_keypoint_conf=ec.min_keypoint_conf,
                                        fov_range_deg=tuple(ec.fov_range_deg), silhouette_weight=ec.silhouette_weight,
                                        silhouette_iterations=ec.silhouette_iterations,
                                        silhouette_search_every=ec.silhouette_search_every,
-                                       lifter=LandmarkLifter.load() if ec.lifter else None,
-                                       focal_lifter=LandmarkLifter.load(RELIEF_WEIGHTS) if ec.relief_lifter else None,
-                                       lifter_focal=ec.lifter_focal)
+                                       lifter=pose_lifter, focal_lifter=focal_lifter)
         self.ground = SharedGround(min_tracks=ec.ground_min_tracks) if ec.shared_ground else None
         self.ground_estimates: list = []  # the last GroundEstimate of each shot (None: too few tracks)
         self.row_scales: dict[int, list[tuple[int, float]]] = {}  # track -> (rows, scale they were fitted at)

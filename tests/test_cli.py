@@ -85,17 +85,26 @@ def test_estimated_focal_and_depth_beat_a_fixed_focal_guess(rendered, tmp_path):
     assert np.allclose(times, store["frames/pts_seconds"][:], atol=2e-3)
 
 
-def test_relief_lifter_switch_moves_the_focal_search(rendered, tmp_path):
-    """``estimation.relief_lifter=true`` (off by default) makes the focal search read the
-    relief lifter's landmarks: another focal, recorded in the store's config."""
+def test_focal_landmarks_switch_moves_the_focal_search(rendered, tmp_path):
+    """``estimation.focal_landmarks=relief_lifter`` (the default is ``detector``) makes the
+    focal search read the relief lifter's landmarks: another focal, recorded in the
+    store's config. The replaced boolean key is refused with a line naming the new one,
+    before anything is written."""
     clip, gt = rendered
     focals = {}
-    for name, extra in (("plain", []), ("relief", ["--set", "estimation.relief_lifter=true"])):
+    for name, extra in (("plain", []), ("relief", ["--set", "estimation.focal_landmarks=relief_lifter"])):
         res = run_cli(str(clip), "-o", str(tmp_path / name), "-q", "--no-overlay", *extra)
         assert res.returncode == 0, res.stderr
         store = zarr.open_group(str(tmp_path / name / "two.zarr"), mode="r")
-        assert store.attrs["config"]["estimation"]["relief_lifter"] is (name == "relief")
+        expected = "relief_lifter" if name == "relief" else "detector"
+        assert store.attrs["config"]["estimation"]["focal_landmarks"] == expected
         focals[name] = float(store["camera/focal_px"][0])
+    for bad, hint in (("estimation.relief_lifter=true", "focal_landmarks: relief_lifter"),
+                      ("estimation.focal_landmarks=lifted", "must be one of detector, relief_lifter, pose_lifter")):
+        res = run_cli(str(clip), "-o", str(tmp_path / "bad"), "-q", "--set", bad)
+        assert res.returncode == 2 and hint in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()
     # Measured: 403 and 291 px against the true 381 px (+6 % and -24 %: on this clip the
     # relief lifter's focal is worse, README: Accuracy).
     assert abs(focals["relief"] / focals["plain"] - 1) > 0.02

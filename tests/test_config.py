@@ -28,6 +28,9 @@ def test_preset_and_overrides():
         ("estimation.fov_deg=200", "fov_deg must be in"),
         ("output.overlay=3", "output.overlay must be bool"),
         ("noequals", "write section.key=value"),
+        ("estimation.focal_landmarks=lifted", "focal_landmarks must be one of detector, relief_lifter, pose_lifter"),
+        ("estimation.relief_lifter=true", "'estimation.relief_lifter' was replaced; write estimation.focal_landmarks"),
+        ("estimation.lifter_focal=true", "'estimation.lifter_focal' was replaced; write estimation.focal_landmarks"),
     ],
 )
 def test_invalid_overrides_name_the_key(override, message):
@@ -42,3 +45,24 @@ def test_bad_yaml_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("lifter", [True, False])
+@pytest.mark.parametrize("source", ["detector", "relief_lifter", "pose_lifter"])
+def test_focal_landmarks_choose_the_estimator_lifters(lifter, source):
+    """The pose's lifter follows ``estimation.lifter``; the search's follows
+    ``focal_landmarks``: none, the relief weights, or the pose lifter itself (the same
+    object, so one structure fit serves both), loaded for the search alone if needed."""
+    from meshstream.models.lifter import LandmarkLifter
+    from meshstream.stream.run import load_lifters
+
+    c = load_config(None, [f"estimation.lifter={str(lifter).lower()}", f"estimation.focal_landmarks={source}"])
+    pose, focal = load_lifters(c.estimation)
+    assert (pose is not None) is lifter
+    if source == "detector":
+        assert focal is None
+    elif source == "relief_lifter":
+        assert focal.inputs == "landmarks" and focal is not pose
+    else:
+        assert focal.inputs == LandmarkLifter.load().inputs == "landmarks+keypoints"
+        assert (focal is pose) is lifter

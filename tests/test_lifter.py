@@ -193,7 +193,8 @@ def test_focal_structure_from_the_detector_landmarks_leaves_the_running_shapes(b
     np.testing.assert_allclose(pair[0].orient.numpy(), warm.orient.numpy(), atol=1e-6)
     np.testing.assert_allclose(pair[0].pose.numpy(), warm.pose.numpy(), atol=1e-6)
     np.testing.assert_allclose(pair[1].orient.numpy(), searched.orient.numpy(), atol=1e-6)
-    both = BodyEstimator(body, iterations_3d=15, lifter=LandmarkLifter.load(), lifter_focal=True).fit_structures(obs)
+    shared = LandmarkLifter.load()  # focal_landmarks=pose_lifter: the same object in both places
+    both = BodyEstimator(body, iterations_3d=15, lifter=shared, focal_lifter=shared).fit_structures(obs)
     assert both[0] is both[1]
     # With the relief lifter the search's fit is the one to its landmarks.
     relief = LandmarkLifter.load(RELIEF_WEIGHTS)
