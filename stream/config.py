@@ -69,6 +69,7 @@ class EstimationConfig:
     model_path: str | None = None  # smplx: folder with SMPLX_<GENDER>.npz|pkl, or the file
     gender: str = "neutral"  # smplx: neutral | male | female
     chunk_frames: int = 48
+    focal_min_person_frames: int = 24  # a chunk with fewer grows (up to 2x chunk_frames) before it sets the shot's focal
     iterations_3d: int = 60
     iterations_2d: int = 40
     min_keypoint_conf: float = 0.5
@@ -139,6 +140,7 @@ class Config:
             (self.estimation.focal_landmarks in FOCAL_LANDMARKS,
              f"estimation.focal_landmarks must be one of {', '.join(FOCAL_LANDMARKS)}"),
             (self.estimation.chunk_frames >= 2, "estimation.chunk_frames must be >= 2"),
+            (self.estimation.focal_min_person_frames >= 0, "estimation.focal_min_person_frames must be >= 0"),
             (self.estimation.silhouette_weight >= 0, "estimation.silhouette_weight must be >= 0"),
             (self.estimation.silhouette_size >= 4, "estimation.silhouette_size must be >= 4"),
             (self.estimation.silhouette_search_every >= 1, "estimation.silhouette_search_every must be >= 1"),

@@ -177,6 +177,7 @@ class _Pipeline:
         self.focal_source = "estimated" if self.user_focal is None else "user"
         self.focal: float | None = self.user_focal
         self.shot_focals: list[float | None] = []
+        self.shot_focal_evidence: list[int] = []  # person-frames each shot's focal was estimated from (0: given)
         self.zarr_path = out_dir / f"{stem}.zarr"
         self.writer = ZarrWriter(
             self.zarr_path,
@@ -221,6 +222,7 @@ class _Pipeline:
         """Resets the per-shot state: tracks end, the focal is estimated again."""
         self.shot += 1
         self.shot_focals.append(self.user_focal)
+        self.shot_focal_evidence.append(0)
         self.ground_estimates.append(None)
         self.focal = self.user_focal
         if self.shot > 0:
@@ -234,6 +236,17 @@ class _Pipeline:
             self.pose_smoother.reset()
         if self.zoom is not None:
             self.zoom.reset()
+
+    def holds_for_focal(self, chunk: _Chunk) -> bool:
+        """True while the shot's focal is still to be estimated and ``chunk`` has people,
+        but fewer person-frames than ``estimation.focal_min_person_frames``: the chunk
+        then grows (up to twice ``chunk_frames``) before it is estimated, so that a
+        person entering near a chunk's end does not set the focal alone."""
+        ec = self.config.estimation
+        if self.focal is not None or len(chunk.frames) >= 2 * ec.chunk_frames:
+            return False
+        seen = sum(len(d) for d in chunk.detections)
+        return 0 < seen < ec.focal_min_person_frames
 
     def perceive(self, frame: Frame) -> tuple[Detections, float]:
         """Persons of a frame (tracked) and the frame's zoom since the shot began."""
@@ -259,6 +272,7 @@ class _Pipeline:
             focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
         if self.focal is None:
             self.focal = self.shot_focals[-1] = estimate.focal_px
+            self.shot_focal_evidence[-1] = len(obs)
             log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal,
                      np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal)), len(obs))
         fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom, principal_point=self.pp)
@@ -389,7 +403,7 @@ class _Pipeline:
                                            "size_scale": {str(t): round(s, 3) for t, s in g.scales.items()}}
                    for g in self.ground_estimates]
         self.writer.set_attrs(notes=notes, shot_focal_px=self.shot_focals, n_shots=len(self.shot_focals),
-                              shared_ground=grounds)
+                              shot_focal_person_frames=self.shot_focal_evidence, shared_ground=grounds)
         self.writer.close(complete=complete)
         if self.overlay is not None:
             self.overlay.close()
@@ -537,7 +551,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
             n_frames += 1
             bar.update(1)
             bar.set_postfix(persons=pipeline.person_frames + sum(len(d) for d in chunk.detections), refresh=False)
-            if len(chunk.frames) >= config.estimation.chunk_frames:
+            if len(chunk.frames) >= config.estimation.chunk_frames and not pipeline.holds_for_focal(chunk):
                 _put_checked(write_q, pipeline.estimate(chunk), writer_errors)
                 chunk = _Chunk([], [], pipeline.shot)
         if decode_errors:

@@ -156,7 +156,8 @@ def test_run_failure_keeps_finished_chunks(tmp_path, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(BodyEstimator, "__call__", failing)
-    config = load_config(None, ["estimation.chunk_frames=4", "decode.max_frames=16", "output.overlay=false"])
+    config = load_config(None, ["estimation.chunk_frames=4", "estimation.focal_min_person_frames=0",
+                                "decode.max_frames=16", "output.overlay=false"])
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(str(DATA / "sample.mp4"), config, out_dir=str(tmp_path), progress=False)
     store = zarr.open_group(str(tmp_path / "sample.zarr"), mode="r")
@@ -295,13 +296,32 @@ def test_cut_gives_two_shots_each_with_its_own_focal(tmp_path, body):
         assert len(np.unique(shot[rows])) == 1
 
 
+def test_the_focal_waits_for_enough_person_frames(tmp_path):
+    """A first chunk with people but fewer person-frames than
+    ``estimation.focal_min_person_frames`` grows (up to twice ``chunk_frames``) before
+    it sets the shot's focal; the store says how many person-frames that was (0 for a
+    focal given by the user)."""
+    from meshstream.stream.config import load_config
+    from meshstream.stream.run import run
+
+    evidence = {}
+    for name, extra in (("now", ["estimation.focal_min_person_frames=0"]), ("wait", ["estimation.focal_min_person_frames=10"]),
+                        ("given", ["estimation.focal_px=450"])):
+        config = load_config(None, ["estimation.chunk_frames=4", "decode.max_frames=20", "output.overlay=false", *extra])
+        run(str(DATA / "sample.mp4"), config, out_dir=str(tmp_path / name), progress=False)
+        store = zarr.open_group(str(tmp_path / name / "sample.zarr"), mode="r")
+        evidence[name] = store.attrs["shot_focal_person_frames"]
+        assert store["frames/pts_seconds"].shape[0] == 20  # every frame is still written
+    assert 0 < evidence["now"][0] < 10 <= evidence["wait"][0] and evidence["given"] == [0]
+
+
 def test_a_track_is_stored_with_one_shape_across_chunks(tmp_path, body):
     """Two chunks fit two running shapes; at the end every stored frame is placed with
     the track's final shape (the one the exports use), so bone lengths are constant."""
     from meshstream.models.estimator import BodyEstimator
 
     res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path), "-q", "--no-overlay", "--max-frames", "30",
-                  "--set", "estimation.chunk_frames=15")
+                  "--set", "estimation.chunk_frames=15", "--set", "estimation.focal_min_person_frames=0")
     assert res.returncode == 0, res.stderr
     store = zarr.open_group(str(tmp_path / "sample.zarr"), mode="r")
     assert list(store.attrs["joint_names"]) == list(body.bone_names)
