@@ -171,6 +171,13 @@ class FocalEstimate:
     grid: np.ndarray
     cost: np.ndarray
 
+    @property
+    def at_range_edge(self) -> bool:
+        """True when the pooled cost is lowest at the first or last candidate: the
+        person-frames did not bracket a minimum inside the searched field-of-view range."""
+        i = int(np.nanargmin(self.cost))
+        return i == 0 or i == len(self.grid) - 1
+
 
 @dataclass(frozen=True)
 class TrackState:

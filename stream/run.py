@@ -178,6 +178,7 @@ class _Pipeline:
         self.focal: float | None = self.user_focal
         self.shot_focals: list[float | None] = []
         self.shot_focal_evidence: list[int] = []  # person-frames each shot's focal was estimated from (0: given)
+        self.notes: list[str] = []  # for the user, at the end of the run (with run()'s own)
         self.zarr_path = out_dir / f"{stem}.zarr"
         self.writer = ZarrWriter(
             self.zarr_path,
@@ -273,8 +274,14 @@ class _Pipeline:
         if self.focal is None:
             self.focal = self.shot_focals[-1] = estimate.focal_px
             self.shot_focal_evidence[-1] = len(obs)
+            fov = np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal))
             log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal,
-                     np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal)), len(obs))
+                     fov, len(obs))
+            if estimate.at_range_edge:
+                low, high = self.config.estimation.fov_range_deg
+                self.notes.append(f"shot {self.shot}: the focal search ended at the edge of its range ({self.focal:.0f} px, "
+                                  f"{fov:.0f} deg of estimation.fov_range_deg [{low:g}, {high:g}]), so the footage did not "
+                                  "fix the focal; give --fov-deg or --focal-px if you know it")
         fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom, principal_point=self.pp)
         if self.ground is not None:
             fit = self._shared_ground(obs, fit, start, obs_zoom)
@@ -579,6 +586,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
                 notes.append(f"input truncated or corrupt: {truncated}")
             if complete and pipeline.person_frames == 0:
                 notes.append(f"no person found in {n_frames} frames; the store holds frames but no tracks")
+            notes[:0] = pipeline.notes
             pipeline.finish(complete=complete and not writer_errors, notes=notes)
         decoder.join(timeout=5)
         source.close()

@@ -67,6 +67,15 @@ def test_focal_search_with_exact_structure_finds_true_focal():
     cost = reprojection_nll(pts, t, uv, w, f, PP, torch.full((30,), 2.0, dtype=torch.float64), 0.0).sum(0).numpy()
     f_hat = refine_minimum(grid, cost)
     assert abs(f_hat - f_true) / f_true < 0.05
+    # The minimum is inside the range; a range that excludes the true focal ends at its edge.
+    from meshstream.models.estimator import FocalEstimate
+
+    assert not FocalEstimate(f_hat, {}, grid, cost).at_range_edge
+    narrow = focal_grid(640, 480, 100.0, 120.0)  # wider than the true 74 degrees
+    t = solve_translation(pts, uv, w, torch.as_tensor(narrow), PP)
+    cost = reprojection_nll(pts, t, uv, w, torch.as_tensor(narrow), PP, torch.full((30,), 2.0, dtype=torch.float64),
+                            0.0).sum(0).numpy()
+    assert FocalEstimate(refine_minimum(narrow, cost), {}, narrow, cost).at_range_edge
 
 
 def test_ray_rotation_maps_optical_axis_to_ray():

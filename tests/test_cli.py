@@ -315,6 +315,22 @@ def test_the_focal_waits_for_enough_person_frames(tmp_path):
     assert 0 < evidence["now"][0] < 10 <= evidence["wait"][0] and evidence["given"] == [0]
 
 
+def test_a_focal_at_the_search_range_edge_is_reported(tmp_path):
+    """A focal search that ends at the edge of ``estimation.fov_range_deg`` (here a
+    range that excludes the sample's 70 degrees) finishes the run but says so, on the
+    terminal and in the store's notes."""
+    res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path), "-q", "--no-overlay", "--max-frames", "24",
+                  "--set", "estimation.fov_range_deg=[100, 120]")
+    assert res.returncode == 0, res.stderr
+    assert "meshstream: note: shot 0: the focal search ended at the edge of its range" in res.stderr
+    assert "give --fov-deg or --focal-px" in res.stderr
+    store = zarr.open_group(str(tmp_path / "sample.zarr"), mode="r")
+    assert any("edge of its range" in n for n in store.attrs["notes"])
+    assert abs(float(store["camera/focal_px"][0]) - 320 / math.tan(math.radians(50))) < 1.0  # the 100 degree end
+    plain = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path / "plain"), "-q", "--no-overlay", "--max-frames", "24")
+    assert plain.returncode == 0 and "edge of its range" not in plain.stderr
+
+
 def test_a_track_is_stored_with_one_shape_across_chunks(tmp_path, body):
     """Two chunks fit two running shapes; at the end every stored frame is placed with
     the track's final shape (the one the exports use), so bone lengths are constant."""
