@@ -10,6 +10,7 @@ queue sizes and one chunk, whatever the clip length.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -21,7 +22,7 @@ import numpy as np
 
 from meshstream.export.overlay import OverlayWriter, draw_inset, draw_keypoints, render_overlay, track_colour
 from meshstream.export.zarr_store import ZarrWriter
-from meshstream.models.camera import Intrinsics, focal_from_fov
+from meshstream.models.camera import Intrinsics, focal_from_fov, fov_from_focal
 from meshstream.models.detections import Detections
 from meshstream.models.estimator import BodyEstimator, BodyFit, PersonFrames, mask_grid
 from meshstream.models.keypoints import blazepose33_to_coco23
@@ -47,6 +48,9 @@ class RunSummary:
         tracks: Distinct track ids.
         seconds: Wall time of the run, seconds.
         focal_px: The first shot's focal, pixels (NaN if no person was found in it).
+        focal_fov_deg: The same as a horizontal field of view, degrees.
+        focal_person_frames: Person-frames the first shot's focal was estimated from
+            (0: given by the user).
         shots: Shots found (cuts + 1).
         focal_source: ``"user"`` or ``"estimated"``.
         zarr_path: The store.
@@ -62,6 +66,8 @@ class RunSummary:
     seconds: float
     focal_px: float
     shots: int
+    focal_fov_deg: float
+    focal_person_frames: int
     focal_source: str
     zarr_path: Path
     overlay_path: Path | None
@@ -592,10 +598,12 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         source.close()
     if writer_errors:
         raise writer_errors[0]
+    focal = float(pipeline.shot_focals[0]) if pipeline.shot_focals and pipeline.shot_focals[0] else float("nan")
     return RunSummary(
         frames=n_frames, person_frames=pipeline.person_frames, tracks=len(pipeline.track_ids),
         seconds=time.perf_counter() - t0,
-        focal_px=float(pipeline.shot_focals[0]) if pipeline.shot_focals and pipeline.shot_focals[0] else float("nan"),
+        focal_px=focal, focal_fov_deg=fov_from_focal(focal, info.width) if math.isfinite(focal) else float("nan"),
+        focal_person_frames=pipeline.shot_focal_evidence[0] if pipeline.shot_focal_evidence else 0,
         shots=len(pipeline.shot_focals),
         focal_source=pipeline.focal_source, zarr_path=pipeline.zarr_path, overlay_path=pipeline.overlay_path,
         notes=notes, input_truncated=bool(getattr(source, "stopped_early", None)), startup_seconds=startup,

@@ -57,7 +57,7 @@ def test_estimated_focal_and_depth_beat_a_fixed_focal_guess(rendered, tmp_path):
     clip, gt = rendered
     ours = run_cli(str(clip), "-o", str(tmp_path / "ours"), "-q")
     assert ours.returncode == 0, ours.stderr
-    assert "2 tracks" in ours.stdout and "(estimated)" in ours.stdout
+    assert "2 tracks" in ours.stdout and "° horizontal FOV (estimated from " in ours.stdout
     store = zarr.open_group(str(tmp_path / "ours" / "two.zarr"), mode="r")
     assert store.attrs["complete"] is True
     _check_schema(store, 36, len(store.attrs["joint_names"]))
@@ -308,10 +308,12 @@ def test_the_focal_waits_for_enough_person_frames(tmp_path):
     for name, extra in (("now", ["estimation.focal_min_person_frames=0"]), ("wait", ["estimation.focal_min_person_frames=10"]),
                         ("given", ["estimation.focal_px=450"])):
         config = load_config(None, ["estimation.chunk_frames=4", "decode.max_frames=20", "output.overlay=false", *extra])
-        run(str(DATA / "sample.mp4"), config, out_dir=str(tmp_path / name), progress=False)
+        summary = run(str(DATA / "sample.mp4"), config, out_dir=str(tmp_path / name), progress=False)
         store = zarr.open_group(str(tmp_path / name / "sample.zarr"), mode="r")
         evidence[name] = store.attrs["shot_focal_person_frames"]
         assert store["frames/pts_seconds"].shape[0] == 20  # every frame is still written
+        assert summary.focal_person_frames == evidence[name][0]  # what the CLI prints
+        assert summary.focal_fov_deg == pytest.approx(math.degrees(2 * math.atan(320 / summary.focal_px)))
     assert 0 < evidence["now"][0] < 10 <= evidence["wait"][0] and evidence["given"] == [0]
 
 
