@@ -4,7 +4,8 @@ In-process executor: a decoder thread fills a bounded frame queue; the calling t
 owns the stateful stages (perception, tracker, estimator, filters) and hands finished
 chunks to a writer thread (Zarr store and overlay video) through a second bounded
 queue, so decoding, estimation and encoding overlap and memory stays bounded by the
-queue sizes and one chunk, whatever the clip length.
+queue sizes and one chunk (up to twice ``chunk_frames`` while a shot's first chunk with
+people waits for enough person-frames to set the focal), whatever the clip length.
 """
 
 from __future__ import annotations
