@@ -64,10 +64,29 @@ def build_export_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_calibrate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="meshstream calibrate",
+        description="Camera intrinsics (focal length, principal point, lens distortion) from a video or image "
+                    "folder of a printed chessboard, written as the file --intrinsics reads.")
+    p.add_argument("input", help="video file or folder of images showing the whole board in many poses")
+    p.add_argument("--board", default="9x6", metavar="COLSxROWS",
+                   help="inner corners per row and column (a board of 10 by 7 squares has 9x6; default 9x6)")
+    p.add_argument("-o", "--out", default=None, metavar="FILE",
+                   help="YAML file to write (default: INPUT_NAME_intrinsics.yaml in the current folder)")
+    p.add_argument("--every", type=int, default=None,
+                   help="search every n-th frame (default: so that at most 200 frames of a video are searched)")
+    p.add_argument("--max-views", type=int, default=40, help="views the fit uses at most, spread over the video")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["export"]:
         return _guarded(_export, build_export_parser().parse_args(argv[1:]))
+    if argv[:1] == ["calibrate"]:
+        return _guarded(_calibrate, build_calibrate_parser().parse_args(argv[1:]))
     return _guarded(_run, build_parser().parse_args(argv))
 
 
@@ -156,6 +175,48 @@ def _export(args: argparse.Namespace) -> int:
     from meshstream.export.files import parse_formats
 
     return _write_exports(args.store, parse_formats(args.to), args.out, args.model_path)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from meshstream.stream.calibrate import board_views, calibrate, parse_board, write_intrinsics
+    from meshstream.stream.errors import InputError
+    from meshstream.stream.sources import open_source
+
+    board = parse_board(args.board)
+    if args.every is not None and args.every < 1:
+        raise InputError(f"--every {args.every}: give a positive step")
+    if args.max_views < 4:
+        raise InputError(f"--max-views {args.max_views}: the fit needs at least 4 views")
+    out = Path(args.out if args.out else f"{Path(args.input.rstrip('/')).stem}_intrinsics.yaml")
+    if not out.parent.is_dir():
+        raise InputError(f"-o {out}: folder {out.parent} does not exist; create it or choose another file")
+    with open_source(args.input, random_access="never") as source:
+        info = source.info
+        every = args.every or max(1, math.ceil((info.n_frames or 0) / 200))
+        frames = (f for i, f in enumerate(source) if i % every == 0)
+        views, scanned = board_views(frames, board)
+    cal = calibrate(views, (info.width, info.height), board, frames_scanned=scanned, max_views=args.max_views)
+    path = write_intrinsics(cal, out, source=args.input)
+    intr, std = cal.intrinsics, cal.std_px
+    fov = math.degrees(2 * math.atan(0.5 * info.width / intr.fx))
+    worst = int(cal.per_view_rms_px.argmax())
+    dist = " ".join(f"{k} {v:.4f}" for k, v in zip(("k1", "k2", "p1", "p2", "k3"), intr.distortion))
+    print("\n".join([
+        f"views       {len(cal.frame_index)} used, board {board[0]}x{board[1]} found in {scanned} searched frames "
+        f"(tilted up to {cal.tilt_deg.max():.0f}°)",
+        f"focal       fx {intr.fx:.1f} ± {std[0]:.1f} px, fy {intr.fy:.1f} ± {std[1]:.1f} px "
+        f"({fov:.1f}° horizontal FOV)",
+        f"centre      cx {intr.cx:.1f} ± {std[2]:.1f}, cy {intr.cy:.1f} ± {std[3]:.1f} px",
+        f"distortion  {dist}",
+        f"error       {cal.rms_px:.2f} px RMS (worst view {cal.per_view_rms_px[worst]:.2f} px, frame "
+        f"{cal.frame_index[worst]})",
+        f"intrinsics  {path}   (use: meshstream VIDEO --intrinsics {path})",
+    ]))
+    for warning in cal.warnings():
+        print(f"meshstream: warning: {warning}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
