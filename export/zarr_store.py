@@ -10,7 +10,7 @@ Layout::
       frames/shot                (T,)      int32   shot number (a cut starts a new shot)
       camera/focal_px            (T,)      float32 filtered: one value per shot (times zoom)
       camera/zoom                (T,)      float32 focal relative to the shot's start (1: no zoom)
-      camera/focal_px_raw        (T,)      float32 per-frame estimate (NaN: no person)
+      camera/focal_px_raw        (T,)      float32 the search's per-frame estimate (NaN: no person, or the focal was given)
       camera/principal_point     (2,)      float32
       tracks/<id>/frame_index    (N,)      int32   row in frames/ where the track was seen
       tracks/<id>/bbox_xyxy      (N,4)     float32 pixels

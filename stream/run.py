@@ -25,7 +25,7 @@ from meshstream.export.overlay import OverlayWriter, draw_inset, draw_keypoints,
 from meshstream.export.zarr_store import ZarrWriter
 from meshstream.models.camera import Intrinsics, focal_from_fov, fov_from_focal
 from meshstream.models.detections import Detections
-from meshstream.models.estimator import BodyEstimator, BodyFit, PersonFrames, mask_grid
+from meshstream.models.estimator import BodyEstimator, BodyFit, FocalEstimate, PersonFrames, mask_grid
 from meshstream.models.keypoints import blazepose33_to_coco23
 from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
 
@@ -274,21 +274,16 @@ class _Pipeline:
         zoom_of = dict(zip((f.index for f in chunk.frames), zoom))
         obs_zoom = np.array([zoom_of[int(i)] for i in obs.frame_index], np.float32)
         start = self.estimator.state()
-        structure, searched = self.estimator.fit_structures(obs)
-        estimate = self.estimator.estimate_focal(obs, searched, self.size, zoom=obs_zoom, principal_point=self.pp)
-        for i, f in enumerate(chunk.frames):
-            focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
-        if self.focal is None:
-            self.focal = self.shot_focals[-1] = estimate.focal_px
-            self.shot_focal_evidence[-1] = len(obs)
-            fov = np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal))
-            log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal,
-                     fov, len(obs))
-            if estimate.at_range_edge:
-                low, high = self.config.estimation.fov_range_deg
-                self.notes.append(f"shot {self.shot}: the focal search ended at the edge of its range ({self.focal:.0f} px, "
-                                  f"{fov:.0f} deg of estimation.fov_range_deg [{low:g}, {high:g}]), so the footage did not "
-                                  "fix the focal; give --fov-deg or --focal-px if you know it")
+        if self.user_focal is not None:
+            # A given focal: no search, so no second structure fit (focal_px_raw stays NaN).
+            structure = self.estimator.fit_structure(obs)
+        else:
+            structure, searched = self.estimator.fit_structures(obs)
+            estimate = self.estimator.estimate_focal(obs, searched, self.size, zoom=obs_zoom, principal_point=self.pp)
+            for i, f in enumerate(chunk.frames):
+                focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
+            if self.focal is None:
+                self._set_shot_focal(estimate, len(obs))
         fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom, principal_point=self.pp)
         if self.ground is not None:
             fit = self._shared_ground(obs, fit, start, obs_zoom)
@@ -301,6 +296,20 @@ class _Pipeline:
         self.person_frames += len(fit)
         self.track_ids.update(int(t) for t in np.unique(fit.track_id))
         return _WriteJob(chunk, fit, focal_raw, self.focal, zoom, obs.bbox_xyxy, blaze, transl_raw)
+
+    def _set_shot_focal(self, estimate: FocalEstimate, person_frames: int) -> None:
+        """Fixes the shot's focal from its first estimate, with a note when the search
+        ended at the edge of its range."""
+        self.focal = self.shot_focals[-1] = estimate.focal_px
+        self.shot_focal_evidence[-1] = person_frames
+        fov = np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal))
+        log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal, fov,
+                 person_frames)
+        if estimate.at_range_edge:
+            low, high = self.config.estimation.fov_range_deg
+            self.notes.append(f"shot {self.shot}: the focal search ended at the edge of its range ({self.focal:.0f} px, "
+                              f"{fov:.0f} deg of estimation.fov_range_deg [{low:g}, {high:g}]), so the footage did not "
+                              "fix the focal; give --fov-deg or --focal-px if you know it")
 
     def _shared_ground(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
         """Feeds the chunk's fits to the shared floor. Where it rescales a track of this
@@ -327,7 +336,7 @@ class _Pipeline:
         if not np.isin(list(changed), fit.track_id).any():
             return fit
         self.estimator.restore(start)
-        structure, _ = self.estimator.fit_structures(obs)
+        structure = self.estimator.fit_structure(obs)  # the focal is fixed: no search to fit for
         return self.estimator(obs, self.focal, self.size, structure=structure, zoom=zoom, principal_point=self.pp)
 
     def _filter(self, fit: BodyFit, times: dict[int, float]) -> BodyFit:

@@ -63,6 +63,7 @@ def test_estimated_focal_and_depth_beat_a_fixed_focal_guess(rendered, tmp_path):
     _check_schema(store, 36, len(store.attrs["joint_names"]))
     focal = float(store["camera/focal_px"][0])
     assert np.allclose(store["camera/focal_px"][:], focal)  # one focal per shot
+    assert np.isfinite(store["camera/focal_px_raw"][:]).sum() >= 30  # the search's per-frame estimates
     f_err = abs(focal - gt.focal_px) / gt.focal_px
     tz_ours = tz_errors(store, gt)
 
@@ -118,6 +119,7 @@ def test_known_focal_gives_metric_depth(rendered, tmp_path):
     store = zarr.open_group(str(tmp_path / "two.zarr"), mode="r")
     assert np.isclose(store["camera/focal_px"][0], gt.focal_px, rtol=1e-4)
     assert store.attrs["focal_source"] == "user"
+    assert np.isnan(store["camera/focal_px_raw"][:]).all()  # a given focal: no search
     tz = tz_errors(store, gt)
     # Metres. Measured 0.03 and 0.18 (0.06 and 0.05 without the lifter, which shrinks the
     # second person's body by 4 %; over the suite at the true focal it lowers the mean
