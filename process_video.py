@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     focal.add_argument("--intrinsics", default=None, metavar="FILE",
                        help="calibrated camera: YAML/JSON with fx, fy, cx, cy [, distortion, width, height], or "
                             "an OpenCV FileStorage file (camera_matrix, distortion_coefficients)")
+    p.add_argument("--height-m", type=float, default=None, metavar="M",
+                   help="known standing height of the person, metres: every track's body is sized to it "
+                        "(a clip of one athlete); depth scales with it")
     p.add_argument("--body-model", choices=("anny", "smplx"), default=None,
                    help="anny (bundled, default) or smplx (your licensed SMPL-X files, see --model-path)")
     p.add_argument("--model-path", default=None, metavar="DIR",
@@ -116,7 +119,8 @@ def _run(args: argparse.Namespace) -> int:
     for flag, key in ((args.focal_px, "estimation.focal_px"), (args.fov_deg, "estimation.fov_deg"),
                       (args.max_frames, "decode.max_frames"), (args.start, "decode.start_s"),
                       (args.end, "decode.end_s"), (args.every, "decode.every"),
-                      (args.body_model, "estimation.body_model"), (args.gender, "estimation.gender")):
+                      (args.body_model, "estimation.body_model"), (args.gender, "estimation.gender"),
+                      (args.height_m, "estimation.person_height_m")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
     for flag, key in ((args.model_path, "estimation.model_path"), (args.intrinsics, "estimation.intrinsics")):

@@ -22,7 +22,10 @@ BLADE's metrics (``models/metrics.py``) for:
 - the fixed-focal guesses of video peers, given to the same pipeline with
   ``--focal-px``: the image diagonal (WHAM, GVHMR), a 60 degree horizontal field of
   view (SAT-HMR, Multi-HMR) and 4D-Humans' f = 5000 at 256 px, scaled to the frame;
-- ``true focal``: the ground-truth focal (an oracle, how good depth gets when f is known).
+- ``true focal``: the ground-truth focal (an oracle, how good depth gets when f is known);
+- ``true focal + true height`` and ``meshstream + true height``: the same and the
+  default run with ``--height-m`` set to the person's true standing height (one-person
+  clips only, chosen with ``--clips``; not in the default set of methods).
 
 ``--random N`` scores N random scenes of ``models.synthetic.random_scene`` instead
 (varied poses, phenotypes, headings, cameras and procedural backgrounds; seeds held out
@@ -110,7 +113,8 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
 
 METHODS = ("meshstream", "meshstream + relief lifter", "meshstream without lifter", "meshstream + lifter (focal too)",
            "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
-           "true focal + shared floor")
+           "true focal + shared floor", "meshstream + true height", "true focal + true height")
+HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --height-m: one-person clips only
 
 
 @dataclass
@@ -153,6 +157,19 @@ def render(spec: ClipSpec | RandomSpec, out: Path, body):
     path = out / f"{spec.name}.mp4"
     write_video(path, frames, 25.0, crf=20)
     return path, gt
+
+
+def true_stature(spec: ClipSpec, body) -> float:
+    """Standing height of a one-person suite clip's body, metres (what ``--height-m``
+    would be given)."""
+    import torch
+
+    if not isinstance(spec, ClipSpec) or len(spec.persons) != 1:
+        raise SystemExit(f"{spec.name}: the true-height methods need a one-person suite clip; choose them with --clips")
+    shape = body.default_shape(1)
+    for name, value in spec.persons[0].get("shape", {}).items():
+        shape[0, body.shape_names.index(name)] = value
+    return float(body.stature(torch.as_tensor(shape))[0])
 
 
 def run_cli(clip: Path, out: Path, *extra: str):
@@ -282,7 +299,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clips", default=None, help="comma-separated clip names of the suite")
     parser.add_argument("--random", type=int, default=0, metavar="N",
                         help="instead of the suite: N random scenes (seeds 900100 on, 30 frames each)")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated from: {', '.join(METHODS)}")
+    parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in HEIGHT_METHODS),
+                        help=f"comma-separated from: {', '.join(METHODS)} (the true-height ones need --clips of "
+                             "one-person clips)")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     parser.add_argument("--keep", type=Path, default=None, help="keep clips and stores in this folder")
     parser.add_argument("--per-clip", action="store_true", help="also print f %% and mean Tz per clip")
@@ -320,6 +339,10 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--focal-px", f"{gt.focal_px:.3f}"]
             elif method == "true focal + shared floor":
                 extra = ["--focal-px", f"{gt.focal_px:.3f}", "--set", "estimation.shared_ground=true"]
+            elif method == "true focal + true height":
+                extra = ["--focal-px", f"{gt.focal_px:.3f}", "--height-m", f"{true_stature(spec, body):.4f}"]
+            elif method == "meshstream + true height":
+                extra = ["--height-m", f"{true_stature(spec, body):.4f}"]
             elif method == "meshstream + shared floor":
                 extra = ["--set", "estimation.shared_ground=true"]
             elif method == "meshstream + relief lifter":

@@ -20,7 +20,8 @@ Layout::
       tracks/<id>/keypoints3d_coco17 (N,17,3)
       tracks/<id>/global_orient  (N,3)     axis-angle body-model frame -> camera
       tracks/<id>/body_pose      (N,J,3)   axis-angle per bone
-      tracks/<id>/shape          (S,)      one shape per track: the final estimate
+      tracks/<id>/shape          (S,)      one shape per track: the final estimate (attr stature_m:
+                                           its standing height, metres)
       tracks/<id>/joints3d       (N,J,3)   camera space, metres (pelvis, keypoints3d and joints3d
                                            are placed with the final shape when the run ends)
       tracks/<id>/fit_error_px   (N,)      mean keypoint reprojection error
@@ -159,7 +160,7 @@ class ZarrWriter:
         return g
 
     def set_track_shape(self, track_id: int, shape: np.ndarray, place: Placement | None = None,
-                        transl_scale: np.ndarray | None = None) -> None:
+                        transl_scale: np.ndarray | None = None, stature_m: float | None = None) -> None:
         """Writes a track's final shape (one per track, refined as the run went).
 
         Args:
@@ -174,12 +175,16 @@ class ZarrWriter:
             transl_scale: (N,) factor per stored row on ``transl`` and ``transl_raw``
                 (rows fitted before the track's size was rescaled move with it, about
                 the camera centre), or ``None``.
+            stature_m: The shape's standing height, metres, kept as the track's
+                ``stature_m`` attribute.
         """
         if track_id not in self._tracks:
             return
         g = self._tracks[track_id]
         shape = np.asarray(shape, np.float32)
         g["shape"][:] = shape
+        if stature_m is not None:
+            g.attrs["stature_m"] = round(float(stature_m), 4)
         if place is None:
             return
         n = int(g["transl"].shape[0])

@@ -148,6 +148,14 @@ class BodyModel:
         """(B, V, 3) skinned mesh vertices in the model frame, metres."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def stature(self, shape: torch.Tensor) -> torch.Tensor:
+        """(B,) standing height of (B, S) shapes, metres: the rest mesh's extent along
+        :attr:`up_axis` (crown to sole; the rest pose stands straight)."""
+        verts = self.vertices(torch.zeros(len(shape), self.num_bones, 3, dtype=self.dtype), self.rest(shape))
+        height = verts @ torch.as_tensor(self.up_axis, dtype=verts.dtype)
+        return height.amax(1) - height.amin(1)
+
     def delta_frames(self, rest: BodyRest) -> torch.Tensor:
         """(S, J, 4, 4) the frame each bone's pose rotation acts in: with its ancestors
         held, a bone posed by rotation ``D`` (4x4) has the transform ``T(D) = T(I) E D E^-1``.

@@ -283,6 +283,14 @@ class BodyEstimator:
         shape = self._shapes.get(int(track_id), (self.body.default_shape(1)[0], 0))[0]
         return shape.numpy().astype(np.float32)
 
+    def stature(self, shape: np.ndarray) -> float:
+        """Standing height of an (S,) shape, metres (``BodyModel.stature``)."""
+        return float(self.body.stature(torch.as_tensor(shape, dtype=self.body.dtype)[None])[0])
+
+    def track_stature(self, track_id: int) -> float:
+        """Standing height of a track's running shape, metres."""
+        return self.stature(self.track_shape(track_id))
+
     def track_scale(self, track_id: int) -> float:
         """Factor on a track's relative 3D landmarks, i.e. on its fitted body size (1 unless
         :meth:`set_track_scales` changed it)."""

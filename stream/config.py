@@ -85,6 +85,7 @@ class EstimationConfig:
     focal_landmarks: str = "detector"  # the 3D landmarks the focal search reads: detector | relief_lifter | pose_lifter
     shared_ground: bool = False  # 3+ people on one floor: rescale those whose size disagrees (models/ground.py)
     ground_min_tracks: int = 3  # tracks that must show their feet before any is rescaled
+    person_height_m: float | None = None  # known standing height: every track's body is sized to it (metres)
 
 
 @dataclass
@@ -147,6 +148,10 @@ class Config:
             (0 <= self.estimation.silhouette_iterations <= self.estimation.iterations_2d,
              "estimation.silhouette_iterations must be in [0, iterations_2d]"),
             (self.estimation.focal_px is None or self.estimation.focal_px > 0, "estimation.focal_px must be > 0"),
+            (self.estimation.person_height_m is None or 0.5 <= self.estimation.person_height_m <= 2.5,
+             "estimation.person_height_m (--height-m) must be a standing height in metres, 0.5 to 2.5"),
+            (self.estimation.person_height_m is None or not self.estimation.shared_ground,
+             "estimation.person_height_m (--height-m) and estimation.shared_ground both set the bodies' size; use one"),
             (self.estimation.fov_deg is None or 0 < self.estimation.fov_deg < 180, "estimation.fov_deg must be in (0, 180)"),
             (sum(v is not None for v in (self.estimation.focal_px, self.estimation.fov_deg, self.estimation.intrinsics))
              <= 1, "give one of estimation.focal_px, fov_deg and intrinsics (--focal-px, --fov-deg, --intrinsics)"),

@@ -287,6 +287,8 @@ class _Pipeline:
         fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom, principal_point=self.pp)
         if self.ground is not None:
             fit = self._shared_ground(obs, fit, start, obs_zoom)
+        elif self.config.estimation.person_height_m is not None:
+            fit = self._known_height(obs, fit, start, obs_zoom)
         for tid in np.unique(fit.track_id):
             self.track_shapes[int(tid)] = self.estimator.track_shape(int(tid))
             rows = int((fit.track_id == tid).sum())
@@ -329,11 +331,46 @@ class _Pipeline:
         if not changed:
             return fit
         for tid, scale in changed.items():
-            self.smoother.rescale(tid, scale / self.estimator.track_scale(tid))
             log.info("shared floor (%d tracks, camera %.2f m above it): track %d size x%.2f", ground.tracks,
                      ground.camera_height_m, tid, scale)
-        self.estimator.set_track_scales(changed)
-        if not np.isin(list(changed), fit.track_id).any():
+        return self._refit_rescaled(obs, fit, start, zoom, changed)
+
+    def _known_height(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
+        """Sizes every track of the chunk to ``estimation.person_height_m``. A track whose
+        fitted standing height is more than 1 % off gets a new landmark scale and the
+        chunk is fitted again, up to 3 times. The shape follows the landmarks' size only
+        in part (its prior pulls back), so after the first round the step is divided by
+        the response seen (secant on log scale and log height)."""
+        height = self.config.estimation.person_height_m
+        last: dict[int, tuple[float, float]] = {}  # track -> (log scale, log height) of the previous round
+        for _ in range(3):
+            changed = {}
+            for tid in (int(t) for t in np.unique(fit.track_id)):
+                log_h = math.log(self.estimator.track_stature(tid))
+                error = math.log(height) - log_h
+                if abs(error) <= 0.01:
+                    continue
+                log_s = math.log(self.estimator.track_scale(tid))
+                gain = 1.0
+                if tid in last and abs(log_s - last[tid][0]) > 1e-6:
+                    gain = float(np.clip((log_h - last[tid][1]) / (log_s - last[tid][0]), 0.3, 1.5))
+                last[tid] = (log_s, log_h)
+                changed[tid] = math.exp(log_s + error / gain)
+                log.info("track %d: fitted standing height %.3f m, sized toward %.2f m", tid, math.exp(log_h), height)
+            if not changed:
+                break
+            fit = self._refit_rescaled(obs, fit, start, zoom, changed)
+        return fit
+
+    def _refit_rescaled(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray,
+                        scales: dict[int, float]) -> BodyFit:
+        """Gives tracks a new size (factor on their landmarks; the translation filter's
+        carried state follows) and, where the chunk holds one of them, fits the chunk
+        again from ``start`` (the estimator's state before it)."""
+        for tid, scale in scales.items():
+            self.smoother.rescale(tid, scale / self.estimator.track_scale(tid))
+        self.estimator.set_track_scales(scales)
+        if not np.isin(list(scales), fit.track_id).any():
             return fit
         self.estimator.restore(start)
         structure = self.estimator.fit_structure(obs)  # the focal is fixed: no search to fit for
@@ -420,7 +457,8 @@ class _Pipeline:
             final = rows[-1][1] if rows else 1.0
             factor = np.concatenate([np.full(n, final / s, np.float32) for n, s in rows]) if rows else None
             self.writer.set_track_shape(tid, shape, place=self.estimator.placement,
-                                        transl_scale=None if factor is None or np.all(factor == 1) else factor)
+                                        transl_scale=None if factor is None or np.all(factor == 1) else factor,
+                                        stature_m=self.estimator.stature(shape))
         grounds = [None if g is None else {"down": [round(float(x), 4) for x in g.down],
                                            "camera_height_m": round(g.camera_height_m, 3), "tracks": g.tracks,
                                            "size_scale": {str(t): round(s, 3) for t, s in g.scales.items()}}

@@ -31,6 +31,7 @@ def test_preset_and_overrides():
         ("estimation.focal_landmarks=lifted", "focal_landmarks must be one of detector, relief_lifter, pose_lifter"),
         ("estimation.relief_lifter=true", "'estimation.relief_lifter' was replaced; write estimation.focal_landmarks"),
         ("estimation.lifter_focal=true", "'estimation.lifter_focal' was replaced; write estimation.focal_landmarks"),
+        ("estimation.person_height_m=175", "person_height_m \\(--height-m\\) must be a standing height in metres"),
     ],
 )
 def test_invalid_overrides_name_the_key(override, message):
@@ -66,3 +67,10 @@ def test_focal_landmarks_choose_the_estimator_lifters(lifter, source):
     else:
         assert focal.inputs == LandmarkLifter.load().inputs == "landmarks+keypoints"
         assert (focal is pose) is lifter
+
+
+def test_a_known_height_excludes_the_shared_floor():
+    """Both set the bodies' size: asking for both is one clear error, either alone is fine."""
+    assert load_config(None, ["estimation.person_height_m=1.8"]).estimation.person_height_m == 1.8
+    with pytest.raises(ConfigError, match="both set the bodies' size; use one"):
+        load_config(None, ["estimation.person_height_m=1.8", "estimation.shared_ground=true"])

@@ -3,6 +3,7 @@
 import zipfile
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import DATA
@@ -38,6 +39,19 @@ def test_rest_body_is_metric_and_upright(body):
     nose, l_ankle = kp[COCO23_NAMES.index("nose")], kp[COCO23_NAMES.index("left_ankle")]
     assert nose[1] < l_ankle[1]  # head above feet: y down
     assert kp[COCO23_NAMES.index("left_shoulder"), 0] > kp[COCO23_NAMES.index("right_shoulder"), 0]  # facing camera
+
+
+def test_stature_is_the_rest_bodys_standing_height(body):
+    """``BodyModel.stature``: the rest mesh's vertical extent, growing with Anny's height
+    phenotype and small for a child."""
+    shapes = body.default_shape(3)
+    shapes[1, body.shape_names.index("height")] = 0.8
+    shapes[2, body.shape_names.index("age")] = 0.2
+    stature = body.stature(shapes).numpy()
+    verts = body.vertices(torch.zeros(1, body.num_bones, 3), body.rest(shapes[:1]))[0].numpy()
+    cam = verts @ MODEL_TO_UPRIGHT_FACING_CAMERA.T
+    assert stature[0] == pytest.approx(cam[:, 1].max() - cam[:, 1].min(), abs=1e-5)
+    assert 1.5 < stature[0] < 1.8 and stature[1] > stature[0] + 0.2 and stature[2] < stature[0] - 0.3
 
 
 def test_blazepose_to_coco23_mapping():
