@@ -358,8 +358,10 @@ def main(argv: list[str] | None = None) -> dict:
             result = evaluate(store, gt, body)
             runs[method].append(result)
             f_pct = 100 * result["f"][0] if result["f"] else float("nan")
-            per_clip[spec.name][method] = {"f_pct": f_pct, "focal_px": result["focal_px"],
-                                           "tz_mean": float(np.mean(result["tz"])) if result["tz"] else float("nan")}
+            per_clip[spec.name][method] = {
+                "f_pct": f_pct, "focal_px": result["focal_px"],
+                **{f"{k}_mean": float(np.mean(result[k])) if result[k] else float("nan")
+                   for k in ("tz", "mpjpe", "pa_mpjpe", "miou")}}
         print(f"{spec.name}: " + ", ".join(f"{m}: f {v['f_pct']:.1f} %, Tz {v['tz_mean']:.3f} m"
                                             for m, v in per_clip[spec.name].items()), file=sys.stderr)
     summary = summarise(runs)

@@ -156,6 +156,19 @@ class BodyModel:
         height = verts @ torch.as_tensor(self.up_axis, dtype=verts.dtype)
         return height.amax(1) - height.amin(1)
 
+    def stature_range(self) -> tuple[float, float]:
+        """(low, high) standing heights, metres, that the fitter's shapes reach: the
+        average body's plus the sum of each fitted shape parameter's lowest (highest)
+        effect within :attr:`shape_bounds` (the rest mesh is close to linear in them)."""
+        base = self.default_shape(1)
+        index = [self.shape_names.index(n) for n in self.shape_fit_names]
+        shapes = base.repeat(2 * len(index), 1)
+        for k, i in enumerate(index):
+            shapes[2 * k, i], shapes[2 * k + 1, i] = self.shape_bounds
+        effect = (self.stature(shapes) - self.stature(base)).view(-1, 2)
+        height = float(self.stature(base)[0])
+        return height + float(effect.min(1).values.sum()), height + float(effect.max(1).values.sum())
+
     def delta_frames(self, rest: BodyRest) -> torch.Tensor:
         """(S, J, 4, 4) the frame each bone's pose rotation acts in: with its ancestors
         held, a bone posed by rotation ``D`` (4x4) has the transform ``T(D) = T(I) E D E^-1``.

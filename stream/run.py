@@ -186,6 +186,13 @@ class _Pipeline:
         self.shot_focals: list[float | None] = []
         self.shot_focal_evidence: list[int] = []  # person-frames each shot's focal was estimated from (0: given)
         self.notes: list[str] = []  # for the user, at the end of the run (with run()'s own)
+        self.height_m = ec.person_height_m
+        if self.height_m is not None:  # a size the shapes cannot take would bend the fit instead
+            low, high = self.body.stature_range()
+            self.height_m = float(np.clip(self.height_m, low, high))
+            if self.height_m != ec.person_height_m:
+                self.notes.append(f"--height-m {ec.person_height_m:g} m is outside the standing heights the fitted body "
+                                  f"shapes reach ({low:.2f}-{high:.2f} m), so bodies are sized to {self.height_m:.2f} m")
         self.zarr_path = out_dir / f"{stem}.zarr"
         self.writer = ZarrWriter(
             self.zarr_path,
@@ -287,7 +294,7 @@ class _Pipeline:
         fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom, principal_point=self.pp)
         if self.ground is not None:
             fit = self._shared_ground(obs, fit, start, obs_zoom)
-        elif self.config.estimation.person_height_m is not None:
+        elif self.height_m is not None:
             fit = self._known_height(obs, fit, start, obs_zoom)
         for tid in np.unique(fit.track_id):
             self.track_shapes[int(tid)] = self.estimator.track_shape(int(tid))
@@ -336,12 +343,13 @@ class _Pipeline:
         return self._refit_rescaled(obs, fit, start, zoom, changed)
 
     def _known_height(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
-        """Sizes every track of the chunk to ``estimation.person_height_m``. A track whose
+        """Sizes every track of the chunk to ``estimation.person_height_m`` (clipped to
+        ``BodyModel.stature_range``). A track whose
         fitted standing height is more than 1 % off gets a new landmark scale and the
         chunk is fitted again, up to 3 times. The shape follows the landmarks' size only
         in part (its prior pulls back), so after the first round the step is divided by
         the response seen (secant on log scale and log height)."""
-        height = self.config.estimation.person_height_m
+        height = self.height_m
         last: dict[int, tuple[float, float]] = {}  # track -> (log scale, log height) of the previous round
         for _ in range(3):
             changed = {}
