@@ -348,7 +348,8 @@ class _Pipeline:
         fitted standing height is more than 1 % off gets a new landmark scale and the
         chunk is fitted again, up to 3 times. The shape follows the landmarks' size only
         in part (its prior pulls back), so after the first round the step is divided by
-        the response seen (secant on log scale and log height)."""
+        the response seen (secant on log scale and log height); a track whose height
+        hardly responded (under 0.3) is left where it is."""
         height = self.height_m
         last: dict[int, tuple[float, float]] = {}  # track -> (log scale, log height) of the previous round
         for _ in range(3):
@@ -361,7 +362,10 @@ class _Pipeline:
                 log_s = math.log(self.estimator.track_scale(tid))
                 gain = 1.0
                 if tid in last and abs(log_s - last[tid][0]) > 1e-6:
-                    gain = float(np.clip((log_h - last[tid][1]) / (log_s - last[tid][0]), 0.3, 1.5))
+                    gain = (log_h - last[tid][1]) / (log_s - last[tid][0])
+                    if gain < 0.3:  # the shape is at its bounds: smaller landmarks would only bend the pose
+                        continue
+                    gain = min(gain, 1.5)
                 last[tid] = (log_s, log_h)
                 changed[tid] = math.exp(log_s + error / gain)
                 log.info("track %d: fitted standing height %.3f m, sized toward %.2f m", tid, math.exp(log_h), height)

@@ -348,6 +348,14 @@ def test_a_known_height_sizes_every_track_and_fixes_its_depth(tmp_path, body):
     assert sum(errors["height"]) < sum(errors["plain"]) - 0.03, errors
     res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path / "bad"), "-q", "--height-m", "175")
     assert res.returncode == 2 and "metres, 0.5 to 2.5" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    # A child's 1.0 m is below what the fitted shapes reach: sized to the lowest, with a note.
+    res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path / "child"), "-q", "--no-overlay", "--max-frames", "8",
+                  "--height-m", "1.0")
+    assert res.returncode == 0 and "outside the standing heights the fitted body shapes reach" in res.stderr
+    store = zarr.open_group(str(tmp_path / "child" / "sample.zarr"), mode="r")
+    low = body.stature_range()[0]
+    assert any("--height-m 1 m is outside" in n for n in store.attrs["notes"])
+    assert all(abs(store[f"tracks/{k}"].attrs["stature_m"] / low - 1) < 0.02 for k in store["tracks"].group_keys())
 
 
 def test_a_focal_at_the_search_range_edge_is_reported(tmp_path):

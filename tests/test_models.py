@@ -52,6 +52,9 @@ def test_stature_is_the_rest_bodys_standing_height(body):
     cam = verts @ MODEL_TO_UPRIGHT_FACING_CAMERA.T
     assert stature[0] == pytest.approx(cam[:, 1].max() - cam[:, 1].min(), abs=1e-5)
     assert 1.5 < stature[0] < 1.8 and stature[1] > stature[0] + 0.2 and stature[2] < stature[0] - 0.3
+    # What the fitted shapes (age and muscle held) reach: the tall body, not the child.
+    low, high = body.stature_range()
+    assert low < stature[0] < high and high > stature[1] and low > stature[2]
 
 
 def test_blazepose_to_coco23_mapping():
