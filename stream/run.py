@@ -344,12 +344,12 @@ class _Pipeline:
 
     def _known_height(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
         """Sizes every track of the chunk to ``estimation.person_height_m`` (clipped to
-        ``BodyModel.stature_range``). A track whose
-        fitted standing height is more than 1 % off gets a new landmark scale and the
-        chunk is fitted again, up to 3 times. The shape follows the landmarks' size only
-        in part (its prior pulls back), so after the first round the step is divided by
-        the response seen (secant on log scale and log height); a track whose height
-        hardly responded (under 0.3) is left where it is."""
+        ``BodyModel.stature_range``). A track whose fitted standing height is more than
+        1 % off gets a new landmark scale and the chunk is fitted again, up to 3 times.
+        The shape follows the landmarks' size only in part (its prior pulls back), so
+        after the first round the step is divided by the response seen (secant on log
+        scale and log height); a track whose height hardly responded (under 0.3) is left
+        where it is."""
         height = self.height_m
         last: dict[int, tuple[float, float]] = {}  # track -> (log scale, log height) of the previous round
         for _ in range(3):
