@@ -59,6 +59,7 @@ class RunSummary:
         notes: Things the user should know (truncated input, no person, ...).
         input_truncated: The input stopped early (corrupt or truncated stream).
         startup_seconds: Part of ``seconds`` spent loading models, seconds.
+        statures_m: Each track's fitted standing height, metres (its ``stature_m``).
     """
 
     frames: int
@@ -75,6 +76,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     input_truncated: bool = False
     startup_seconds: float = 0.0
+    statures_m: dict[int, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -224,6 +226,7 @@ class _Pipeline:
         self.person_frames = 0
         self.track_ids: set[int] = set()
         self.track_shapes: dict[int, np.ndarray] = {}
+        self.statures: dict[int, float] = {}  # track -> fitted standing height, metres (set when the run ends)
         self._writer_shot_rows: dict[int, int] = {}
 
     # Runs on the calling thread.
@@ -468,9 +471,10 @@ class _Pipeline:
             rows = self.row_scales.get(tid, [])
             final = rows[-1][1] if rows else 1.0
             factor = np.concatenate([np.full(n, final / s, np.float32) for n, s in rows]) if rows else None
+            self.statures[tid] = self.estimator.stature(shape)
             self.writer.set_track_shape(tid, shape, place=self.estimator.placement,
                                         transl_scale=None if factor is None or np.all(factor == 1) else factor,
-                                        stature_m=self.estimator.stature(shape))
+                                        stature_m=self.statures[tid])
         grounds = [None if g is None else {"down": [round(float(x), 4) for x in g.down],
                                            "camera_height_m": round(g.camera_height_m, 3), "tracks": g.tracks,
                                            "size_scale": {str(t): round(s, 3) for t, s in g.scales.items()}}
@@ -667,6 +671,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         shots=len(pipeline.shot_focals),
         focal_source=pipeline.focal_source, zarr_path=pipeline.zarr_path, overlay_path=pipeline.overlay_path,
         notes=notes, input_truncated=bool(getattr(source, "stopped_early", None)), startup_seconds=startup,
+        statures_m=dict(sorted(pipeline.statures.items())),
     )
 
 

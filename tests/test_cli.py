@@ -337,6 +337,8 @@ def test_a_known_height_sizes_every_track_and_fixes_its_depth(tmp_path, body):
         assert res.returncode == 0, res.stderr
         store = zarr.open_group(str(tmp_path / name / "sample.zarr"), mode="r")
         statures[name] = {k: store[f"tracks/{k}"].attrs["stature_m"] for k in store["tracks"].group_keys()}
+        shown = ", ".join(f"{statures[name][k]:.2f}" for k in sorted(statures[name], key=int))
+        assert f"2 tracks (standing heights {shown} m)" in res.stdout, res.stdout  # the summary line
         errors[name] = tz_errors(store, gt)
         shapes = {k: torch.as_tensor(store[f"tracks/{k}/shape"][:])[None] for k in statures[name]}
         for k, shape in shapes.items():  # the attribute is the stored shape's height
