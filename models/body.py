@@ -156,11 +156,12 @@ class BodyModel:
         height = verts @ torch.as_tensor(self.up_axis, dtype=verts.dtype)
         return height.amax(1) - height.amin(1)
 
-    def stature_range(self) -> tuple[float, float]:
-        """(low, high) standing heights, metres, that the fitter's shapes reach: the
-        average body's plus the sum of each fitted shape parameter's lowest (highest)
-        effect within :attr:`shape_bounds` (the rest mesh is close to linear in them)."""
-        base = self.default_shape(1)
+    def stature_range(self, base: torch.Tensor | None = None) -> tuple[float, float]:
+        """(low, high) standing heights, metres, that the fitter's shapes reach around
+        ``base`` ((1, S); the average body if ``None``): its height plus the sum of each
+        fitted shape parameter's lowest (highest) effect within :attr:`shape_bounds` (the
+        rest mesh is close to linear in them)."""
+        base = self.default_shape(1) if base is None else base
         index = [self.shape_names.index(n) for n in self.shape_fit_names]
         shapes = base.repeat(2 * len(index), 1)
         for k, i in enumerate(index):
@@ -168,6 +169,12 @@ class BodyModel:
         effect = (self.stature(shapes) - self.stature(base)).view(-1, 2)
         height = float(self.stature(base)[0])
         return height + float(effect.min(1).values.sum()), height + float(effect.max(1).values.sum())
+
+    def shape_for_stature(self, height_m: float) -> torch.Tensor | None:
+        """(1, S) a base shape whose fitted range reaches ``height_m`` where the average
+        body's does not, by a shape parameter the fitter holds (Anny: age); ``None``
+        when the average body's range reaches it or the model has no such parameter."""
+        return None
 
     def delta_frames(self, rest: BodyRest) -> torch.Tensor:
         """(S, J, 4, 4) the frame each bone's pose rotation acts in: with its ancestors
@@ -275,6 +282,24 @@ class AnnyBody(BodyModel):
         """(batch, S) phenotype values of the average adult (all 0.5)."""
         return torch.full((batch, len(self.shape_names)), 0.5, dtype=self.dtype, device=self.device)
 
+    def shape_for_stature(self, height_m: float) -> torch.Tensor | None:
+        """A child's base shape for a standing height under the adults' fitted range: the
+        average body at the age (bisection over age 0-0.5) whose height is ``height_m``;
+        the fit then varies gender, weight, height and proportions around it."""
+        if height_m >= self.stature_range()[0]:
+            return None
+        age = self.shape_names.index("age")
+        low, high = 0.0, 0.5
+        for _ in range(20):
+            shape = self.default_shape(1)
+            shape[0, age] = 0.5 * (low + high)
+            if float(self.stature(shape)[0]) > height_m:
+                high = shape[0, age].item()
+            else:
+                low = shape[0, age].item()
+        shape[0, age] = 0.5 * (low + high)
+        return shape
+
     def rest(self, shape: torch.Tensor) -> BodyRest:
         """Rest data for a batch of shapes.
 
@@ -341,9 +366,10 @@ class AnnyBody(BodyModel):
 
 
 class LinearRest:
-    """Rest data as a linear function of the phenotypes, around the average body.
+    """Rest data as a linear function of the phenotypes, around the average body (or
+    ``base_shape``).
 
-    ``rest(shape)`` is exact at the average body; finite differences (step 0.1) give its
+    ``rest(shape)`` is exact at the base; finite differences (step 0.1) give its
     derivative along each phenotype. Keypoints of posed adults stay within 5 mm of the
     exact model for phenotypes in [0.15, 0.85] with age and muscle at 0.5. Unlike
     ``AnnyBody.rest`` it is cheap and differentiable, so shapes can be fitted.
@@ -351,10 +377,11 @@ class LinearRest:
     Args:
         body: The body model.
         step: Finite-difference step in phenotype units.
+        base_shape: (1, S) the shape to linearise around (``None``: the average body).
     """
 
-    def __init__(self, body: BodyModel, step: float = 0.1) -> None:
-        base_shape = body.default_shape(1)
+    def __init__(self, body: BodyModel, step: float = 0.1, base_shape: torch.Tensor | None = None) -> None:
+        base_shape = body.default_shape(1) if base_shape is None else base_shape.reshape(1, -1)
         base = body.rest(base_shape)
         d_points, d_poses = [], []
         for i in range(len(body.shape_names)):

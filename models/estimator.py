@@ -26,7 +26,7 @@ import numpy as np
 import roma
 import torch
 
-from .body import BodyModel
+from .body import BodyModel, LinearRest
 from .camera import (
     focal_grid,
     normalise_costs,
@@ -221,6 +221,9 @@ class BodyEstimator:
             lifter, which sees the landmarks alone; or ``lifter`` itself (pass the same
             object: then one structure fit serves both, but that lifter sees the 2D
             keypoints and carries a focal prior from its training views).
+        base_shape: (1, S) the shape new tracks start from and the linear rest model is
+            built around (``None``: the average body); e.g. a child's, from
+            ``BodyModel.shape_for_stature``.
     """
 
     def __init__(
@@ -244,6 +247,7 @@ class BodyEstimator:
         silhouette_search_every: int = 5,
         lifter: LandmarkLifter | None = None,
         focal_lifter: LandmarkLifter | None = None,
+        base_shape: torch.Tensor | None = None,
     ) -> None:
         self.lifter = lifter
         self.focal_lifter = focal_lifter
@@ -266,8 +270,10 @@ class BodyEstimator:
         self.pose_prior_weight = pose_prior_weight
         self.temporal_weight = temporal_weight
         self.fov_range_deg = fov_range_deg
-        self._rest = body.rest(body.default_shape(1))
-        self._linear_rest = body.linear_rest()
+        base = body.default_shape(1) if base_shape is None else base_shape.reshape(1, -1).to(body.dtype)
+        self._base_shape = base[0]
+        self._rest = body.rest(base)
+        self._linear_rest = body.linear_rest() if base_shape is None else LinearRest(body, base_shape=base)
         self._shape_fit_index = torch.as_tensor([body.shape_names.index(n) for n in body.shape_fit_names])
         self._rig = ReducedRig(body.bone_parents, body.fit_bone_index)  # kinematics over the fitted bones only
         self.reset()
@@ -279,8 +285,8 @@ class BodyEstimator:
         self._scales: dict[int, float] = {}  # track -> factor on its landmarks (metric size)
 
     def track_shape(self, track_id: int) -> np.ndarray:
-        """(S,) running shape estimate of a track (the average body if unseen)."""
-        shape = self._shapes.get(int(track_id), (self.body.default_shape(1)[0], 0))[0]
+        """(S,) running shape estimate of a track (the base shape if unseen)."""
+        shape = self._shapes.get(int(track_id), (self._base_shape, 0))[0]
         return shape.numpy().astype(np.float32)
 
     def stature(self, shape: np.ndarray) -> float:

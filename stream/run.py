@@ -161,12 +161,14 @@ class _Pipeline:
         ec = c.estimation
         self.body = (SmplxBody(ec.model_path, gender=ec.gender) if ec.body_model == "smplx" else AnnyBody())
         pose_lifter, focal_lifter = load_lifters(ec)
+        # A known height under the adults' range (a child): new tracks start from a child's body.
+        base = None if ec.person_height_m is None else self.body.shape_for_stature(ec.person_height_m)
         self.estimator = BodyEstimator(self.body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
                                        min_keypoint_conf=ec.min_keypoint_conf,
                                        fov_range_deg=tuple(ec.fov_range_deg), silhouette_weight=ec.silhouette_weight,
                                        silhouette_iterations=ec.silhouette_iterations,
                                        silhouette_search_every=ec.silhouette_search_every,
-                                       lifter=pose_lifter, focal_lifter=focal_lifter)
+                                       lifter=pose_lifter, focal_lifter=focal_lifter, base_shape=base)
         self.ground = SharedGround(min_tracks=ec.ground_min_tracks) if ec.shared_ground else None
         self.ground_estimates: list = []  # the last GroundEstimate of each shot (None: too few tracks)
         self.row_scales: dict[int, list[tuple[int, float]]] = {}  # track -> (rows, scale they were fitted at)
@@ -190,7 +192,7 @@ class _Pipeline:
         self.notes: list[str] = []  # for the user, at the end of the run (with run()'s own)
         self.height_m = ec.person_height_m
         if self.height_m is not None:  # a size the shapes cannot take would bend the fit instead
-            low, high = self.body.stature_range()
+            low, high = self.body.stature_range(base)
             self.height_m = float(np.clip(self.height_m, low, high))
             if self.height_m != ec.person_height_m:
                 self.notes.append(f"--height-m {ec.person_height_m:g} m is outside the standing heights the fitted body "
