@@ -57,6 +57,27 @@ def test_stature_is_the_rest_bodys_standing_height(body):
     assert low < stature[0] < high and high > stature[1] and low > stature[2]
 
 
+def test_a_childs_height_gets_a_childs_base_shape(body):
+    """Under the adults' fitted range, ``shape_for_stature`` picks Anny's age so that the
+    average body has the height, and a linear rest model built around that child stays
+    exact near it (the adult-centred one is off by 8 cm there)."""
+    from meshstream.models.body import LinearRest
+
+    assert body.shape_for_stature(1.7) is None  # adults: the fitted shapes reach it
+    child = body.shape_for_stature(1.11)
+    assert float(body.stature(child)[0]) == pytest.approx(1.11, abs=0.005)
+    assert child[0, body.shape_names.index("age")] < 0.3
+    assert body.stature_range(child)[0] < 1.11 < body.stature_range(child)[1]
+    near = child.clone()
+    near[0, body.shape_names.index("height")] = 0.3
+    zero = torch.zeros(1, body.num_bones, 3)
+    exact = body.skeleton(zero, body.rest(near))[0]
+    around_child = body.skeleton(zero, LinearRest(body, base_shape=child)(near))[0]
+    around_adult = body.skeleton(zero, body.linear_rest()(near))[0]
+    assert (exact - around_child).norm(dim=-1).max() < 0.005  # metres
+    assert (exact - around_adult).norm(dim=-1).max() > 0.03
+
+
 def test_blazepose_to_coco23_mapping():
     pts = np.arange(33 * 3, dtype=np.float32).reshape(33, 3)
     out = blazepose33_to_coco23(pts)
