@@ -162,14 +162,11 @@ def render(spec: ClipSpec | RandomSpec, out: Path, body):
 def true_stature(spec: ClipSpec, body) -> float:
     """Standing height of a one-person suite clip's body, metres (what ``--height-m``
     would be given)."""
-    import torch
+    from meshstream.models.synthetic import phenotype_shape
 
     if not isinstance(spec, ClipSpec) or len(spec.persons) != 1:
         raise SystemExit(f"{spec.name}: the true-height methods need a one-person suite clip; choose them with --clips")
-    shape = body.default_shape(1)
-    for name, value in spec.persons[0].get("shape", {}).items():
-        shape[0, body.shape_names.index(name)] = value
-    return float(body.stature(torch.as_tensor(shape))[0])
+    return float(body.stature(phenotype_shape(body, spec.persons[0].get("shape", {})))[0])
 
 
 def run_cli(clip: Path, out: Path, *extra: str):

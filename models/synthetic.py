@@ -283,10 +283,7 @@ def render_frames(
     rests = []
     colours = []
     for spec in persons:
-        shape = body.default_shape(1)
-        for name, value in spec.shape.items():
-            shape[0, body.shape_names.index(name)] = value
-        rests.append(body.rest(shape))
+        rests.append(body.rest(phenotype_shape(body, spec.shape)))
         vc = _vertex_colours(body, spec.shirt_rgb)
         colours.append(vc[faces].mean(1))
     zoom = np.ones(n_frames) if zoom is None else np.asarray(zoom, np.float64)
@@ -375,6 +372,15 @@ _RANDOM_OFFSETS = {
     "upperleg01.L": (0.35, 0.15, 0.2), "upperleg01.R": (0.35, 0.15, 0.2),
     "lowerleg01.L": (0.3, 0.0, 0.0), "lowerleg01.R": (0.3, 0.0, 0.0),
 }
+
+
+def phenotype_shape(body: AnnyBody, overrides: dict[str, float]) -> torch.Tensor:
+    """(1, S) Anny phenotype values: the average body with ``overrides`` (e.g.
+    ``{"age": 0.2}``), as :class:`PersonSpec` ``shape`` gives them."""
+    shape = body.default_shape(1)
+    for name, value in overrides.items():
+        shape[0, body.shape_names.index(name)] = value
+    return shape
 
 
 def random_scene(seed: int, width: int = 640, height: int = 480) -> dict:
