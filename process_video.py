@@ -141,8 +141,9 @@ def _run(args: argparse.Namespace) -> int:
     summary = run(args.input, config, out_dir=args.out, progress=not args.quiet, software_version=software)
     focal = "n/a"
     if not math.isnan(summary.focal_px):
-        source = (f"estimated from {summary.focal_person_frames} person-frames" if summary.focal_source == "estimated"
-                  else summary.focal_source)
+        source = {"estimated": f"estimated from {summary.focal_person_frames} person-frames",
+                  "metadata": "from the video's 35 mm-equivalent focal length"}.get(summary.focal_source,
+                                                                                     summary.focal_source)
         focal = f"{summary.focal_px:.1f} px, {summary.focal_fov_deg:.1f}° horizontal FOV ({source})"
     if summary.shots > 1:
         focal += f", first of {summary.shots} shots"

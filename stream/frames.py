@@ -23,6 +23,8 @@ class VideoInfo:
             counter-clockwise as FFmpeg reads the container's display matrix (0, 90,
             180 or 270; a phone's "rotate 90" clip reads 270).
         codec: Codec name, or ``"images"`` for an image folder.
+        focal_35mm: The lens as a 35 mm-equivalent focal length, millimetres, when the
+            camera wrote one into the container (iPhones do); ``None`` otherwise.
     """
 
     path: str
@@ -32,6 +34,7 @@ class VideoInfo:
     n_frames: int | None
     rotation_deg: int = 0
     codec: str = ""
+    focal_35mm: float | None = None
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:

@@ -30,8 +30,9 @@ from meshstream.models.keypoints import blazepose33_to_coco23
 from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
 
 from .config import Config, EstimationConfig, config_to_dict
+from .container_tags import PLAUSIBLE_FOCAL_35MM, focal_px_from_35mm
 from .errors import InputError, OutputError
-from .frames import Frame
+from .frames import Frame, VideoInfo
 from .intrinsics import FrameUndistorter, load_intrinsics
 from .sources import open_source
 
@@ -51,9 +52,11 @@ class RunSummary:
         focal_px: The first shot's focal, pixels (NaN if no person was found in it).
         focal_fov_deg: The same as a horizontal field of view, degrees.
         focal_person_frames: Person-frames the first shot's focal was estimated from
-            (0: given by the user).
+            (0: given by the user or the video's metadata).
         shots: Shots found (cuts + 1).
-        focal_source: ``"user"`` or ``"estimated"``.
+        focal_source: ``"user"`` (a focal, field of view or intrinsics file given),
+            ``"metadata"`` (the 35 mm-equivalent focal a phone wrote in the video) or
+            ``"estimated"``.
         zarr_path: The store.
         overlay_path: The overlay video, or ``None``.
         notes: Things the user should know (truncated input, no person, ...).
@@ -134,7 +137,7 @@ def load_lifters(ec: EstimationConfig) -> tuple[LandmarkLifter | None, LandmarkL
 class _Pipeline:
     """Holds the stages and sinks of one run."""
 
-    def __init__(self, config: Config, info, out_dir: Path, stem: str, software_version: str,
+    def __init__(self, config: Config, info: VideoInfo, out_dir: Path, stem: str, software_version: str,
                  intrinsics: Intrinsics | None = None) -> None:
         from meshstream.models.body import AnnyBody
         from meshstream.models.ground import SharedGround
@@ -176,6 +179,8 @@ class _Pipeline:
         self.pose_smoother = PoseSmoother(sigma_s=c.filter.pose_sigma_s, causal=c.filter.causal)
         self.size = (info.width, info.height)
         self.pp = np.array([info.width / 2.0, info.height / 2.0], np.float32)
+        self.notes: list[str] = []  # for the user, at the end of the run (with run()'s own)
+        self.focal_source = "user"
         if intrinsics is not None:  # frames arrive resampled to its ideal pinhole
             self.pp = intrinsics.principal_point
             self.user_focal: float | None = intrinsics.fx
@@ -184,12 +189,11 @@ class _Pipeline:
         elif ec.fov_deg is not None:
             self.user_focal = focal_from_fov(ec.fov_deg, info.width)
         else:
-            self.user_focal = None
-        self.focal_source = "estimated" if self.user_focal is None else "user"
+            self.user_focal = self._metadata_focal(info) if ec.metadata_focal else None
+            self.focal_source = "estimated" if self.user_focal is None else "metadata"
         self.focal: float | None = self.user_focal
         self.shot_focals: list[float | None] = []
         self.shot_focal_evidence: list[int] = []  # person-frames each shot's focal was estimated from (0: given)
-        self.notes: list[str] = []  # for the user, at the end of the run (with run()'s own)
         self.height_m = ec.person_height_m
         if self.height_m is not None:  # a size the shapes cannot take would bend the fit instead
             low, high = self.body.stature_range(base)
@@ -215,6 +219,7 @@ class _Pipeline:
                 "foot_joint_names": list(self.body.foot_joint_names),
                 "gender": self.body.gender,
                 "config": config_to_dict(c), "software_version": software_version, "focal_source": self.focal_source,
+                "focal_35mm": info.focal_35mm,
                 "intrinsics": None if intrinsics is None else {
                     "fx": intrinsics.fx, "fy": intrinsics.fy, "cx": intrinsics.cx, "cy": intrinsics.cy,
                     "distortion": list(intrinsics.distortion), "frames_undistorted": not intrinsics.is_ideal},
@@ -230,6 +235,19 @@ class _Pipeline:
         self.track_shapes: dict[int, np.ndarray] = {}
         self.statures: dict[int, float] = {}  # track -> fitted standing height, metres (set when the run ends)
         self._writer_shot_rows: dict[int, int] = {}
+
+    def _metadata_focal(self, info: VideoInfo) -> float | None:
+        """Focal in pixels from the container's 35 mm-equivalent focal, if there and plausible."""
+        if info.focal_35mm is None:
+            return None
+        if not PLAUSIBLE_FOCAL_35MM[0] <= info.focal_35mm <= PLAUSIBLE_FOCAL_35MM[1]:
+            self.notes.append(f"the video's metadata gives a {info.focal_35mm:g} mm (35 mm-equivalent) focal length, "
+                              f"outside {PLAUSIBLE_FOCAL_35MM[0]:g}-{PLAUSIBLE_FOCAL_35MM[1]:g} mm, so it was "
+                              "ignored and the focal estimated")
+            return None
+        focal = focal_px_from_35mm(info.focal_35mm, info.width, info.height)
+        log.info("focal %.1f px from the video's metadata (%g mm, 35 mm-equivalent)", focal, info.focal_35mm)
+        return focal
 
     # Runs on the calling thread.
     def is_new_shot(self, frame: Frame) -> bool:

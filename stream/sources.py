@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .container_tags import FOCAL_35MM_KEY, focal_35mm_from_value, quicktime_items
 from .errors import InputError
 from .frames import Frame, VideoInfo
 
@@ -97,11 +98,21 @@ class PyAVSource(FrameSource):
         if rotation % 180:
             w, h = h, w
         self.info = VideoInfo(path=path, width=w, height=h, fps=fps, n_frames=n, rotation_deg=rotation,
-                              codec=cc.name)
+                              codec=cc.name, focal_35mm=self._probe_focal_35mm())
         self.start_s, self.end_s = start_s, end_s
         self.every = max(1, int(every))
         self.max_frames = max_frames
         self.stopped_early: str | None = None
+
+    def _probe_focal_35mm(self) -> float | None:
+        """The 35 mm-equivalent focal length in the container's metadata, if any."""
+        value = self._stream.metadata.get(FOCAL_35MM_KEY) or self._container.metadata.get(FOCAL_35MM_KEY)
+        if value is None and self._container.format.name.startswith("mov"):  # FFmpeg skips a track's own items
+            try:
+                value = quicktime_items(self.path).get(FOCAL_35MM_KEY)
+            except OSError:
+                value = None
+        return None if value is None else focal_35mm_from_value(value)
 
     def _probe_rotation(self) -> int:
         """Rotation of the first frame (PyAV reads the display matrix), then rewinds."""
