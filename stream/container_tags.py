@@ -29,6 +29,7 @@ PLAUSIBLE_FOCAL_35MM = (8.0, 1200.0)  # fisheye action cameras to long telephoto
 
 # Boxes that only hold other boxes, on the way to a ``meta`` box.
 _CONTAINERS = {b"moov", b"trak", b"udta", b"mdia", b"minf"}
+_META_CHILDREN = {b"hdlr", b"keys", b"ilst", b"free", b"xml ", b"iinf", b"pitm"}
 _MAX_META_BYTES = 1 << 20  # a metadata box is a few kB; anything larger is not read
 
 
@@ -78,9 +79,9 @@ def _meta_items(fh: BinaryIO, start: int, end: int) -> dict[str, object]:
         return {}
     fh.seek(start)
     # QuickTime's meta box has no version/flags word, MP4's has: skip it when the
-    # payload does not start with a box (the first child is 'hdlr').
+    # payload does not start with one of the boxes a meta box holds.
     head = fh.read(8)
-    if len(head) == 8 and head[4:8] != b"hdlr":
+    if len(head) == 8 and head[4:8] not in _META_CHILDREN:
         start += 4
     keys: list[str] = []
     values: dict[int, object] = {}
