@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, default=None, help="end time, seconds")
     p.add_argument("--every", type=int, default=None, help="keep every n-th frame")
     p.add_argument("--no-overlay", action="store_true", help="do not write the overlay video")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the unfinished store of this input in the output folder (same settings) after "
+                        "its last finished chunk; without a store, a normal run")
     p.add_argument("--export", default=None, metavar="FORMATS",
                    help="also write animation files per track: comma-separated from bvh,glb,fbx,npz,smpl "
                         "(later, without re-running: meshstream export OUT.zarr --to glb,npz)")
@@ -102,10 +105,11 @@ def _guarded(command, args: argparse.Namespace) -> int:
     try:
         return command(args)
     except MeshstreamError as exc:
-        print(f"meshstream: error: {exc}", file=sys.stderr)
+        print(f"meshstream: {'error: ' if exc.exit_code else ''}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("meshstream: interrupted; the store keeps every finished chunk (complete=false)", file=sys.stderr)
+        print("meshstream: interrupted; the store keeps every finished chunk (complete=false): run the same "
+              "command with --resume to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -138,7 +142,8 @@ def _run(args: argparse.Namespace) -> int:
         software = version("meshstream")
     except PackageNotFoundError:
         software = "0+unknown"
-    summary = run(args.input, config, out_dir=args.out, progress=not args.quiet, software_version=software)
+    summary = run(args.input, config, out_dir=args.out, progress=not args.quiet, software_version=software,
+                  resume=args.resume)
     focal = "n/a"
     if not math.isnan(summary.focal_px):
         source = {"estimated": f"estimated from {summary.focal_person_frames} person-frames",

@@ -3,8 +3,9 @@
 Layout::
 
     <out>/<clip>.zarr
-      attrs: schema_version, source, fps, width, height, n_frames, complete, body_model,
-             keypoint_layouts, joint_names, config, software_version, notes
+      attrs: schema_version, source, fps, width, height, source_n_frames, n_frames (committed),
+             complete, track_ids, body_model, keypoint_layouts, joint_names, config,
+             software_version, notes
       frames/pts_seconds         (T,)      float64
       frames/frame_index         (T,)      int64   source index of each stored frame
       frames/shot                (T,)      int32   shot number (a cut starts a new shot)
@@ -30,13 +31,16 @@ Layout::
 
 Arrays are chunked along time and appended as the run goes; ``complete`` stays false
 until :meth:`ZarrWriter.close` runs after a clean end, so a crash leaves a readable
-store holding every chunk written before it.
+store holding every chunk written before it. :meth:`ZarrWriter.commit` after each
+chunk records how far the store is whole (``n_frames``); ``--resume`` reopens it there
+(:func:`read_stored_run`, :meth:`ZarrWriter.reopen`).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,6 +53,15 @@ SCHEMA_VERSION = 1
 # (body_pose (M,J,3), global_orient (M,3), transl (M,3), shape (S,)) -> (pelvis, joints3d, keypoints3d)
 Placement = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 _TIME_CHUNK = 256
+_FRAME_ARRAYS = {"frames/pts_seconds": "float64", "frames/frame_index": "int64", "frames/shot": "int32",
+                 "camera/focal_px": "float32", "camera/focal_px_raw": "float32", "camera/zoom": "float32"}
+_TRACK_ARRAYS = {  # name: (trailing shape, "J": joints), dtype
+    "frame_index": ((), "int32"), "bbox_xyxy": ((4,), "float32"), "keypoints2d": ((33, 3), "float32"),
+    "transl": ((3,), "float32"), "transl_raw": ((3,), "float32"), "pelvis": ((3,), "float32"),
+    "keypoints3d_coco17": ((17, 3), "float32"), "global_orient": ((3,), "float32"),
+    "body_pose": (("J", 3), "float32"), "joints3d": (("J", 3), "float32"), "fit_error_px": ((), "float32"),
+    "confidence": ((), "float32"), "fit_ok": ((), "bool"),
+}
 
 
 class ZarrWriter:
@@ -72,23 +85,66 @@ class ZarrWriter:
         except OSError as exc:
             raise OutputError(f"cannot write {self.path} ({exc.strerror}); choose a writable folder with -o") from exc
         self.root.attrs.update({**_jsonable(attrs), "schema_version": SCHEMA_VERSION, "complete": False, "n_frames": 0})
-        self._pts = self.root.create_array("frames/pts_seconds", shape=(0,), chunks=(_TIME_CHUNK,), dtype="float64")
-        self._fidx = self.root.create_array("frames/frame_index", shape=(0,), chunks=(_TIME_CHUNK,), dtype="int64")
-        self._shot = self.root.create_array("frames/shot", shape=(0,), chunks=(_TIME_CHUNK,), dtype="int32")
-        self._focal = self.root.create_array("camera/focal_px", shape=(0,), chunks=(_TIME_CHUNK,), dtype="float32",
-                                             fill_value=np.nan)
-        self._focal_raw = self.root.create_array("camera/focal_px_raw", shape=(0,), chunks=(_TIME_CHUNK,),
-                                                 dtype="float32", fill_value=np.nan)
-        self._zoom = self.root.create_array("camera/zoom", shape=(0,), chunks=(_TIME_CHUNK,), dtype="float32")
+        for name, dtype in _FRAME_ARRAYS.items():
+            fill = np.nan if name.startswith("camera/focal") else None
+            self.root.create_array(name, shape=(0,), chunks=(_TIME_CHUNK,), dtype=dtype, fill_value=fill)
         pp = self.root.create_array("camera/principal_point", shape=(2,), chunks=(2,), dtype="float32")
         pp[:] = np.asarray(principal_point, np.float32)
+        self._bind(num_joints)
+
+    def _bind(self, num_joints: int) -> None:
+        """Handles on the store's arrays and tracks (a new store, or a reopened one)."""
+        self._pts, self._fidx, self._shot = (self.root[n] for n in ("frames/pts_seconds", "frames/frame_index",
+                                                                       "frames/shot"))
+        self._focal, self._focal_raw, self._zoom = (self.root[n] for n in ("camera/focal_px", "camera/focal_px_raw",
+                                                                          "camera/zoom"))
         self.num_joints = num_joints
         self._row_of_frame: dict[int, int] = {}
         self._tracks: dict[int, Any] = {}
+        if "tracks" in self.root:
+            self._tracks = {int(k): self.root[f"tracks/{k}"] for k in self.root["tracks"].group_keys()}
+
+    @classmethod
+    def reopen(cls, path: str | Path, num_joints: int) -> "ZarrWriter":
+        """Opens an unfinished store to append to, cut back to its last committed chunk.
+
+        Rows written after the last :meth:`commit` (a chunk in flight when the run
+        stopped) are dropped, and so are tracks left without rows.
+
+        Args:
+            path: Store written by an earlier run (``complete`` false).
+            num_joints: J of ``body_pose``/``joints3d``.
+        """
+        import zarr
+
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        try:
+            self.root = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path} ({exc.strerror}); choose a writable folder with -o") from exc
+        n = int(self.root.attrs.get("n_frames", 0))
+        for name in _FRAME_ARRAYS:
+            self.root[name].resize((n,))
+        for key in list(self.root["tracks"].group_keys()) if "tracks" in self.root else []:
+            g = self.root[f"tracks/{key}"]
+            keep = int(np.searchsorted(g["frame_index"][:], n))  # rows are in time order
+            if keep == 0:
+                del self.root["tracks"][key]
+                continue
+            for name in _TRACK_ARRAYS:
+                g[name].resize((keep, *g[name].shape[1:]))
+        self._bind(num_joints)
+        return self
 
     @property
     def n_frames(self) -> int:
         return int(self._pts.shape[0])
+
+    def commit(self, **attrs: Any) -> None:
+        """Records that every row written so far is complete (with ``attrs``, e.g. the
+        shots' focals): a run that stops later resumes from here."""
+        self.root.attrs.update({**_jsonable(attrs), "n_frames": self.n_frames, "track_ids": sorted(self._tracks)})
 
     def append_frames(self, frame_index: np.ndarray, pts_seconds: np.ndarray, focal_raw: np.ndarray,
                       shot: int = 0, zoom: np.ndarray | None = None) -> None:
@@ -138,20 +194,14 @@ class ZarrWriter:
             g["fit_error_px"].append(fit.fit_error_px[sel])
             g["confidence"].append(fit.confidence[sel])
             g["fit_ok"].append(fit.fit_ok[sel])
+            g["shape"][:] = fit.shape[sel[-1]]  # the running shape: what a resumed run finishes the track with
 
     def _track_group(self, tid: int, fit: BodyFit, first: int) -> Any:
         if tid in self._tracks:
             return self._tracks[tid]
         g = self.root.require_group(f"tracks/{tid}")
-        j = self.num_joints
-        specs = {
-            "frame_index": ((), "int32"), "bbox_xyxy": ((4,), "float32"), "keypoints2d": ((33, 3), "float32"),
-            "transl": ((3,), "float32"), "transl_raw": ((3,), "float32"), "pelvis": ((3,), "float32"),
-            "keypoints3d_coco17": ((17, 3), "float32"), "global_orient": ((3,), "float32"),
-            "body_pose": ((j, 3), "float32"), "joints3d": ((j, 3), "float32"), "fit_error_px": ((), "float32"),
-            "confidence": ((), "float32"), "fit_ok": ((), "bool"),
-        }
-        for name, (tail, dtype) in specs.items():
+        for name, (tail, dtype) in _TRACK_ARRAYS.items():
+            tail = tuple(self.num_joints if d == "J" else d for d in tail)
             g.create_array(name, shape=(0, *tail), chunks=(_TIME_CHUNK, *tail), dtype=dtype)
         shape = g.create_array("shape", shape=fit.shape.shape[1:], chunks=fit.shape.shape[1:], dtype="float32")
         shape[:] = fit.shape[first]
@@ -213,3 +263,64 @@ class ZarrWriter:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """What an earlier run left in a store, for ``--resume``.
+
+    Attributes:
+        attrs: The store's root attributes.
+        complete: The run ended cleanly.
+        n_frames: Frames committed (rows of ``frames/``; later rows are dropped on resume).
+        last_pts: Presentation time of the last committed frame, seconds (``None``: none).
+        last_frame_index: Its index in the source (-1: none).
+        last_shot: Its shot (0 when none).
+        shot_first_row: First row of ``last_shot``.
+        track_ids: Tracks with committed rows.
+        person_frames: Committed person-frames.
+        shapes: Each track's last stored shape, (S,).
+    """
+
+    attrs: dict[str, Any]
+    complete: bool
+    n_frames: int
+    last_pts: float | None
+    last_frame_index: int
+    last_shot: int
+    shot_first_row: int
+    track_ids: list[int]
+    person_frames: int
+    shapes: dict[int, np.ndarray]
+
+
+def read_stored_run(path: str | Path) -> StoredRun | None:
+    """Reads what a store holds, without changing it; ``None`` if there is no store."""
+    import zarr
+
+    path = Path(path)
+    if not (path / "zarr.json").exists():
+        return None
+    try:
+        root = zarr.open_group(str(path), mode="r", zarr_format=3)
+        attrs = dict(root.attrs)
+        n = int(attrs.get("n_frames", 0))
+        shots = root["frames/shot"][:n]
+        track_ids, person_frames, shapes = [], 0, {}
+        for key in root["tracks"].group_keys() if "tracks" in root else []:
+            g = root[f"tracks/{key}"]
+            rows = int(np.searchsorted(g["frame_index"][:], n))
+            if rows:
+                track_ids.append(int(key))
+                person_frames += rows
+                shapes[int(key)] = np.asarray(g["shape"][:], np.float32)
+    except (OSError, KeyError, ValueError) as exc:
+        raise OutputError(f"{path}: not a meshstream store that can be resumed ({exc}); "
+                          "run without --resume to write it again") from exc
+    last_shot = int(shots[-1]) if n else 0
+    return StoredRun(
+        attrs=attrs, complete=bool(attrs.get("complete")), n_frames=n,
+        last_pts=float(root["frames/pts_seconds"][n - 1]) if n else None,
+        last_frame_index=int(root["frames/frame_index"][n - 1]) if n else -1,
+        last_shot=last_shot, shot_first_row=int(np.argmax(shots == last_shot)) if n else 0,
+        track_ids=sorted(track_ids), person_frames=person_frames, shapes=shapes)

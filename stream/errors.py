@@ -31,3 +31,9 @@ class ModelFileError(MeshstreamError):
 
 class MissingExtraError(MeshstreamError):
     """An optional dependency is not installed; the message holds the pip line."""
+
+
+class NothingToResume(MeshstreamError):
+    """``--resume`` found the store already complete: not a failure (exit 0)."""
+
+    exit_code = 0

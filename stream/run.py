@@ -10,6 +10,7 @@ people waits for enough person-frames to set the focal), whatever the clip lengt
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from meshstream.export.overlay import OverlayWriter, draw_inset, draw_keypoints, render_overlay, track_colour
-from meshstream.export.zarr_store import ZarrWriter
+from meshstream.export.zarr_store import StoredRun, ZarrWriter, read_stored_run
 from meshstream.models.camera import Intrinsics, focal_from_fov, fov_from_focal
 from meshstream.models.detections import Detections
 from meshstream.models.estimator import BodyEstimator, BodyFit, FocalEstimate, PersonFrames, mask_grid
@@ -31,7 +32,7 @@ from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
 
 from .config import Config, EstimationConfig, config_to_dict
 from .container_tags import PLAUSIBLE_FOCAL_35MM, focal_px_from_35mm
-from .errors import InputError, OutputError
+from .errors import ConfigError, InputError, NothingToResume, OutputError
 from .frames import Frame, VideoInfo
 from .intrinsics import FrameUndistorter, load_intrinsics
 from .sources import open_source
@@ -121,6 +122,45 @@ def check_output_dir(path: Path) -> None:
         raise OutputError(f"output folder {path} is not writable ({exc.strerror}); choose another with -o") from exc
 
 
+# Settings a resumed run may change: where and what it writes, and how far it goes.
+_RESUME_FREE = ("output.", "decode.max_frames", "decode.end_s")
+
+
+def check_resumable(stored: StoredRun, info: VideoInfo, config: Config, store: Path) -> None:
+    """Raises unless ``stored`` was made from this input with these settings.
+
+    Raises:
+        NothingToResume: The store is complete.
+        InputError: Another video (frame size, rate or length differ).
+        ConfigError: Other settings (each differing key is named).
+    """
+    a = stored.attrs
+    if stored.complete:
+        raise NothingToResume(f"{store} is already complete ({a.get('n_frames')} frames); nothing to resume "
+                              "(run without --resume to compute it again)")
+    ours = (info.width, info.height, round(info.fps, 3), info.n_frames)
+    theirs = (a.get("width"), a.get("height"), round(float(a.get("fps", 0.0)), 3), a.get("source_n_frames", ours[3]))
+    if ours != theirs:
+        raise InputError(f"{store} was made from another video ({theirs[0]}x{theirs[1]} at {theirs[2]} frames/s, "
+                         f"{theirs[3]} frames; this one {ours[0]}x{ours[1]} at {ours[2]}, {ours[3]}); give the same "
+                         "input, or run without --resume")
+
+    def flat(d: dict, prefix: str = "") -> dict[str, object]:
+        out: dict[str, object] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    now = flat(json.loads(json.dumps(config_to_dict(config))))
+    before = flat(a.get("config") or {})
+    differ = [k for k in sorted(set(now) | set(before))
+              if not k.startswith(_RESUME_FREE) and now.get(k) != before.get(k)]
+    if differ:
+        shown = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in differ[:3])
+        raise ConfigError(f"{store} was made with other settings ({shown}); resume with the same settings, or run "
+                          "without --resume")
+
+
 def load_lifters(ec: EstimationConfig) -> tuple[LandmarkLifter | None, LandmarkLifter | None]:
     """The estimator's landmark lifters from the config: (the pose's, the focal
     search's). ``None`` stands for BlazePose's landmarks as given. With
@@ -135,10 +175,10 @@ def load_lifters(ec: EstimationConfig) -> tuple[LandmarkLifter | None, LandmarkL
 
 
 class _Pipeline:
-    """Holds the stages and sinks of one run."""
+    """Holds the stages and sinks of one run (``stored``: the unfinished store it resumes)."""
 
     def __init__(self, config: Config, info: VideoInfo, out_dir: Path, stem: str, software_version: str,
-                 intrinsics: Intrinsics | None = None) -> None:
+                 intrinsics: Intrinsics | None = None, stored: StoredRun | None = None) -> None:
         from meshstream.models.body import AnnyBody
         from meshstream.models.ground import SharedGround
         from meshstream.models.perception import PersonPerceiver
@@ -156,7 +196,8 @@ class _Pipeline:
                                          crop_size=pc.crop_size, min_pose_score=pc.min_pose_score, masks=pc.masks)
         tc = c.tracking
         self.tracker = PersonTracker(high_score=tc.high_score, low_score=tc.low_score, min_hits=tc.min_hits,
-                                     reid_s=tc.reid_s, iou_gate=tc.iou_gate)
+                                     reid_s=tc.reid_s, iou_gate=tc.iou_gate,
+                                     first_id=max(stored.track_ids, default=0) + 1 if stored else 1)
         self.shots = (ShotDetector(hist_threshold=tc.cut_hist_threshold, diff_threshold=tc.cut_diff_threshold)
                       if tc.detect_cuts else None)
         self.shot = -1
@@ -202,10 +243,11 @@ class _Pipeline:
                 self.notes.append(f"--height-m {ec.person_height_m:g} m is outside the standing heights the fitted body "
                                   f"shapes reach ({low:.2f}-{high:.2f} m), so bodies are sized to {self.height_m:.2f} m")
         self.zarr_path = out_dir / f"{stem}.zarr"
-        self.writer = ZarrWriter(
+        self.writer = ZarrWriter.reopen(self.zarr_path, self.body.num_bones) if stored else ZarrWriter(
             self.zarr_path,
             attrs={
                 "source": str(info.path), "fps": info.fps, "width": info.width, "height": info.height,
+                "source_n_frames": info.n_frames,
                 "rotation_deg": info.rotation_deg, "codec": info.codec, "body_model": self.body.name,
                 "keypoint_layouts": {"keypoints2d": "blazepose33", "keypoints3d_coco17": "coco17"},
                 "joint_names": self.body.bone_names, "shape_names": self.body.shape_names,
@@ -228,6 +270,10 @@ class _Pipeline:
             num_joints=self.body.num_bones,
         )
         self.overlay_path = out_dir / f"{stem}_overlay.mp4" if c.output.overlay else None
+        for k in range(2, 1000):  # a resumed run keeps the earlier overlay and writes the rest beside it
+            if not (stored and self.overlay_path and self.overlay_path.exists()):
+                break
+            self.overlay_path = out_dir / f"{stem}_overlay_{k}.mp4"
         self.overlay = (OverlayWriter(self.overlay_path, info.width, info.height, info.fps, crf=c.output.overlay_crf)
                         if self.overlay_path else None)
         self.person_frames = 0
@@ -235,6 +281,33 @@ class _Pipeline:
         self.track_shapes: dict[int, np.ndarray] = {}
         self.statures: dict[int, float] = {}  # track -> fitted standing height, metres (set when the run ends)
         self._writer_shot_rows: dict[int, int] = {}
+        self._continues_shot = False  # resuming: the first frame goes on with the stored shot
+        if stored:
+            self._resume(stored)
+
+    def _resume(self, stored: StoredRun) -> None:
+        """Continues the stored run's last shot (its focal, if set) and counts its tracks,
+        which end where it stopped: their stored shapes are placed again when this run
+        ends, and tracks found from here on get new ids."""
+        a = stored.attrs
+        n_shots = stored.last_shot + 1
+        focals = (list(a.get("shot_focal_px") or []) + [None] * n_shots)[:n_shots]
+        evidence = (list(a.get("shot_focal_person_frames") or []) + [0] * n_shots)[:n_shots]
+        self.shot = stored.last_shot
+        self.shot_focals = [self.user_focal] * n_shots if self.user_focal is not None else focals
+        self.shot_focal_evidence = evidence
+        self.focal = self.shot_focals[-1]
+        self.ground_estimates = [None] * n_shots
+        self._writer_shot_rows = {self.shot: stored.shot_first_row}
+        self.person_frames = stored.person_frames
+        self.track_ids = set(stored.track_ids)
+        self.track_shapes = dict(stored.shapes)
+        self._continues_shot = True
+        resumed = (f"resumed after {stored.n_frames} stored frames (source frame {stored.last_frame_index}): "
+                   "tracks found after it have new ids")
+        if self.overlay_path is not None:
+            resumed += f", and the overlay of the rest is {self.overlay_path.name}"
+        self.notes = list(dict.fromkeys([*(a.get("notes") or []), *self.notes, resumed]))
 
     def _metadata_focal(self, info: VideoInfo) -> float | None:
         """Focal in pixels from the container's 35 mm-equivalent focal, if there and plausible."""
@@ -251,7 +324,13 @@ class _Pipeline:
 
     # Runs on the calling thread.
     def is_new_shot(self, frame: Frame) -> bool:
-        """True for the first frame and, with cut detection, the first frame after a cut."""
+        """True for the first frame (unless a resumed run goes on with the stored shot) and,
+        with cut detection, the first frame after a cut."""
+        if self._continues_shot:
+            self._continues_shot = False
+            if self.shots is not None:
+                self.shots(frame)  # the cut detector's first frame: no cut
+            return False
         if self.shots is None:
             return self.shot < 0
         return self.shots(frame)
@@ -449,6 +528,8 @@ class _Pipeline:
             self.writer.append_fits(job.fit, job.bbox, job.keypoints2d, job.transl_raw)
         if self.overlay is not None:
             self._write_overlay(chunk, job)
+        self.writer.commit(shot_focal_px=list(self.shot_focals), shot_focal_person_frames=list(self.shot_focal_evidence),
+                           notes=list(self.notes))
 
     def _write_overlay(self, chunk: _Chunk, job: _WriteJob) -> None:
         fit, focal, zoom = job.fit, job.focal, job.zoom
@@ -550,7 +631,7 @@ def _start_thread(target, *args) -> tuple[threading.Thread, list[BaseException]]
 
 
 def run(input_path: str, config: Config, *, out_dir: str | None = None, progress: bool = True,
-        software_version: str = "0") -> RunSummary:
+        software_version: str = "0", resume: bool = False) -> RunSummary:
     """Processes one clip end to end.
 
     Args:
@@ -559,6 +640,8 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         out_dir: Output folder (default ``config.output.dir``).
         progress: Show a progress bar on stderr.
         software_version: Stored in the Zarr attributes.
+        resume: Continue the unfinished store of this input in ``out_dir`` after its last
+            committed chunk (same input and settings); without a store, a normal run.
 
     Returns:
         The :class:`RunSummary`.
@@ -586,6 +669,12 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         if not intrinsics.is_ideal:
             undistort = FrameUndistorter(intrinsics)
     stem = Path(input_path.rstrip("/")).stem or "clip"
+    stored = read_stored_run(out / f"{stem}.zarr") if resume else None
+    if stored is not None:
+        check_resumable(stored, info, config, out / f"{stem}.zarr")  # before any work
+        if stored.n_frames == 0:
+            stored = None  # nothing committed: start again
+    skip_through = stored.last_pts if stored else None  # frames already stored
     frames_q: queue.Queue = queue.Queue(maxsize=16)
     write_q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -593,6 +682,8 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
     def decode() -> None:
         try:
             for frame in source:
+                if skip_through is not None and frame.pts_seconds <= skip_through + 1e-9:
+                    continue
                 if undistort is not None:
                     frame = undistort(frame)
                 while not stop.is_set():
@@ -618,24 +709,29 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         total = -(-total // dc.every)
     if total and dc.max_frames:
         total = min(total, dc.max_frames)
-    bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True, desc=stem)
+    bar = tqdm(total=total, initial=stored.n_frames if stored else 0, unit="frame", disable=not progress,
+               dynamic_ncols=True, desc=stem)
     try:
         chunk = _Chunk([], [])
         while True:
-            item = frames_q.get()
+            # A resumed run starts at once: with every frame already stored, it only finishes the store.
+            item = frames_q.get() if pipeline is not None or stored is None else None
             if item is _END:
                 break
-            frame: Frame = item
             if pipeline is None:
                 t_start = time.perf_counter()
-                pipeline = _Pipeline(config, info, out, stem, software_version, intrinsics)
+                pipeline = _Pipeline(config, info, out, stem, software_version, intrinsics, stored)
                 startup = time.perf_counter() - t_start
+                chunk = _Chunk([], [], pipeline.shot)
 
                 def write_loop(p: _Pipeline = pipeline) -> None:
                     while (job := write_q.get()) is not _END:
                         p.write(job)
 
                 writer_thread, writer_errors = _start_thread(write_loop)
+            if item is None:
+                continue
+            frame: Frame = item
             if pipeline.is_new_shot(frame):
                 if chunk.frames:
                     _put_checked(write_q, pipeline.estimate(chunk), writer_errors)
@@ -675,7 +771,8 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
             if truncated:
                 notes.append(f"input truncated or corrupt: {truncated}")
             if complete and pipeline.person_frames == 0:
-                notes.append(f"no person found in {n_frames} frames; the store holds frames but no tracks")
+                seen = n_frames + (stored.n_frames if stored else 0)
+                notes.append(f"no person found in {seen} frames; the store holds frames but no tracks")
             notes[:0] = pipeline.notes
             pipeline.finish(complete=complete and not writer_errors, notes=notes)
         decoder.join(timeout=5)

@@ -130,11 +130,13 @@ class PersonTracker:
         appearance_momentum: Weight of the old histogram in the running appearance.
         appearance_gate: Hellinger distance above which a detection cannot extend a
             track seen at least 3 times (different clothes).
+        first_id: Id of the first track (a resumed run continues after the stored ones).
     """
 
     def __init__(self, *, high_score: float = 0.6, low_score: float = 0.2, min_hits: int = 2, reid_s: float = 2.0,
                  iou_gate: float = 0.1, max_cost: float = 0.75, appearance_momentum: float = 0.9,
-                 appearance_gate: float = 0.6) -> None:
+                 appearance_gate: float = 0.6, first_id: int = 1) -> None:
+        self._next_id = first_id
         self.appearance_gate = appearance_gate
         self.high_score = high_score
         self.low_score = low_score
@@ -149,8 +151,6 @@ class PersonTracker:
         """Ends all tracks (new clip or new shot); ids keep increasing."""
         self._tracks: list[_Track] = []
         self._last_t: float | None = None
-        if not hasattr(self, "_next_id"):
-            self._next_id = 1
 
     @property
     def active_ids(self) -> list[int]:
