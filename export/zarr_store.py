@@ -276,6 +276,7 @@ class StoredRun:
         last_pts: Presentation time of the last committed frame, seconds (``None``: none).
         last_frame_index: Its index in the source (-1: none).
         last_shot: Its shot (0 when none).
+        last_zoom: Its zoom relative to the shot's first frame (1 when none).
         shot_first_row: First row of ``last_shot``.
         track_ids: Tracks with committed rows.
         person_frames: Committed person-frames.
@@ -288,6 +289,7 @@ class StoredRun:
     last_pts: float | None
     last_frame_index: int
     last_shot: int
+    last_zoom: float
     shot_first_row: int
     track_ids: list[int]
     person_frames: int
@@ -322,5 +324,5 @@ def read_stored_run(path: str | Path) -> StoredRun | None:
         attrs=attrs, complete=bool(attrs.get("complete")), n_frames=n,
         last_pts=float(root["frames/pts_seconds"][n - 1]) if n else None,
         last_frame_index=int(root["frames/frame_index"][n - 1]) if n else -1,
-        last_shot=last_shot, shot_first_row=int(np.argmax(shots == last_shot)) if n else 0,
+        last_shot=last_shot, last_zoom=float(root["camera/zoom"][n - 1]) if n else 1.0, shot_first_row=int(np.argmax(shots == last_shot)) if n else 0,
         track_ids=sorted(track_ids), person_frames=person_frames, shapes=shapes)

@@ -282,6 +282,7 @@ class _Pipeline:
         self.statures: dict[int, float] = {}  # track -> fitted standing height, metres (set when the run ends)
         self._writer_shot_rows: dict[int, int] = {}
         self._continues_shot = False  # resuming: the first frame goes on with the stored shot
+        self._zoom_base = 1.0  # resuming a zoomed shot: its zoom at the first resumed frame
         if stored:
             self._resume(stored)
 
@@ -299,6 +300,7 @@ class _Pipeline:
         self.focal = self.shot_focals[-1]
         self.ground_estimates = [None] * n_shots
         self._writer_shot_rows = {self.shot: stored.shot_first_row}
+        self._zoom_base = stored.last_zoom if self.zoom is not None else 1.0
         self.person_frames = stored.person_frames
         self.track_ids = set(stored.track_ids)
         self.track_shapes = dict(stored.shapes)
@@ -342,6 +344,7 @@ class _Pipeline:
         self.shot_focal_evidence.append(0)
         self.ground_estimates.append(None)
         self.focal = self.user_focal
+        self._zoom_base = 1.0
         if self.shot > 0:
             log.info("shot %d starts (cut detected)", self.shot)
             self.perceiver.reset()
@@ -368,7 +371,7 @@ class _Pipeline:
     def perceive(self, frame: Frame) -> tuple[Detections, float]:
         """Persons of a frame (tracked) and the frame's zoom since the shot began."""
         dets = self.perceiver(frame)
-        zoom = self.zoom(frame, dets.xyxy) if self.zoom is not None else 1.0
+        zoom = self._zoom_base * self.zoom(frame, dets.xyxy) if self.zoom is not None else 1.0
         dets = self.tracker(dets, frame)
         return dets[dets.track_id >= 0], zoom
 
@@ -376,7 +379,7 @@ class _Pipeline:
         obs, blaze = _observations(chunk, self.config.estimation.silhouette_size)
         focal_raw = np.full(len(chunk.frames), np.nan, np.float32)
         # A slowly varying focal only once the shot is seen to zoom; else one per shot.
-        zooming = self.zoom is not None and self.zoom.zooming
+        zooming = self.zoom is not None and (self.zoom.zooming or self._zoom_base != 1.0)
         zoom = np.asarray(chunk.zoom, np.float32) if zooming else np.ones(len(chunk.frames), np.float32)
         if len(obs) == 0:
             return _WriteJob(chunk, None, focal_raw, self.focal, zoom)

@@ -130,3 +130,28 @@ def test_resume_refuses_other_input_or_settings_and_skips_a_complete_store(tmp_p
     assert store.attrs["complete"] is True and store.attrs["n_frames"] == 6
     res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path), "-q", "--max-frames", "6", "--resume")
     assert res.returncode == 0 and "already complete" in res.stderr and not res.stdout
+
+
+def test_a_zooming_shot_resumes_with_its_zoom(tmp_path, body):
+    """The store of the first 15 frames of a 1.0 -> 1.35x zoom, left unfinished, then
+    resumed to the end (``--max-frames`` may change on resume): the zoom and the focal
+    go on from where they were."""
+    import cv2
+
+    from meshstream.models.synthetic import PersonSpec, render_frames, write_video
+
+    photo = cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB)
+    frames, gt = render_frames([PersonSpec((0.0, 4.5), (0.2, 0.0), yaw_deg=20)], fov_deg=60, n_frames=30,
+                               background=photo, body=body, zoom=np.linspace(1.0, 1.35, 30))
+    clip = tmp_path / "zoom.mp4"
+    write_video(clip, frames, 25.0)
+    res = run_cli(str(clip), "-o", str(tmp_path), "-q", "--no-overlay", "--max-frames", "15")
+    assert res.returncode == 0, res.stderr
+    zarr.open_group(str(tmp_path / "zoom.zarr"), mode="r+").attrs["complete"] = False
+    res = run_cli(str(clip), "-o", str(tmp_path), "-q", "--no-overlay", "--resume")
+    assert res.returncode == 0, res.stderr
+    store = zarr.open_group(str(tmp_path / "zoom.zarr"), mode="r")
+    zoom, focal = store["camera/zoom"][:], store["camera/focal_px"][:]
+    assert len(zoom) == 30 and zoom[14] > 1.1
+    assert abs(zoom[-1] / 1.35 - 1) < 0.03 and np.all(np.diff(zoom) > -0.005)
+    assert abs((focal[-1] / focal[0]) / 1.35 - 1) < 0.03
