@@ -324,5 +324,6 @@ def read_stored_run(path: str | Path) -> StoredRun | None:
         attrs=attrs, complete=bool(attrs.get("complete")), n_frames=n,
         last_pts=float(root["frames/pts_seconds"][n - 1]) if n else None,
         last_frame_index=int(root["frames/frame_index"][n - 1]) if n else -1,
-        last_shot=last_shot, last_zoom=float(root["camera/zoom"][n - 1]) if n else 1.0, shot_first_row=int(np.argmax(shots == last_shot)) if n else 0,
+        last_shot=last_shot, last_zoom=float(root["camera/zoom"][n - 1]) if n else 1.0,
+        shot_first_row=int(np.argmax(shots == last_shot)) if n else 0,
         track_ids=sorted(track_ids), person_frames=person_frames, shapes=shapes)

@@ -126,6 +126,14 @@ def check_output_dir(path: Path) -> None:
 _RESUME_FREE = ("output.", "decode.max_frames", "decode.end_s")
 
 
+def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    """Nested dict -> ``{"section.key": value}``."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def check_resumable(stored: StoredRun, info: VideoInfo, config: Config, store: Path) -> None:
     """Raises unless ``stored`` was made from this input with these settings.
 
@@ -144,15 +152,8 @@ def check_resumable(stored: StoredRun, info: VideoInfo, config: Config, store: P
         raise InputError(f"{store} was made from another video ({theirs[0]}x{theirs[1]} at {theirs[2]} frames/s, "
                          f"{theirs[3]} frames; this one {ours[0]}x{ours[1]} at {ours[2]}, {ours[3]}); give the same "
                          "input, or run without --resume")
-
-    def flat(d: dict, prefix: str = "") -> dict[str, object]:
-        out: dict[str, object] = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
-    now = flat(json.loads(json.dumps(config_to_dict(config))))
-    before = flat(a.get("config") or {})
+    now = _flatten(json.loads(json.dumps(config_to_dict(config))))
+    before = _flatten(a.get("config") or {})
     differ = [k for k in sorted(set(now) | set(before))
               if not k.startswith(_RESUME_FREE) and now.get(k) != before.get(k)]
     if differ:
@@ -270,10 +271,10 @@ class _Pipeline:
             num_joints=self.body.num_bones,
         )
         self.overlay_path = out_dir / f"{stem}_overlay.mp4" if c.output.overlay else None
-        for k in range(2, 1000):  # a resumed run keeps the earlier overlay and writes the rest beside it
-            if not (stored and self.overlay_path and self.overlay_path.exists()):
-                break
-            self.overlay_path = out_dir / f"{stem}_overlay_{k}.mp4"
+        if stored and self.overlay_path is not None:  # a resumed run keeps the earlier overlay, writes the rest beside
+            k = 2
+            while self.overlay_path.exists():
+                self.overlay_path, k = out_dir / f"{stem}_overlay_{k}.mp4", k + 1
         self.overlay = (OverlayWriter(self.overlay_path, info.width, info.height, info.fps, crf=c.output.overlay_crf)
                         if self.overlay_path else None)
         self.person_frames = 0
@@ -531,8 +532,8 @@ class _Pipeline:
             self.writer.append_fits(job.fit, job.bbox, job.keypoints2d, job.transl_raw)
         if self.overlay is not None:
             self._write_overlay(chunk, job)
-        self.writer.commit(shot_focal_px=list(self.shot_focals), shot_focal_person_frames=list(self.shot_focal_evidence),
-                           notes=list(self.notes))
+        self.writer.commit(shot_focal_px=list(self.shot_focals),
+                           shot_focal_person_frames=list(self.shot_focal_evidence), notes=list(self.notes))
 
     def _write_overlay(self, chunk: _Chunk, job: _WriteJob) -> None:
         fit, focal, zoom = job.fit, job.focal, job.zoom

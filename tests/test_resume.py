@@ -155,3 +155,11 @@ def test_a_zooming_shot_resumes_with_its_zoom(tmp_path, body):
     assert len(zoom) == 30 and zoom[14] > 1.1
     assert abs(zoom[-1] / 1.35 - 1) < 0.03 and np.all(np.diff(zoom) > -0.005)
     assert abs((focal[-1] / focal[0]) / 1.35 - 1) < 0.03
+
+
+def test_resume_over_a_damaged_store_says_so(tmp_path):
+    (tmp_path / "sample.zarr").mkdir()
+    (tmp_path / "sample.zarr" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gro')
+    res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path), "-q", "--resume")
+    assert res.returncode == 2 and "not a meshstream store that can be resumed" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
