@@ -23,6 +23,9 @@ BLADE's metrics (``models/metrics.py``) for:
   ``--focal-px``: the image diagonal (WHAM, GVHMR), a 60 degree horizontal field of
   view (SAT-HMR, Multi-HMR) and 4D-Humans' f = 5000 at 256 px, scaled to the frame;
 - ``true focal``: the ground-truth focal (an oracle, how good depth gets when f is known);
+- ``phone metadata focal``: the default run on a copy of the clip whose container
+  carries the true focal as a whole-millimetre 35 mm-equivalent, as an iPhone writes it
+  (stream copy, FFmpeg's movie-level item): what phone footage gets;
 - ``true focal + true height`` and ``meshstream + true height``: the same and the
   default run with ``--height-m`` set to the person's true standing height (one-person
   clips only, chosen with ``--clips``; not in the default set of methods).
@@ -113,7 +116,7 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
 
 METHODS = ("meshstream", "meshstream + relief lifter", "meshstream without lifter", "meshstream + lifter (focal too)",
            "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
-           "true focal + shared floor", "meshstream + true height", "true focal + true height")
+           "true focal + shared floor", "phone metadata focal", "meshstream + true height", "true focal + true height")
 HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --height-m: one-person clips only
 
 
@@ -167,6 +170,25 @@ def true_stature(spec: ClipSpec, body) -> float:
     if not isinstance(spec, ClipSpec) or len(spec.persons) != 1:
         raise SystemExit(f"{spec.name}: the true-height methods need a one-person suite clip; choose them with --clips")
     return float(body.stature(phenotype_shape(body, spec.persons[0].get("shape", {})))[0])
+
+
+def phone_copy(clip: Path, focal_px: float, width: int, height: int) -> Path:
+    """A stream copy of ``clip`` whose container gives ``focal_px`` as the whole-millimetre
+    35 mm-equivalent focal length an iPhone writes (``stream/container_tags.py``)."""
+    import av
+
+    from meshstream.stream.container_tags import FOCAL_35MM_KEY, FULL_FRAME_LONG_SIDE_MM
+
+    out = clip.with_name(f"{clip.stem}_phone.mov")
+    with av.open(str(clip)) as src, av.open(str(out), "w", options={"movflags": "use_metadata_tags"}) as dst:
+        dst.metadata[FOCAL_35MM_KEY] = str(round(focal_px * FULL_FRAME_LONG_SIDE_MM / max(width, height)))
+        video = src.streams.video[0]
+        copy = dst.add_stream_from_template(video)
+        for packet in src.demux(video):
+            if packet.dts is not None:  # the demuxer's final empty packet
+                packet.stream = copy
+                dst.mux(packet)
+    return out
 
 
 def run_cli(clip: Path, out: Path, *extra: str):
@@ -348,9 +370,10 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--set", "estimation.lifter=false"]
             elif method == "meshstream + lifter (focal too)":
                 extra = ["--set", "estimation.focal_landmarks=pose_lifter"]
+            run_clip = phone_copy(clip, gt.focal_px, gt.width, gt.height) if method == "phone metadata focal" else clip
             t0 = time.perf_counter()
             folder = "".join(c if c.isalnum() else "_" for c in method.replace("+", "plus").replace("°", "deg"))
-            store = run_cli(clip, work / folder, *extra)
+            store = run_cli(run_clip, work / folder, *extra)
             timing[method] = timing.get(method, 0.0) + time.perf_counter() - t0
             result = evaluate(store, gt, body)
             runs[method].append(result)

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("accuracy") / "quick.json"
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "accuracy.py"), "--quick", "--methods",
-                           "meshstream,meshstream without lifter,f = diagonal,true focal", "--json", str(out)],
+                           "meshstream,meshstream without lifter,f = diagonal,true focal,phone metadata focal",
+                           "--json", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| meshstream |" in proc.stdout  # the printed table
@@ -46,6 +47,14 @@ def test_known_focal_meets_the_depth_and_pose_targets(quick):
     assert oracle["pa_mpjpe"]["mean"] < 70.0 and oracle["mpjpe"]["mean"] < 110.0
     assert oracle["pve"]["mean"] < 150.0 and oracle["miou"]["mean"] > 0.65
     assert oracle["accel"]["mean"] < 20.0
+
+
+def test_phone_metadata_gives_the_focal_to_its_rounding(quick):
+    """The clip's copy carries the focal as a whole-millimetre 35 mm equivalent (an
+    iPhone's): the run reads it from the container and uses it as given."""
+    phone, oracle = quick["phone metadata focal"], quick["true focal"]
+    assert phone["f"]["median"] < 2.5  # measured 1.95 %: 75 degrees on 640 px is 23.46 mm, written as 23
+    assert abs(phone["tz"]["mean"] - oracle["tz"]["mean"]) < 0.1
 
 
 def test_every_person_frame_is_found_and_scored(quick):
