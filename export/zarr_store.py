@@ -94,10 +94,8 @@ class ZarrWriter:
 
     def _bind(self, num_joints: int) -> None:
         """Handles on the store's arrays and tracks (a new store, or a reopened one)."""
-        self._pts, self._fidx, self._shot = (self.root[n] for n in ("frames/pts_seconds", "frames/frame_index",
-                                                                       "frames/shot"))
-        self._focal, self._focal_raw, self._zoom = (self.root[n] for n in ("camera/focal_px", "camera/focal_px_raw",
-                                                                          "camera/zoom"))
+        self._pts, self._fidx, self._shot, self._focal, self._focal_raw, self._zoom = (
+            self.root[name] for name in _FRAME_ARRAYS)
         self.num_joints = num_joints
         self._row_of_frame: dict[int, int] = {}
         self._tracks: dict[int, Any] = {}
@@ -128,7 +126,7 @@ class ZarrWriter:
             self.root[name].resize((n,))
         for key in list(self.root["tracks"].group_keys()) if "tracks" in self.root else []:
             g = self.root[f"tracks/{key}"]
-            keep = int(np.searchsorted(g["frame_index"][:], n))  # rows are in time order
+            keep = _committed_rows(g, n)
             if keep == 0:
                 del self.root["tracks"][key]
                 continue
@@ -261,6 +259,11 @@ class ZarrWriter:
                                 "track_ids": sorted(self._tracks)})
 
 
+def _committed_rows(track: Any, n_frames: int) -> int:
+    """Rows of a track group that refer to the first ``n_frames`` frames (rows are in time order)."""
+    return int(np.searchsorted(track["frame_index"][:], n_frames))
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
@@ -311,7 +314,7 @@ def read_stored_run(path: str | Path) -> StoredRun | None:
         track_ids, person_frames, shapes = [], 0, {}
         for key in root["tracks"].group_keys() if "tracks" in root else []:
             g = root[f"tracks/{key}"]
-            rows = int(np.searchsorted(g["frame_index"][:], n))
+            rows = _committed_rows(g, n)
             if rows:
                 track_ids.append(int(key))
                 person_frames += rows
