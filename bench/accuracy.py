@@ -177,11 +177,11 @@ def phone_copy(clip: Path, focal_px: float, width: int, height: int) -> Path:
     35 mm-equivalent focal length an iPhone writes (``stream/container_tags.py``)."""
     import av
 
-    from meshstream.stream.container_tags import FOCAL_35MM_KEY, FULL_FRAME_LONG_SIDE_MM
+    from meshstream.stream.container_tags import FOCAL_35MM_KEY, focal_35mm_from_px
 
     out = clip.with_name(f"{clip.stem}_phone.mov")
     with av.open(str(clip)) as src, av.open(str(out), "w", options={"movflags": "use_metadata_tags"}) as dst:
-        dst.metadata[FOCAL_35MM_KEY] = str(round(focal_px * FULL_FRAME_LONG_SIDE_MM / max(width, height)))
+        dst.metadata[FOCAL_35MM_KEY] = str(round(focal_35mm_from_px(focal_px, width, height)))
         video = src.streams.video[0]
         copy = dst.add_stream_from_template(video)
         for packet in src.demux(video):

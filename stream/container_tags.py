@@ -176,3 +176,9 @@ def focal_px_from_35mm(focal_35mm: float, width: int, height: int) -> float:
         Focal length, pixels.
     """
     return focal_35mm / FULL_FRAME_LONG_SIDE_MM * max(width, height)
+
+
+def focal_35mm_from_px(focal_px: float, width: int, height: int) -> float:
+    """The 35 mm-equivalent focal length, millimetres, of a focal in pixels (the inverse of
+    :func:`focal_px_from_35mm`)."""
+    return focal_px * FULL_FRAME_LONG_SIDE_MM / max(width, height)

@@ -16,6 +16,7 @@ import zarr
 from conftest import gradient_frames, run_cli, tz_errors, write_clip
 from meshstream.stream.container_tags import (
     FOCAL_35MM_KEY,
+    focal_35mm_from_px,
     focal_35mm_from_value,
     focal_px_from_35mm,
     quicktime_items,
@@ -128,6 +129,7 @@ def test_value_and_pixel_conversions():
     # 27 mm on a 16:9 frame: 27/36 of the long side, portrait or landscape.
     assert focal_px_from_35mm(27, 3840, 2160) == pytest.approx(2880.0)
     assert focal_px_from_35mm(27, 2160, 3840) == pytest.approx(2880.0)
+    assert focal_35mm_from_px(2880.0, 3840, 2160) == pytest.approx(27.0)
     # The horizontal field of view of a 36 mm-wide frame: 2 atan(18 / f).
     f_px = focal_px_from_35mm(18, 1920, 1080)
     assert np.degrees(2 * np.arctan(960 / f_px)) == pytest.approx(90.0)
