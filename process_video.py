@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import sys
+from pathlib import Path
 
 EXIT_USER_ERROR = 2
 EXIT_INPUT_TRUNCATED = 3
@@ -146,9 +147,10 @@ def _run(args: argparse.Namespace) -> int:
                   resume=args.resume)
     focal = "n/a"
     if not math.isnan(summary.focal_px):
+        where = "images' EXIF" if Path(args.input).is_dir() else "video's"
         source = {"estimated": f"estimated from {summary.focal_person_frames} person-frames",
-                  "metadata": "from the video's 35 mm-equivalent focal length"}.get(summary.focal_source,
-                                                                                     summary.focal_source)
+                  "metadata": f"from the {where} 35 mm-equivalent focal length"}.get(summary.focal_source,
+                                                                                      summary.focal_source)
         focal = f"{summary.focal_px:.1f} px, {summary.focal_fov_deg:.1f}° horizontal FOV ({source})"
     if summary.shots > 1:
         focal += f", first of {summary.shots} shots"
@@ -197,7 +199,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from meshstream.stream.calibrate import board_views, calibrate, parse_board, write_intrinsics
     from meshstream.stream.errors import InputError

@@ -76,7 +76,7 @@ class EstimationConfig:
     focal_px: float | None = None
     fov_deg: float | None = None
     intrinsics: str | None = None  # file with fx, fy, cx, cy [, distortion] (stream/intrinsics.py)
-    metadata_focal: bool = True  # without the three above: the 35 mm-equivalent focal a phone wrote in the video
+    metadata_focal: bool = True  # without the three above: the 35 mm-equivalent focal in the video or images' EXIF
     fov_range_deg: list[float] = field(default_factory=lambda: [15.0, 130.0])
     silhouette_weight: float = 1.0  # (1 - soft IoU) of rendered body vs person mask; 0: off
     silhouette_iterations: int = 10  # last refinement steps that include it

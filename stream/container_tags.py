@@ -1,4 +1,4 @@
-"""Camera facts a phone writes into a QuickTime/MP4 container's metadata.
+"""Camera facts a phone or camera writes into a file's metadata: the lens's focal length.
 
 iPhones (and apps such as Blackmagic Camera) store the lens as a 35 mm-equivalent focal
 length under the key ``com.apple.quicktime.camera.focal_length.35mm_equivalent``. The
@@ -14,10 +14,17 @@ focal length gives on a 36 × 24 mm frame; for video the frame's long side is ma
 to the 36 mm side (an iPhone 13's 26 mm photo lens is reported as 27 mm in 16:9
 video, which crops the 4:3 sensor's height, not its width), so
 ``focal_px = f35 / 36 mm × long side in pixels``.
+
+Photos carry the lens in their EXIF (:func:`exif_focal_35mm`): ``FocalLengthIn35mmFilm``,
+or else ``FocalLength`` with the sensor's ``FocalPlaneXResolution``. For stills the
+35 mm equivalent matches the diagonals (the 36 × 24 mm frame's 43.3 mm against the
+image's; a 4:3 phone photo's 26 mm is its full sensor), so
+``focal_px = f35 / 43.3 mm × diagonal in pixels`` (``basis="diagonal"``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from pathlib import Path
@@ -25,6 +32,7 @@ from typing import BinaryIO, Iterator
 
 FOCAL_35MM_KEY = "com.apple.quicktime.camera.focal_length.35mm_equivalent"
 FULL_FRAME_LONG_SIDE_MM = 36.0
+FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 PLAUSIBLE_FOCAL_35MM = (8.0, 1200.0)  # fisheye action cameras to long telephoto, millimetres
 
 # Boxes that only hold other boxes, on the way to a ``meta`` box.
@@ -165,20 +173,77 @@ def focal_35mm_from_value(value: object) -> float | None:
     return None
 
 
-def focal_px_from_35mm(focal_35mm: float, width: int, height: int) -> float:
-    """Focal length in pixels of a 35 mm-equivalent focal length (long side matched to 36 mm).
+def _frame_mm_and_px(width: int, height: int, basis: str) -> tuple[float, float]:
+    if basis == "long_side":
+        return FULL_FRAME_LONG_SIDE_MM, float(max(width, height))
+    if basis == "diagonal":
+        return FULL_FRAME_DIAGONAL_MM, math.hypot(width, height)
+    raise ValueError(f"basis must be 'long_side' (video) or 'diagonal' (photo EXIF), got {basis!r}")
+
+
+def focal_px_from_35mm(focal_35mm: float, width: int, height: int, basis: str = "long_side") -> float:
+    """Focal length in pixels of a 35 mm-equivalent focal length.
 
     Args:
         focal_35mm: 35 mm-equivalent focal length, millimetres.
         width, height: Frame size, pixels.
+        basis: ``"long_side"`` (video: the long side matched to 36 mm) or
+            ``"diagonal"`` (photo EXIF: the diagonal matched to 43.3 mm).
 
     Returns:
         Focal length, pixels.
     """
-    return focal_35mm / FULL_FRAME_LONG_SIDE_MM * max(width, height)
+    mm, px = _frame_mm_and_px(width, height, basis)
+    return focal_35mm / mm * px
 
 
-def focal_35mm_from_px(focal_px: float, width: int, height: int) -> float:
+def focal_35mm_from_px(focal_px: float, width: int, height: int, basis: str = "long_side") -> float:
     """The 35 mm-equivalent focal length, millimetres, of a focal in pixels (the inverse of
     :func:`focal_px_from_35mm`)."""
-    return focal_px * FULL_FRAME_LONG_SIDE_MM / max(width, height)
+    mm, px = _frame_mm_and_px(width, height, basis)
+    return focal_px * mm / px
+
+
+_EXIF_FOCAL_PLANE_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # inch, cm, mm, um
+
+
+def exif_focal_35mm(path: str | Path) -> float | None:
+    """The 35 mm-equivalent focal length of a photo from its EXIF, millimetres (diagonal basis).
+
+    ``FocalLengthIn35mmFilm`` where the camera wrote it (phones do). Otherwise
+    ``FocalLength`` (mm) times ``FocalPlaneXResolution`` (sensor pixels per unit) gives
+    the focal in sensor pixels, scaled to the stored image's width over
+    ``PixelXDimension`` (a resized copy) and converted with the image's diagonal.
+
+    Args:
+        path: JPEG, TIFF, PNG or WebP file.
+
+    Returns:
+        Millimetres, or ``None`` when the file has no usable EXIF focal or cannot be read.
+    """
+    from PIL import ExifTags, Image, UnidentifiedImageError
+
+    tags = ExifTags.Base
+    try:
+        with Image.open(path) as img:
+            exif = img.getexif().get_ifd(ExifTags.IFD.Exif)
+            width, height = img.size  # as stored, before the EXIF orientation
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return None
+
+    def number(tag: int) -> float | None:
+        try:
+            value = float(exif[tag])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return None
+        return value if math.isfinite(value) and value > 0 else None
+
+    f35 = number(tags.FocalLengthIn35mmFilm)
+    if f35 is not None:
+        return f35
+    focal_mm, per_unit = number(tags.FocalLength), number(tags.FocalPlaneXResolution)
+    unit_mm = _EXIF_FOCAL_PLANE_UNIT_MM.get(exif.get(tags.FocalPlaneResolutionUnit, 2))
+    if focal_mm is None or per_unit is None or unit_mm is None:
+        return None
+    focal_px = focal_mm * per_unit / unit_mm * width / (number(tags.ExifImageWidth) or width)
+    return focal_35mm_from_px(focal_px, width, height, "diagonal")

@@ -24,7 +24,11 @@ class VideoInfo:
             180 or 270; a phone's "rotate 90" clip reads 270).
         codec: Codec name, or ``"images"`` for an image folder.
         focal_35mm: The lens as a 35 mm-equivalent focal length, millimetres, when the
-            camera wrote one into the container (iPhones do); ``None`` otherwise.
+            camera wrote one into the container (iPhones do) or into the images' EXIF;
+            ``None`` otherwise.
+        focal_35mm_basis: How that value maps to the frame
+            (:func:`~meshstream.stream.container_tags.focal_px_from_35mm`):
+            ``"long_side"`` for video, ``"diagonal"`` for photos' EXIF.
     """
 
     path: str
@@ -35,6 +39,7 @@ class VideoInfo:
     rotation_deg: int = 0
     codec: str = ""
     focal_35mm: float | None = None
+    focal_35mm_basis: str = "long_side"
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:

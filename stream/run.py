@@ -56,7 +56,8 @@ class RunSummary:
             (0: given by the user or the video's metadata).
         shots: Shots found (cuts + 1).
         focal_source: ``"user"`` (a focal, field of view or intrinsics file given),
-            ``"metadata"`` (the 35 mm-equivalent focal a phone wrote in the video) or
+            ``"metadata"`` (the 35 mm-equivalent focal a phone wrote in the video, or
+            the images' EXIF) or
             ``"estimated"``.
         zarr_path: The store.
         overlay_path: The overlay video, or ``None``.
@@ -262,7 +263,7 @@ class _Pipeline:
                 "foot_joint_names": list(self.body.foot_joint_names),
                 "gender": self.body.gender,
                 "config": config_to_dict(c), "software_version": software_version, "focal_source": self.focal_source,
-                "focal_35mm": info.focal_35mm,
+                "focal_35mm": info.focal_35mm, "focal_35mm_basis": info.focal_35mm_basis,
                 "intrinsics": None if intrinsics is None else {
                     "fx": intrinsics.fx, "fy": intrinsics.fy, "cx": intrinsics.cx, "cy": intrinsics.cy,
                     "distortion": list(intrinsics.distortion), "frames_undistorted": not intrinsics.is_ideal},
@@ -313,16 +314,17 @@ class _Pipeline:
         self.notes = list(dict.fromkeys([*(a.get("notes") or []), *self.notes, resumed]))
 
     def _metadata_focal(self, info: VideoInfo) -> float | None:
-        """Focal in pixels from the container's 35 mm-equivalent focal, if there and plausible."""
+        """Focal in pixels from the file's 35 mm-equivalent focal, if there and plausible."""
         if info.focal_35mm is None:
             return None
+        where = "images' EXIF" if info.codec == "images" else "video's metadata"
         if not PLAUSIBLE_FOCAL_35MM[0] <= info.focal_35mm <= PLAUSIBLE_FOCAL_35MM[1]:
-            self.notes.append(f"the video's metadata gives a {info.focal_35mm:g} mm (35 mm-equivalent) focal length, "
+            self.notes.append(f"the {where} gives a {info.focal_35mm:g} mm (35 mm-equivalent) focal length, "
                               f"outside {PLAUSIBLE_FOCAL_35MM[0]:g}-{PLAUSIBLE_FOCAL_35MM[1]:g} mm, so it was "
                               "ignored and the focal estimated")
             return None
-        focal = focal_px_from_35mm(info.focal_35mm, info.width, info.height)
-        log.info("focal %.1f px from the video's metadata (%g mm, 35 mm-equivalent)", focal, info.focal_35mm)
+        focal = focal_px_from_35mm(info.focal_35mm, info.width, info.height, info.focal_35mm_basis)
+        log.info("focal %.1f px from the %s (%g mm, 35 mm-equivalent)", focal, where, info.focal_35mm)
         return focal
 
     # Runs on the calling thread.

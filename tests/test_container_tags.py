@@ -1,6 +1,6 @@
-"""The camera's 35 mm-equivalent focal length from a video's metadata: the box reader on
-files written by FFmpeg and on files given an iPhone's track-level item here, and the
-run that uses it."""
+"""The camera's 35 mm-equivalent focal length from a video's metadata or photos' EXIF:
+the box reader on files written by FFmpeg and on files given an iPhone's track-level item
+here, the EXIF reader on photos given the tags here, and the runs that use them."""
 
 from __future__ import annotations
 
@@ -16,12 +16,24 @@ import zarr
 from conftest import gradient_frames, run_cli, tz_errors, write_clip
 from meshstream.stream.container_tags import (
     FOCAL_35MM_KEY,
+    exif_focal_35mm,
     focal_35mm_from_px,
     focal_35mm_from_value,
     focal_px_from_35mm,
     quicktime_items,
 )
 from meshstream.stream.sources import open_source
+
+
+def save_photo(path: Path, rgb: np.ndarray, exif_tags: dict[int, float]) -> Path:
+    """Saves ``rgb`` with ``exif_tags`` in its EXIF sub-IFD, as a camera writes a photo."""
+    from PIL import ExifTags, Image
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "meshstream tests"  # Pillow writes no PNG eXIf chunk for an empty main IFD
+    exif.get_ifd(ExifTags.IFD.Exif).update(exif_tags)
+    Image.fromarray(rgb).save(path, exif=exif, quality=95)
+    return path
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:
@@ -135,6 +147,48 @@ def test_value_and_pixel_conversions():
     assert np.degrees(2 * np.arctan(960 / f_px)) == pytest.approx(90.0)
 
 
+def test_exif_focal_of_photos(tmp_path):
+    from PIL import ExifTags
+
+    tags = ExifTags.Base
+    rgb = np.zeros((300, 400, 3), np.uint8)
+    assert exif_focal_35mm(save_photo(tmp_path / "phone.jpg", rgb, {tags.FocalLengthIn35mmFilm: 26,
+                                                                     tags.FocalLength: 4.2})) == 26.0
+    # A camera without the 35 mm tag: 20 mm on a sensor with 160 px/mm, the photo saved at
+    # a fifth of the sensor's 6000 px width: 20 * 160 / 5 = 640 px at 400 px wide.
+    sensor = {tags.FocalLength: 20.0, tags.FocalPlaneXResolution: 160.0, tags.FocalPlaneResolutionUnit: 4,
+              tags.ExifImageWidth: 2000}
+    f35 = exif_focal_35mm(save_photo(tmp_path / "dslr.jpg", rgb, sensor))
+    assert focal_px_from_35mm(f35, 400, 300, "diagonal") == pytest.approx(20 * 160 * 400 / 2000)
+    inch = {tags.FocalLength: 20.0, tags.FocalPlaneXResolution: 160.0 * 25.4, tags.FocalPlaneResolutionUnit: 2}
+    f35 = exif_focal_35mm(save_photo(tmp_path / "inch.png", rgb, inch))
+    assert focal_px_from_35mm(f35, 400, 300, "diagonal") == pytest.approx(20 * 160)  # PNG eXIf, no resize
+    assert exif_focal_35mm(save_photo(tmp_path / "none.jpg", rgb, {tags.FocalLength: 20.0})) is None
+    assert exif_focal_35mm(save_photo(tmp_path / "zero.jpg", rgb, {tags.FocalLengthIn35mmFilm: 0})) is None
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff\xe1junk")
+    assert exif_focal_35mm(tmp_path / "junk.jpg") is None
+    # Stills match diagonals: a 4:3 phone photo's 26 mm on 4032 x 3024 px.
+    assert focal_px_from_35mm(26, 4032, 3024, "diagonal") == pytest.approx(26 / np.hypot(36, 24) * 5040)
+    assert focal_35mm_from_px(3028.5, 4032, 3024, "diagonal") == pytest.approx(26.0, abs=0.01)
+    with pytest.raises(ValueError, match="basis"):
+        focal_px_from_35mm(26, 4032, 3024, "height")
+
+
+def test_image_folder_reads_the_exif_focal_when_all_images_agree(tmp_path):
+    from PIL import ExifTags
+
+    tag = ExifTags.Base.FocalLengthIn35mmFilm
+    rgb = np.full((48, 64, 3), 90, np.uint8)
+    for name, values in (("same", [28, 28, 28]), ("zoomed", [28, 28, 52]), ("partly", [28, None, 28])):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, v in enumerate(values):
+            save_photo(folder / f"{i:03d}.jpg", rgb, {} if v is None else {tag: v})
+        info = open_source(str(folder)).info
+        assert info.focal_35mm_basis == "diagonal"
+        assert info.focal_35mm == (28.0 if name == "same" else None), name
+
+
 @pytest.mark.slow
 def test_run_uses_the_metadata_focal(tmp_path, body):
     """A clip whose video track carries the focal (as an iPhone's does): the run uses it
@@ -180,3 +234,33 @@ def test_implausible_metadata_focal_is_ignored_with_a_note(tmp_path):
     store = zarr.open_group(str(tmp_path / "out" / "odd.zarr"), mode="r")
     assert store.attrs["focal_source"] == "estimated" and store.attrs["focal_35mm"] == 2.5
     assert any("ignored" in note for note in store.attrs["notes"])
+
+
+@pytest.mark.slow
+def test_run_uses_the_exif_focal_of_an_image_folder(tmp_path, body):
+    """Frames saved as photos with a camera's EXIF: the run uses the focal as given."""
+    import cv2
+    from PIL import ExifTags
+
+    from conftest import DATA
+    from meshstream.models.synthetic import PersonSpec, render_frames
+
+    background = cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB)
+    persons = [PersonSpec((0.3, 3.2), (-0.3, 0.0), yaw_deg=-20)]
+    frames, gt = render_frames(persons, fov_deg=65, n_frames=20, background=background, body=body)
+    f35 = round(focal_35mm_from_px(gt.focal_px, gt.width, gt.height, "diagonal"))  # 35 mm: whole millimetres
+    folder = tmp_path / "burst"
+    folder.mkdir()
+    for i, rgb in enumerate(frames):
+        save_photo(folder / f"IMG_{i:04d}.jpg", rgb, {ExifTags.Base.FocalLengthIn35mmFilm: f35})
+    res = run_cli(str(folder), "-o", str(tmp_path / "out"), "-q", "--no-overlay", "--set", "decode.image_fps=25")
+    assert res.returncode == 0, res.stderr
+    assert "from the images' EXIF 35 mm-equivalent focal length" in res.stdout
+    store = zarr.open_group(str(tmp_path / "out" / "burst.zarr"), mode="r")
+    assert store.attrs["focal_source"] == "metadata" and store.attrs["focal_35mm"] == f35
+    assert store.attrs["focal_35mm_basis"] == "diagonal"
+    expected = focal_px_from_35mm(f35, gt.width, gt.height, "diagonal")
+    assert abs(expected / gt.focal_px - 1) < 0.03  # the rounding to whole millimetres
+    assert np.allclose(store["camera/focal_px"][:], expected, rtol=1e-5)
+    tz = tz_errors(store, gt)
+    assert len(tz) == 1 and tz[0] < 0.2  # metres
