@@ -264,3 +264,47 @@ def test_tracking_metrics_on_hand_made_cases():
     assert (s.misses, s.false_positives, s.fragmentations, s.id_switches) == (1, 1, 1, 0)
     assert np.isclose(s.mota, 1 - 2 / 8)
     assert np.isclose(s.idf1, 2 * 7 / (8 + 8))
+
+
+def _photo_view(photo: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """A 640x480 view of a photo at infinity through the homography ``h`` (photo -> frame)."""
+    import cv2
+
+    return cv2.warpPerspective(photo, h, (640, 480), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def test_zoom_tracker_reads_a_pan_as_a_turn_and_skips_a_one_frame_jump():
+    """Frames of a camera panning 10 degrees about its centre (a photo at infinity): no
+    zoom is read, and the anchor homographies give the focal; a single frame scaled by
+    14 % in a still shot (what a bad homography reads) does not count as a zoom."""
+    import cv2
+
+    from conftest import DATA
+    from meshstream.models.camera import focal_from_rotation
+    from meshstream.tracking.zoom import ZoomTracker
+
+    photo = cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB)
+    photo = cv2.resize(photo, (1280, 960), interpolation=cv2.INTER_CUBIC)
+    f = 420.0
+    k = np.array([[f, 0, 320], [0, f, 240], [0, 0, 1.0]])
+    k_photo_inv = np.linalg.inv(np.array([[f, 0, 640], [0, f, 480], [0, 0, 1.0]]))
+    tracker = ZoomTracker()
+    for i, a in enumerate(np.radians(np.linspace(0, 10, 25))):
+        turn = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+        zoom = tracker(Frame(index=i, pts_seconds=i / 25, rgb=_photo_view(photo, k @ turn @ k_photo_inv)), np.zeros((0, 4)))
+        assert abs(zoom - 1) < 0.01, (i, zoom)
+    assert not tracker.zooming
+    found = focal_from_rotation(np.array(tracker.homographies), 640, 480)
+    assert found is not None and abs(found.focal_px / f - 1) < 0.02 and found.turn_deg > 8
+
+    # A still shot with one frame magnified 14 % about the centre: read only with the
+    # per-frame limit lifted.
+    still = k @ k_photo_inv
+    centre = np.array([[1, 0, 320], [0, 1, 240], [0, 0, 1.0]])
+    jump = centre @ np.diag([1.14, 1.14, 1.0]) @ np.linalg.inv(centre) @ still
+    for max_step, expected in ((1.05, 1.0), (2.0, 1.14)):
+        tracker = ZoomTracker(max_step=max_step)
+        zooms = [tracker(Frame(index=i, pts_seconds=i / 25, rgb=_photo_view(photo, jump if i == 6 else still)),
+                         np.zeros((0, 4))) for i in range(8)]
+        assert abs(zooms[6] - expected) < 0.01, (max_step, zooms)
+        assert abs(zooms[7] - 1) < 0.01 and not tracker.zooming

@@ -2,16 +2,28 @@
 
 A camera that zooms scales the whole image about its principal point; people move on
 their own, the background does not. So ORB features of the background (people masked
-out) are matched between consecutive frames, a similarity transform is fitted with
-RANSAC, and its scale is the frame-to-frame zoom. The product over the shot is the zoom
-relative to the shot's first frame. (Panning and tilting translate the image and leave
-the scale at 1; a camera moving forward also scales it and is read as zoom.)
+out) are matched between each frame and an anchor frame (the shot's first, then the
+first that no longer matches it), and a homography is fitted with RANSAC. A camera
+that turns by ``R`` and zooms by ``z`` about its centre maps the anchor's pixels to the
+frame's by ``K2 R K⁻¹`` (``K2``'s focal ``z`` times ``K``'s):
+:func:`~meshstream.models.camera.zoom_between` reads ``z`` from it, so a pan or tilt
+is not read as zoom. (Before, a similarity fitted between consecutive frames read an
+8° pan at 60° as a 4 % zoom-out, and its frame-to-frame errors added up.) The zoom
+relative to the shot's first frame is the anchor's times ``z``. A camera moving forward
+also scales the image and is read as zoom.
+
+The anchor-to-frame homographies are kept: a camera that pans or tilts about its centre
+with a fixed focal maps frames by ``K R K⁻¹``, which fixes the focal
+(:func:`~meshstream.models.camera.focal_from_rotation`).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from meshstream.models.camera import focal_from_rotation, zoom_between
 from meshstream.stream.frames import Frame
 
 
@@ -22,12 +34,25 @@ class ZoomTracker:
         max_side: Frames are downscaled so their longer side is at most this, pixels.
         features: ORB features per frame.
         min_inliers: Fewer RANSAC inliers than this: no estimate (scale 1).
-        threshold: A shot counts as zooming once its cumulative zoom leaves
-            ``[1 - threshold, 1 + threshold]``; below that the focal stays constant.
+        threshold: A shot counts as zooming once its cumulative zoom stays out of
+            ``[1 - threshold, 1 + threshold]`` for ``sustain`` frames in a row; until
+            then the focal stays constant.
+        sustain: Frames in a row (one bad homography reads as a jump in zoom).
+        max_step: A frame whose zoom differs from the previous frame's by more than this
+            factor is not read (a zoom lens moves about 1 % per frame; with a person
+            filling the frame, the few background features left can give a 14 % jump).
+        max_homographies: Anchor-to-frame homographies kept per shot (the focal is set
+            early in a shot; this bounds memory and time on long ones).
+
+    Attributes:
+        focal_px: The shot's focal at zoom 1 where known (set by the pipeline), pixels.
+            Until then the zoom is read at the focal the camera's turn gives, or at a
+            60° view's.
     """
 
     def __init__(self, *, max_side: int = 480, features: int = 800, min_inliers: int = 25,
-                 threshold: float = 0.03) -> None:
+                 threshold: float = 0.03, sustain: int = 3, max_step: float = 1.05,
+                 max_homographies: int = 900) -> None:
         import cv2
 
         self._orb = cv2.ORB_create(nfeatures=features)
@@ -35,13 +60,20 @@ class ZoomTracker:
         self.max_side = max_side
         self.min_inliers = min_inliers
         self.threshold = threshold
+        self.sustain = sustain
+        self.max_step = max_step
+        self.max_homographies = max_homographies
+        self.focal_px: float | None = None
         self.reset()
 
     def reset(self) -> None:
-        """New shot: zoom 1."""
-        self._prev: tuple[list, np.ndarray] | None = None
+        """New shot: zoom 1, no anchor, no homographies; the focal hint is kept."""
+        self._anchor: tuple[list, np.ndarray, float] | None = None  # keypoints, descriptors, zoom
         self.zoom = 1.0
         self.zooming = False
+        self._outside = 0  # frames in a row with the zoom outside the threshold
+        self.homographies: list[np.ndarray] = []  # (3, 3) anchor frame -> later frame, full-size pixels
+        self._turn_focal: float | None = None  # the focal the turn so far gives
 
     def __call__(self, frame: Frame, boxes: np.ndarray) -> float:
         """Cumulative zoom at ``frame`` (1 at the shot's first frame).
@@ -61,26 +93,48 @@ class ZoomTracker:
         for x0, y0, x1, y1 in (np.asarray(boxes, np.float64).reshape(-1, 4) * s).astype(int):
             mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 0
         kps, desc = self._orb.detectAndCompute(grey, mask)
-        prev, self._prev = self._prev, (kps, desc)
-        if prev is None or desc is None or prev[1] is None or len(kps) < self.min_inliers:
+        if desc is None or len(kps) < self.min_inliers:
             return self.zoom
-        scale = self._scale(prev, (kps, desc), np.array(grey.shape[::-1], np.float64) / 2)
-        if scale is not None:
-            self.zoom *= scale
-            self.zooming = self.zooming or abs(np.log(self.zoom)) > np.log1p(self.threshold)
+        homography = None
+        if self._anchor is not None:
+            matched = self._matches(self._anchor, (kps, desc))
+            homography = None if matched is None else self._homography(*matched, s)
+        if homography is None:
+            self._anchor = (kps, desc, self.zoom)
+            return self.zoom
+        if len(self.homographies) < self.max_homographies:
+            self.homographies.append(homography)
+            if self.focal_px is None and len(self.homographies) % 8 == 0:
+                found = focal_from_rotation(np.array(self.homographies[-64:]), w, h)
+                self._turn_focal = found.focal_px if found is not None else self._turn_focal
+        # Without a focal a 60 degree view's: a turn of 5 degrees then errs by about
+        # 0.4 % per 30 % of focal error.
+        focal = self.focal_px or self._turn_focal or 0.5 * w / math.tan(math.radians(30.0))
+        step = float(zoom_between(homography[None], focal, np.array([w / 2.0, h / 2.0]))[0])
+        if 0 < step < math.inf and abs(math.log(self._anchor[2] * step / self.zoom)) <= math.log(self.max_step):
+            self.zoom = self._anchor[2] * step
+            self._outside = self._outside + 1 if abs(math.log(self.zoom)) > math.log1p(self.threshold) else 0
+            self.zooming = self.zooming or self._outside >= self.sustain
+            if abs(math.log(step)) > math.log(1.1):
+                self._anchor = (kps, desc, self.zoom)  # zoomed 10 % past the anchor: its features shrink away
         return self.zoom
 
-    def _scale(self, prev, cur, centre: np.ndarray) -> float | None:
-        import cv2
-
-        pairs = self._matcher.knnMatch(prev[1], cur[1], k=2)
+    def _matches(self, first, second) -> tuple[np.ndarray, np.ndarray] | None:
+        """(K, 2) pixel positions of matched features in the first and the second frame."""
+        pairs = self._matcher.knnMatch(first[1], second[1], k=2)
         good = [m for m, *rest in pairs if rest and m.distance < 0.75 * rest[0].distance]
         if len(good) < self.min_inliers:
             return None
-        a = np.array([prev[0][m.queryIdx].pt for m in good]) - centre
-        b = np.array([cur[0][m.trainIdx].pt for m in good]) - centre
-        model, inliers = cv2.estimateAffinePartial2D(a, b, method=cv2.RANSAC, ransacReprojThreshold=2.0)
-        if model is None or inliers is None or int(inliers.sum()) < self.min_inliers:
+        a = np.array([first[0][m.queryIdx].pt for m in good])
+        b = np.array([second[0][m.trainIdx].pt for m in good])
+        return a, b
+
+    def _homography(self, a: np.ndarray, b: np.ndarray, s: float) -> np.ndarray | None:
+        """Homography between matched positions, in full-size pixels (``s``: the downscale)."""
+        import cv2
+
+        h, inliers = cv2.findHomography(a, b, cv2.USAC_MAGSAC, 2.0)  # MAGSAC++: RANSAC left 1 in 15 far off
+        if h is None or inliers is None or int(inliers.sum()) < self.min_inliers or abs(h[2, 2]) < 1e-12:
             return None
-        scale = float(np.hypot(model[0, 0], model[1, 0]))
-        return scale if 0.8 < scale < 1.25 else None
+        down = np.diag([s, s, 1.0])
+        return np.linalg.inv(down) @ h @ down
