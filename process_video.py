@@ -148,7 +148,9 @@ def _run(args: argparse.Namespace) -> int:
     focal = "n/a"
     if not math.isnan(summary.focal_px):
         where = "images' EXIF" if Path(args.input).is_dir() else "video's"
-        source = {"estimated": f"estimated from {summary.focal_person_frames} person-frames",
+        people = (f"estimated from {summary.focal_person_frames} person-frames" if summary.focal_cue == "people"
+                  else "estimated from the camera's rotation")
+        source = {"estimated": people,
                   "metadata": f"from the {where} 35 mm-equivalent focal length"}.get(summary.focal_source,
                                                                                       summary.focal_source)
         focal = f"{summary.focal_px:.1f} px, {summary.focal_fov_deg:.1f}° horizontal FOV ({source})"

@@ -34,6 +34,11 @@ BLADE's metrics (``models/metrics.py``) for:
 (varied poses, phenotypes, headings, cameras and procedural backgrounds; seeds held out
 from the lifter's training).
 
+``--pan DEG`` films the suite's clips with a camera that turns DEG degrees to the right
+about its centre and back (a handheld follow; the background photo is then a scene at
+infinity). ``meshstream without rotation focal`` is the default run with the focal
+from the camera's turn switched off (``--set estimation.rotation_focal=false``).
+
 Each track-frame is matched to the ground-truth person whose amodal box it overlaps
 most (IoU >= 0.5); unmatched ones are counted, not scored. f% is per clip; the other
 metrics are over matched person-frames (mean; medians in ``--json``). PVE and mIoU use
@@ -42,7 +47,7 @@ body alone, the fitted one at the run's focal).
 
 Usage:
     python bench/accuracy.py [--quick | --random N] [--clips NAME,...] [--methods NAME,...]
-                             [--json PATH] [--keep DIR] [--per-clip]
+                             [--pan DEG] [--json PATH] [--keep DIR] [--per-clip]
 """
 
 from __future__ import annotations
@@ -116,7 +121,8 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
 
 METHODS = ("meshstream", "meshstream + relief lifter", "meshstream without lifter", "meshstream + lifter (focal too)",
            "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
-           "true focal + shared floor", "phone metadata focal", "meshstream + true height", "true focal + true height")
+           "true focal + shared floor", "phone metadata focal", "meshstream + true height", "true focal + true height",
+           "meshstream without rotation focal")
 HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --height-m: one-person clips only
 
 
@@ -137,7 +143,15 @@ class RandomSpec:
         return "random scene"
 
 
-def render(spec: ClipSpec | RandomSpec, out: Path, body):
+def pan_profile(amplitude_deg: float, n_frames: int) -> np.ndarray | None:
+    """(n_frames,) pan angles, degrees: out to ``amplitude_deg`` and back, eased (a
+    handheld follow); ``None`` for 0."""
+    if not amplitude_deg:
+        return None
+    return amplitude_deg * np.sin(np.linspace(0.0, np.pi, n_frames))
+
+
+def render(spec: ClipSpec | RandomSpec, out: Path, body, pan_deg: float = 0.0):
     import cv2
 
     from meshstream.models.synthetic import PersonSpec, random_scene, render_frames, write_video
@@ -156,7 +170,8 @@ def render(spec: ClipSpec | RandomSpec, out: Path, body):
         photo = np.ascontiguousarray(photo[:, ::-1])
     persons = [PersonSpec(**p) for p in spec.persons]
     frames, gt = render_frames(persons, width=WIDTH, height=HEIGHT, fov_deg=spec.fov_deg, n_frames=spec.n_frames,
-                               background=photo, body=body, pitch_deg=spec.pitch_deg, keep_vertices=True)
+                               background=photo, body=body, pitch_deg=spec.pitch_deg, keep_vertices=True,
+                               pan_deg=pan_profile(pan_deg, spec.n_frames))
     path = out / f"{spec.name}.mp4"
     write_video(path, frames, 25.0, crf=20)
     return path, gt
@@ -321,6 +336,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in HEIGHT_METHODS),
                         help=f"comma-separated from: {', '.join(METHODS)} (the true-height ones need --clips of "
                              "one-person clips)")
+    parser.add_argument("--pan", type=float, default=0.0, metavar="DEG",
+                        help="film the suite's clips with a camera that pans DEG degrees right and back (not with "
+                             "--random)")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     parser.add_argument("--keep", type=Path, default=None, help="keep clips and stores in this folder")
     parser.add_argument("--per-clip", action="store_true", help="also print f %% and mean Tz per clip")
@@ -346,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict:
     true_focal: dict[str, float] = {}
     timing: dict[str, float] = {}
     for spec in suite:
-        clip, gt = render(spec, work, body)
+        clip, gt = render(spec, work, body, args.pan)
         per_clip[spec.name] = {}
         true_focal[spec.name] = float(gt.focal_px)
         guesses = heuristic_focals(gt.width, gt.height)
@@ -368,6 +386,8 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--set", "estimation.focal_landmarks=relief_lifter"]
             elif method == "meshstream without lifter":
                 extra = ["--set", "estimation.lifter=false"]
+            elif method == "meshstream without rotation focal":
+                extra = ["--set", "estimation.rotation_focal=false"]
             elif method == "meshstream + lifter (focal too)":
                 extra = ["--set", "estimation.focal_landmarks=pose_lifter"]
             run_clip = phone_copy(clip, gt.focal_px, gt.width, gt.height) if method == "phone metadata focal" else clip

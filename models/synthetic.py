@@ -233,6 +233,7 @@ def render_frames(
     body: AnnyBody | None = None,
     zoom: np.ndarray | None = None,
     pitch_deg: float = 0.0,
+    pan_deg: np.ndarray | None = None,
     keep_vertices: bool = False,
 ) -> tuple[list[np.ndarray], GroundTruth]:
     """Renders the frames of a synthetic clip and its ground truth.
@@ -255,6 +256,11 @@ def render_frames(
         zoom: (n_frames,) focal multiplier per frame (a zooming camera; the background
             photo is magnified about the image centre to match). ``fov_deg`` is the
             field of view at zoom 1.
+        pan_deg: (n_frames,) the camera's turn about the vertical through its centre,
+            degrees (positive turns right, so the scene moves left): a panning camera.
+            The background photo is then a scene at infinity, twice the frame's size
+            seen from the unturned camera, and each frame sees it through
+            ``K R K⁻¹``.
         keep_vertices: Also return every mesh in camera space (``GroundTruth.vertices``).
 
     Returns:
@@ -266,11 +272,13 @@ def render_frames(
     body = body or AnnyBody()
     f = 0.5 * width / math.tan(math.radians(fov_deg) / 2)
     pp = np.array([width / 2.0, height / 2.0])
+    # A panning camera sees a background at infinity twice the frame's size (room to turn).
+    bg_scale = 1 if pan_deg is None else 2
     if background is None:
-        grad = np.linspace(90, 170, height, dtype=np.float32)[:, None, None]
-        bg = np.broadcast_to(grad, (height, width, 3)).astype(np.uint8)
+        grad = np.linspace(90, 170, bg_scale * height, dtype=np.float32)[:, None, None]
+        bg = np.broadcast_to(grad, (bg_scale * height, bg_scale * width, 3)).astype(np.uint8)
     else:
-        bg = cv2.resize(background, (width, height), interpolation=cv2.INTER_AREA)
+        bg = cv2.resize(background, (bg_scale * width, bg_scale * height), interpolation=cv2.INTER_AREA)
     faces = body.faces
     n_p = len(persons)
     pelvis = np.zeros((n_p, n_frames, 3))
@@ -290,10 +298,14 @@ def render_frames(
     # Level world -> tilted camera: looking down by pitch is a rotation about the x axis.
     pitch = math.radians(pitch_deg)
     tilt = np.array([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]])
+    pan = np.zeros(n_frames) if pan_deg is None else np.radians(np.asarray(pan_deg, np.float64))
     f0 = f
     frames = []
     for t in range(n_frames):
         f = f0 * zoom[t]
+        # Level world -> camera: turned by the pan about the vertical, then tilted.
+        cos_p, sin_p = math.cos(pan[t]), math.sin(pan[t])
+        world_to_cam = tilt @ np.array([[cos_p, 0, -sin_p], [0, 1, 0], [sin_p, 0, cos_p]])
         all_v, all_f, all_c = [], [], []
         offset = 0
         for p, spec in enumerate(persons):
@@ -312,8 +324,8 @@ def render_frames(
             x = spec.start_xz[0] + spec.velocity_xz[0] * t / fps
             z = spec.start_xz[1] + spec.velocity_xz[1] * t / fps
             transl = np.array([x, camera_height_m - vc[:, 1].max(), z])
-            vc = (vc + transl) @ tilt.T
-            kc = (kp @ rot.T + transl) @ tilt.T
+            vc = (vc + transl) @ world_to_cam.T
+            kc = (kp @ rot.T + transl) @ world_to_cam.T
             if vertices is not None:
                 vertices[p, t] = vc
             pelvis[p, t] = 0.5 * (kc[LEFT_HIP] + kc[RIGHT_HIP])
@@ -327,7 +339,13 @@ def render_frames(
             all_f.append(faces + offset)
             all_c.append(colours[p] * shade_faces(vc, faces)[:, None])
             offset += len(vc)
-        if zoom[t] != 1.0:
+        if pan_deg is not None:
+            # Background pixel -> ray of the unturned camera -> this frame's pixel.
+            k_bg = np.array([[f0, 0, width], [0, f0, height], [0, 0, 1.0]])
+            k = np.array([[f, 0, pp[0]], [0, f, pp[1]], [0, 0, 1.0]])
+            frame = cv2.warpPerspective(bg, k @ world_to_cam @ tilt.T @ np.linalg.inv(k_bg), (width, height),
+                                        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        elif zoom[t] != 1.0:
             frame = cv2.warpAffine(bg, np.array([[zoom[t], 0, (1 - zoom[t]) * pp[0]], [0, zoom[t], (1 - zoom[t]) * pp[1]]]),
                                    (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         else:

@@ -24,7 +24,7 @@ import numpy as np
 
 from meshstream.export.overlay import OverlayWriter, draw_inset, draw_keypoints, render_overlay, track_colour
 from meshstream.export.zarr_store import StoredRun, ZarrWriter, read_stored_run
-from meshstream.models.camera import Intrinsics, focal_from_fov, fov_from_focal
+from meshstream.models.camera import Intrinsics, focal_from_fov, focal_from_rotation, fov_from_focal
 from meshstream.models.detections import Detections
 from meshstream.models.estimator import BodyEstimator, BodyFit, FocalEstimate, PersonFrames, mask_grid
 from meshstream.models.keypoints import blazepose33_to_coco23
@@ -53,7 +53,10 @@ class RunSummary:
         focal_px: The first shot's focal, pixels (NaN if no person was found in it).
         focal_fov_deg: The same as a horizontal field of view, degrees.
         focal_person_frames: Person-frames the first shot's focal was estimated from
-            (0: given by the user or the video's metadata).
+            (0: given by the user or the video's metadata, or from the camera's turn).
+        focal_cue: What set the first shot's focal: ``"given"``, ``"people"`` (the
+            focal search over person-frames) or ``"camera rotation"`` (a panning or
+            tilting camera, :func:`~meshstream.models.camera.focal_from_rotation`).
         shots: Shots found (cuts + 1).
         focal_source: ``"user"`` (a focal, field of view or intrinsics file given),
             ``"metadata"`` (the 35 mm-equivalent focal a phone wrote in the video, or
@@ -82,6 +85,7 @@ class RunSummary:
     input_truncated: bool = False
     startup_seconds: float = 0.0
     statures_m: dict[int, float] = field(default_factory=dict)
+    focal_cue: str = "given"
 
     @property
     def fps(self) -> float:
@@ -237,6 +241,8 @@ class _Pipeline:
         self.focal: float | None = self.user_focal
         self.shot_focals: list[float | None] = []
         self.shot_focal_evidence: list[int] = []  # person-frames each shot's focal was estimated from (0: given)
+        self.shot_focal_cue: list[str | None] = []  # what set each shot's focal (None: not yet)
+        self.rotation_focal = ec.rotation_focal
         self.height_m = ec.person_height_m
         if self.height_m is not None:  # a size the shapes cannot take would bend the fit instead
             low, high = self.body.stature_range(base)
@@ -296,13 +302,17 @@ class _Pipeline:
         n_shots = stored.last_shot + 1
         focals = (list(a.get("shot_focal_px") or []) + [None] * n_shots)[:n_shots]
         evidence = (list(a.get("shot_focal_person_frames") or []) + [0] * n_shots)[:n_shots]
+        cues = (list(a.get("shot_focal_cue") or []) + [None] * n_shots)[:n_shots]
         self.shot = stored.last_shot
         self.shot_focals = [self.user_focal] * n_shots if self.user_focal is not None else focals
         self.shot_focal_evidence = evidence
+        self.shot_focal_cue = ["given"] * n_shots if self.user_focal is not None else cues
         self.focal = self.shot_focals[-1]
         self.ground_estimates = [None] * n_shots
         self._writer_shot_rows = {self.shot: stored.shot_first_row}
         self._zoom_base = stored.last_zoom if self.zoom is not None else 1.0
+        if self.zoom is not None and self.focal is not None:
+            self.zoom.focal_px = self.focal * self._zoom_base  # the resumed frames' own focal
         self.person_frames = stored.person_frames
         self.track_ids = set(stored.track_ids)
         self.track_shapes = dict(stored.shapes)
@@ -345,6 +355,7 @@ class _Pipeline:
         self.shot += 1
         self.shot_focals.append(self.user_focal)
         self.shot_focal_evidence.append(0)
+        self.shot_focal_cue.append(None if self.user_focal is None else "given")
         self.ground_estimates.append(None)
         self.focal = self.user_focal
         self._zoom_base = 1.0
@@ -359,6 +370,7 @@ class _Pipeline:
             self.pose_smoother.reset()
         if self.zoom is not None:
             self.zoom.reset()
+            self.zoom.focal_px = self.user_focal
 
     def holds_for_focal(self, chunk: _Chunk) -> bool:
         """True while the shot's focal is still to be estimated and ``chunk`` has people,
@@ -393,6 +405,8 @@ class _Pipeline:
             # A given focal: no search, so no second structure fit (focal_px_raw stays NaN).
             structure = self.estimator.fit_structure(obs)
         else:
+            if self.focal is None and self.rotation_focal and self.zoom is not None and not zooming:
+                self._set_rotation_focal()
             structure, searched = self.estimator.fit_structures(obs)
             estimate = self.estimator.estimate_focal(obs, searched, self.size, zoom=obs_zoom, principal_point=self.pp)
             for i, f in enumerate(chunk.frames):
@@ -419,6 +433,9 @@ class _Pipeline:
         ended at the edge of its range."""
         self.focal = self.shot_focals[-1] = estimate.focal_px
         self.shot_focal_evidence[-1] = person_frames
+        self.shot_focal_cue[-1] = "people"
+        if self.zoom is not None:
+            self.zoom.focal_px = self.focal
         fov = np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal))
         log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal, fov,
                  person_frames)
@@ -427,6 +444,22 @@ class _Pipeline:
             self.notes.append(f"shot {self.shot}: the focal search ended at the edge of its range ({self.focal:.0f} px, "
                               f"{fov:.0f} deg of estimation.fov_range_deg [{low:g}, {high:g}]), so the footage did not "
                               "fix the focal; give --fov-deg or --focal-px if you know it")
+
+    def _set_rotation_focal(self) -> None:
+        """Fixes the shot's focal from the camera's turn so far, when it turned enough
+        about its centre (:func:`focal_from_rotation`); else leaves it to the people."""
+        found = focal_from_rotation(np.array(self.zoom.homographies), *self.size, principal_point=self.pp,
+                                    fov_range_deg=tuple(self.config.estimation.fov_range_deg))
+        if found is None:
+            return
+        self.focal = self.shot_focals[-1] = found.focal_px
+        self.shot_focal_cue[-1] = "camera rotation"
+        self.zoom.focal_px = self.focal
+        fov = fov_from_focal(found.focal_px, self.size[0])
+        log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from the camera's turn (%.1f deg over %d frames)",
+                 self.shot, found.focal_px, fov, found.turn_deg, found.frames)
+        self.notes.append(f"shot {self.shot}: focal {found.focal_px:.1f} px from the camera's rotation (its optical "
+                          f"axis turned {found.turn_deg:.1f} deg over {found.frames} frames)")
 
     def _shared_ground(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
         """Feeds the chunk's fits to the shared floor. Where it rescales a track of this
@@ -535,7 +568,8 @@ class _Pipeline:
         if self.overlay is not None:
             self._write_overlay(chunk, job)
         self.writer.commit(shot_focal_px=list(self.shot_focals),
-                           shot_focal_person_frames=list(self.shot_focal_evidence), notes=list(self.notes))
+                           shot_focal_person_frames=list(self.shot_focal_evidence),
+                           shot_focal_cue=list(self.shot_focal_cue), notes=list(self.notes))
 
     def _write_overlay(self, chunk: _Chunk, job: _WriteJob) -> None:
         fit, focal, zoom = job.fit, job.focal, job.zoom
@@ -587,7 +621,8 @@ class _Pipeline:
                                            "size_scale": {str(t): round(s, 3) for t, s in g.scales.items()}}
                    for g in self.ground_estimates]
         self.writer.set_attrs(notes=notes, shot_focal_px=self.shot_focals, n_shots=len(self.shot_focals),
-                              shot_focal_person_frames=self.shot_focal_evidence, shared_ground=grounds)
+                              shot_focal_person_frames=self.shot_focal_evidence, shot_focal_cue=self.shot_focal_cue,
+                              shared_ground=grounds)
         self.writer.close(complete=complete)
         if self.overlay is not None:
             self.overlay.close()
@@ -795,6 +830,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         focal_source=pipeline.focal_source, zarr_path=pipeline.zarr_path, overlay_path=pipeline.overlay_path,
         notes=notes, input_truncated=bool(getattr(source, "stopped_early", None)), startup_seconds=startup,
         statures_m=dict(sorted(pipeline.statures.items())),
+        focal_cue=(pipeline.shot_focal_cue[0] if pipeline.shot_focal_cue else None) or "people",
     )
 
 

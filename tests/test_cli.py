@@ -429,3 +429,33 @@ def test_zooming_camera_gets_a_focal_that_follows_the_zoom(tmp_path, body):
     # A person standing still in depth keeps a steady Tz although the image grows.
     tz = store["tracks/1/pelvis"][:, 2]
     assert tz.std() / tz.mean() < 0.1
+
+
+def test_panning_camera_gets_its_focal_from_the_turn(tmp_path, body):
+    """A camera turning 10 degrees right and back about its centre (a handheld follow):
+    the focal comes from the turn, and the pan is not read as a zoom."""
+    import cv2
+
+    photo = cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB)
+    pan = 10.0 * np.sin(np.linspace(0.0, np.pi, 36))
+    gt = render_clip(tmp_path / "pan.mp4", [PersonSpec((-0.4, 3.4), (0.5, 0.0), yaw_deg=80)], fov_deg=70,
+                     n_frames=36, background=photo, body=body, pan_deg=pan)
+    res = run_cli(str(tmp_path / "pan.mp4"), "-o", str(tmp_path / "turn"), "-q", "--no-overlay")
+    assert res.returncode == 0, res.stderr
+    assert "estimated from the camera's rotation" in res.stdout
+    store = zarr.open_group(str(tmp_path / "turn" / "pan.zarr"), mode="r")
+    assert store.attrs["shot_focal_cue"] == ["camera rotation"]
+    assert store.attrs["shot_focal_person_frames"] == [0]
+    focal = store["camera/focal_px"][:]
+    assert np.all(focal == focal[0]) and abs(focal[0] / gt.focal_px - 1) < 0.03
+    assert np.abs(store["camera/zoom"][:] - 1).max() < 0.02  # before: an 8 degree pan read as a 4 % zoom-out
+    assert any("from the camera's rotation" in note for note in store.attrs["notes"])
+    tz = tz_errors(store, gt)
+    assert len(tz) == 1 and tz[0] < 0.2  # metres
+
+    res = run_cli(str(tmp_path / "pan.mp4"), "-o", str(tmp_path / "people"), "-q", "--no-overlay",
+                  "--set", "estimation.rotation_focal=false")
+    assert res.returncode == 0, res.stderr
+    store = zarr.open_group(str(tmp_path / "people" / "pan.zarr"), mode="r")
+    assert store.attrs["shot_focal_cue"] == ["people"] and store.attrs["shot_focal_person_frames"][0] > 0
+    assert "person-frames" in res.stdout
