@@ -297,13 +297,19 @@ def _rotation_parts(homographies: np.ndarray, focals: np.ndarray,
     of a camera that turned by ``R`` and zoomed by ``z`` is ``λ diag(z, z, 1) R``: its
     first two rows are ``z`` times as long as the third.
 
+    Args:
+        homographies: (N, 3, 3) pixel homographies.
+        focals: (F,) candidate focals of each pair's first frame, or (N, F) per pair, pixels.
+        principal_point: (2,) pixels.
+
     Returns:
         (N, F, 3, 3) ``A`` (a rotation when ``f`` is right) and (N, F) ``z``.
     """
     cx, cy = np.asarray(principal_point, np.float64)
     shift = np.array([[1.0, 0.0, -cx], [0.0, 1.0, -cy], [0.0, 0.0, 1.0]])
     hc = shift @ np.asarray(homographies, np.float64) @ np.linalg.inv(shift)  # (N, 3, 3)
-    f = np.asarray(focals, np.float64)[None, :]
+    f = np.asarray(focals, np.float64)
+    f = f[None, :] if f.ndim == 1 else f
     b = np.broadcast_to(hc[:, None], (len(hc), f.shape[1], 3, 3)).copy()
     b[..., :2, 2] /= f[..., None]  # diag(1/f, 1/f, 1) @ H @ diag(f, f, 1)
     b[..., 2, :2] *= f[..., None]
@@ -327,7 +333,8 @@ def rotation_residual(homographies: np.ndarray, focals: np.ndarray, principal_po
 
     Args:
         homographies: (N, 3, 3) pixel-to-pixel homographies between frames.
-        focals: (F,) candidate focal lengths of the first frame of each pair, pixels.
+        focals: (F,) candidate focal lengths of the first frame of each pair, or (N, F)
+            per pair, pixels.
         principal_point: (2,) pixels.
 
     Returns:
@@ -355,19 +362,22 @@ def zoom_between(homographies: np.ndarray, focal: float, principal_point: np.nda
     return _rotation_parts(homographies, np.array([focal]), principal_point)[1][:, 0]
 
 
-def optical_axis_turn_deg(homographies: np.ndarray, focal: float, principal_point: np.ndarray) -> np.ndarray:
+def optical_axis_turn_deg(homographies: np.ndarray, focal: float | np.ndarray,
+                          principal_point: np.ndarray) -> np.ndarray:
     """Angle by which the optical axis turned between the frames of each homography
     (pan and tilt; a roll about the axis does not count), degrees, at ``focal``.
 
     Args:
         homographies: (N, 3, 3) pixel homographies.
-        focal: Focal length of the first frame of each pair, pixels.
+        focal: Focal length of the first frame of each pair: one, or (N,), pixels.
         principal_point: (2,) pixels.
 
     Returns:
         (N,) degrees, from the rotation nearest to ``A`` of :func:`rotation_residual`.
     """
-    a = _rotation_parts(homographies, np.array([focal]), principal_point)[0][:, 0]
+    h = np.asarray(homographies, np.float64)
+    focals = np.broadcast_to(np.asarray(focal, np.float64), (len(h),))[:, None]
+    a = _rotation_parts(h, focals, principal_point)[0][:, 0]
     u, _, vt = np.linalg.svd(a)
     r = u @ vt
     return np.degrees(np.arccos(np.clip(r[:, 2, 2], -1.0, 1.0)))
@@ -394,7 +404,7 @@ class RotationFocal:
 
 def focal_from_rotation(homographies: np.ndarray, width: int, height: int, principal_point: np.ndarray | None = None,
                         fov_range_deg: tuple[float, float] = (15.0, 130.0), min_turn_deg: float = 3.0,
-                        min_contrast: float = 1.5) -> RotationFocal | None:
+                        min_contrast: float = 1.5, anchor_zoom: np.ndarray | None = None) -> RotationFocal | None:
     """The focal length of a camera that turns about its centre (pans, tilts), from
     homographies between its frames (each from an anchor frame to a later one).
 
@@ -409,28 +419,32 @@ def focal_from_rotation(homographies: np.ndarray, width: int, height: int, princ
         min_contrast: Least ratio of the cost 25 % off the minimum to the minimum's (a
             still camera's is about 1; a 35 degree view panned 8 degrees, 3.0; a 100
             degree view mostly hidden by a person 0.9 m away, 1.2).
+        anchor_zoom: (N,) zoom of each pair's first frame relative to the focal sought
+            (a camera that zooms as it turns); ``None``: 1.
 
     Returns:
-        The estimate, or ``None`` when the camera did not turn enough, the minimum lies
-        at the edge of the range, or is not sharp (a moving camera, a zoom, roll only).
+        The estimate (the focal at zoom 1), or ``None`` when the camera did not turn
+        enough, the minimum lies at the edge of the range, or is not sharp (a moving
+        camera, a zoom, roll only).
     """
     h = np.asarray(homographies, np.float64).reshape(-1, 3, 3)
     if len(h) == 0 or not np.isfinite(h).all():
         return None
+    zoom = np.ones(len(h)) if anchor_zoom is None else np.asarray(anchor_zoom, np.float64).reshape(len(h))
     pp = np.array([width / 2.0, height / 2.0]) if principal_point is None else np.asarray(principal_point, np.float64)
     grid = focal_grid(width, height, *fov_range_deg, n=96)
-    residual = rotation_residual(h, grid, pp) ** 2  # (N, F)
+    residual = rotation_residual(h, grid[None, :] * zoom[:, None], pp) ** 2  # (N, F)
     # Homographies far off a rotation at the first minimum (a bad fit, a mover taken for
     # background) are dropped: one of them can outweigh all the others.
     first = int(np.argmin(residual.sum(0)))
     keep = residual[:, first] <= 9.0 * np.median(residual[:, first])
-    h, cost = h[keep], residual[keep].sum(0)
+    h, zoom, cost = h[keep], zoom[keep], residual[keep].sum(0)
     i = int(np.argmin(cost))
     if i == 0 or i == len(grid) - 1:
         return None
     focal = refine_minimum(grid, cost)
-    turn = float(np.percentile(optical_axis_turn_deg(h, focal, pp), 90))
-    around = (rotation_residual(h, np.array([0.8 * focal, focal, 1.25 * focal]), pp) ** 2).sum(0)
+    turn = float(np.percentile(optical_axis_turn_deg(h, focal * zoom, pp), 90))
+    around = (rotation_residual(h, np.array([0.8, 1.0, 1.25])[None, :] * focal * zoom[:, None], pp) ** 2).sum(0)
     contrast = float(min(around[0], around[2]) / max(around[1], 1e-18))
     if turn < min_turn_deg or contrast < min_contrast:
         return None

@@ -405,7 +405,7 @@ class _Pipeline:
             # A given focal: no search, so no second structure fit (focal_px_raw stays NaN).
             structure = self.estimator.fit_structure(obs)
         else:
-            if self.focal is None and self.rotation_focal and self.zoom is not None and not zooming:
+            if self.focal is None and self.rotation_focal and self.zoom is not None:
                 self._set_rotation_focal()
             structure, searched = self.estimator.fit_structures(obs)
             estimate = self.estimator.estimate_focal(obs, searched, self.size, zoom=obs_zoom, principal_point=self.pp)
@@ -446,10 +446,12 @@ class _Pipeline:
                               "fix the focal; give --fov-deg or --focal-px if you know it")
 
     def _set_rotation_focal(self) -> None:
-        """Fixes the shot's focal from the camera's turn so far, when it turned enough
-        about its centre (:func:`focal_from_rotation`); else leaves it to the people."""
+        """Fixes the shot's focal (at zoom 1) from the camera's turn so far, when it turned
+        enough about its centre (:func:`focal_from_rotation`, each homography at its
+        anchor frame's zoom); else leaves it to the people."""
         found = focal_from_rotation(np.array(self.zoom.homographies), *self.size, principal_point=self.pp,
-                                    fov_range_deg=tuple(self.config.estimation.fov_range_deg))
+                                    fov_range_deg=tuple(self.config.estimation.fov_range_deg),
+                                    anchor_zoom=np.array(self.zoom.anchor_zooms))
         if found is None:
             return
         self.focal = self.shot_focals[-1] = found.focal_px

@@ -179,3 +179,20 @@ def test_no_focal_from_motion_that_does_not_fix_it(motion):
              "small turn": k @ _turn(1.5 * t / 30) @ k_inv}[motion]
         hs.append(_measured(h, rng, 0.5))
     assert focal_from_rotation(np.array(hs), 640, 480) is None
+
+
+def test_focal_from_a_camera_that_turns_while_it_zooms_between_anchors():
+    """Pairs from anchor frames already zoomed (1.0, 1.15, 1.3): each pair is searched at
+    its anchor's zoom times the candidate, and the focal at zoom 1 comes back."""
+    f = 500.0
+    hs, anchor_zoom = [], []
+    for anchor, (z0, pan0) in enumerate(((1.0, 0.0), (1.15, 4.0), (1.3, 8.0))):
+        for t in range(1, 11):
+            z1, pan1 = z0 * (1 + 0.013 * t), pan0 + 0.4 * t
+            hs.append(_camera(z1 * f) @ _turn(pan1, 1.0) @ _turn(pan0, 1.0).T @ np.linalg.inv(_camera(z0 * f)))
+            anchor_zoom.append(z0)
+    found = focal_from_rotation(np.array(hs), 640, 480, anchor_zoom=np.array(anchor_zoom))
+    assert found is not None and found.focal_px == pytest.approx(f, rel=2e-3)
+    # Ignoring the anchors' zoom mixes three focals: the estimate lands elsewhere or nowhere.
+    wrong = focal_from_rotation(np.array(hs), 640, 480)
+    assert wrong is None or abs(wrong.focal_px / f - 1) > 0.05

@@ -12,9 +12,9 @@ is not read as zoom. (Before, a similarity fitted between consecutive frames rea
 relative to the shot's first frame is the anchor's times ``z``. A camera moving forward
 also scales the image and is read as zoom.
 
-The anchor-to-frame homographies are kept: a camera that pans or tilts about its centre
-with a fixed focal maps frames by ``K R K⁻¹``, which fixes the focal
-(:func:`~meshstream.models.camera.focal_from_rotation`).
+The anchor-to-frame homographies are kept, with each anchor's zoom: a camera that pans
+or tilts about its centre maps frames by ``K₂ R K⁻¹``, which fixes the focal, also while
+it zooms (:func:`~meshstream.models.camera.focal_from_rotation`).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class ZoomTracker:
         self.zooming = False
         self._outside = 0  # frames in a row with the zoom outside the threshold
         self.homographies: list[np.ndarray] = []  # (3, 3) anchor frame -> later frame, full-size pixels
+        self.anchor_zooms: list[float] = []  # zoom of each homography's anchor frame
         self._turn_focal: float | None = None  # the focal the turn so far gives
 
     def __call__(self, frame: Frame, boxes: np.ndarray) -> float:
@@ -104,12 +105,14 @@ class ZoomTracker:
             return self.zoom
         if len(self.homographies) < self.max_homographies:
             self.homographies.append(homography)
+            self.anchor_zooms.append(self._anchor[2])
             if self.focal_px is None and len(self.homographies) % 8 == 0:
-                found = focal_from_rotation(np.array(self.homographies[-64:]), w, h)
+                found = focal_from_rotation(np.array(self.homographies[-64:]), w, h,
+                                            anchor_zoom=np.array(self.anchor_zooms[-64:]))
                 self._turn_focal = found.focal_px if found is not None else self._turn_focal
         # Without a focal a 60 degree view's: a turn of 5 degrees then errs by about
         # 0.4 % per 30 % of focal error.
-        focal = self.focal_px or self._turn_focal or 0.5 * w / math.tan(math.radians(30.0))
+        focal = (self.focal_px or self._turn_focal or 0.5 * w / math.tan(math.radians(30.0))) * self._anchor[2]
         step = float(zoom_between(homography[None], focal, np.array([w / 2.0, h / 2.0]))[0])
         if 0 < step < math.inf and abs(math.log(self._anchor[2] * step / self.zoom)) <= math.log(self.max_step):
             self.zoom = self._anchor[2] * step
