@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from meshstream.models.camera import focal_from_rotation, zoom_between
+from meshstream.models.camera import focal_from_fov, focal_from_rotation, zoom_between
 from meshstream.stream.frames import Frame
 
 
@@ -33,7 +33,8 @@ class ZoomTracker:
     Args:
         max_side: Frames are downscaled so their longer side is at most this, pixels.
         features: ORB features per frame.
-        min_inliers: Fewer RANSAC inliers than this: no estimate (scale 1).
+        min_inliers: Fewer matches or homography inliers than this: no homography (the
+            frame becomes the anchor).
         threshold: A shot counts as zooming once its cumulative zoom stays out of
             ``[1 - threshold, 1 + threshold]`` for ``sustain`` frames in a row; until
             then the focal stays constant.
@@ -112,7 +113,7 @@ class ZoomTracker:
                 self._turn_focal = found.focal_px if found is not None else self._turn_focal
         # Without a focal a 60 degree view's: a turn of 5 degrees then errs by about
         # 0.4 % per 30 % of focal error.
-        focal = (self.focal_px or self._turn_focal or 0.5 * w / math.tan(math.radians(30.0))) * self._anchor[2]
+        focal = (self.focal_px or self._turn_focal or focal_from_fov(60.0, w)) * self._anchor[2]
         step = float(zoom_between(homography[None], focal, np.array([w / 2.0, h / 2.0]))[0])
         if 0 < step < math.inf and abs(math.log(self._anchor[2] * step / self.zoom)) <= math.log(self.max_step):
             self.zoom = self._anchor[2] * step
