@@ -428,15 +428,20 @@ class _Pipeline:
         self.track_ids.update(int(t) for t in np.unique(fit.track_id))
         return _WriteJob(chunk, fit, focal_raw, self.focal, zoom, obs.bbox_xyxy, blaze, transl_raw)
 
+    def _fix_shot_focal(self, focal: float, cue: str, person_frames: int = 0) -> float:
+        """Sets the current shot's focal (at zoom 1) and what set it; returns its
+        horizontal field of view, degrees."""
+        self.focal = self.shot_focals[-1] = focal
+        self.shot_focal_evidence[-1] = person_frames
+        self.shot_focal_cue[-1] = cue
+        if self.zoom is not None:
+            self.zoom.focal_px = focal
+        return fov_from_focal(focal, self.size[0])
+
     def _set_shot_focal(self, estimate: FocalEstimate, person_frames: int) -> None:
         """Fixes the shot's focal from its first estimate, with a note when the search
         ended at the edge of its range."""
-        self.focal = self.shot_focals[-1] = estimate.focal_px
-        self.shot_focal_evidence[-1] = person_frames
-        self.shot_focal_cue[-1] = "people"
-        if self.zoom is not None:
-            self.zoom.focal_px = self.focal
-        fov = np.degrees(2 * np.arctan(0.5 * self.size[0] / self.focal))
+        fov = self._fix_shot_focal(estimate.focal_px, "people", person_frames)
         log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from %d person-frames", self.shot, self.focal, fov,
                  person_frames)
         if estimate.at_range_edge:
@@ -454,10 +459,7 @@ class _Pipeline:
                                     anchor_zoom=np.array(self.zoom.anchor_zooms))
         if found is None:
             return
-        self.focal = self.shot_focals[-1] = found.focal_px
-        self.shot_focal_cue[-1] = "camera rotation"
-        self.zoom.focal_px = self.focal
-        fov = fov_from_focal(found.focal_px, self.size[0])
+        fov = self._fix_shot_focal(found.focal_px, "camera rotation")
         log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from the camera's turn (%.1f deg over %d frames)",
                  self.shot, found.focal_px, fov, found.turn_deg, found.frames)
         self.notes.append(f"shot {self.shot}: focal {found.focal_px:.1f} px from the camera's rotation (its optical "
