@@ -148,8 +148,9 @@ def _run(args: argparse.Namespace) -> int:
     focal = "n/a"
     if not math.isnan(summary.focal_px):
         where = "images' EXIF" if Path(args.input).is_dir() else "video's"
-        people = (f"estimated from {summary.focal_person_frames} person-frames" if summary.focal_cue == "people"
-                  else "estimated from the camera's rotation")
+        people = {"people": f"estimated from {summary.focal_person_frames} person-frames",
+                  "floor": f"estimated from the floor under {summary.focal_person_frames} person-frames"}.get(
+                      summary.focal_cue, "estimated from the camera's rotation")
         source = {"estimated": people,
                   "metadata": f"from the {where} 35 mm-equivalent focal length"}.get(summary.focal_source,
                                                                                       summary.focal_source)

@@ -34,6 +34,11 @@ BLADE's metrics (``models/metrics.py``) for:
 (varied poses, phenotypes, headings, cameras and procedural backgrounds; seeds held out
 from the lifter's training).
 
+``--tilted N`` scores N scenes of a still camera looking down at people on a floor
+instead (``models.synthetic.elevated_scene``: 0-35 degrees down, 1.2-4 m high, 1-3
+people mostly walking); ``meshstream without floor focal`` is the default run without
+the focal from their floor (``--set estimation.floor_focal=false``).
+
 ``--pan DEG`` films the suite's clips with a camera that turns DEG degrees to the right
 about its centre and back (a handheld follow; the background photo is then a scene at
 infinity). ``meshstream without rotation focal`` is the default run with the focal
@@ -46,7 +51,7 @@ every 4th frame (meshes of the same Anny topology, hip-centred; silhouettes of e
 body alone, the fitted one at the run's focal).
 
 Usage:
-    python bench/accuracy.py [--quick | --random N] [--clips NAME,...] [--methods NAME,...]
+    python bench/accuracy.py [--quick | --random N | --tilted N] [--clips NAME,...] [--methods NAME,...]
                              [--pan DEG] [--json PATH] [--keep DIR] [--per-clip]
 """
 
@@ -122,7 +127,7 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
 METHODS = ("meshstream", "meshstream + relief lifter", "meshstream without lifter", "meshstream + lifter (focal too)",
            "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
            "true focal + shared floor", "phone metadata focal", "meshstream + true height", "true focal + true height",
-           "meshstream without rotation focal")
+           "meshstream without rotation focal", "meshstream without floor focal")
 HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --height-m: one-person clips only
 
 
@@ -143,6 +148,22 @@ class RandomSpec:
         return "random scene"
 
 
+@dataclass
+class TiltedSpec:
+    """A still camera looking down at people on a floor (``models.synthetic.elevated_scene``)."""
+
+    seed: int
+    n_frames: int = 48
+
+    @property
+    def name(self) -> str:
+        return f"tilted_{self.seed}"
+
+    @property
+    def notes(self) -> str:
+        return "camera looking down"
+
+
 def pan_profile(amplitude_deg: float, n_frames: int) -> np.ndarray | None:
     """(n_frames,) pan angles, degrees: out to ``amplitude_deg`` and back, eased (a
     handheld follow); ``None`` for 0."""
@@ -151,13 +172,14 @@ def pan_profile(amplitude_deg: float, n_frames: int) -> np.ndarray | None:
     return amplitude_deg * np.sin(np.linspace(0.0, np.pi, n_frames))
 
 
-def render(spec: ClipSpec | RandomSpec, out: Path, body, pan_deg: float = 0.0):
+def render(spec: ClipSpec | RandomSpec | TiltedSpec, out: Path, body, pan_deg: float = 0.0):
     import cv2
 
-    from meshstream.models.synthetic import PersonSpec, random_scene, render_frames, write_video
+    from meshstream.models.synthetic import PersonSpec, elevated_scene, random_scene, render_frames, write_video
 
-    if isinstance(spec, RandomSpec):
-        scene = random_scene(spec.seed, WIDTH, HEIGHT)
+    if isinstance(spec, (RandomSpec, TiltedSpec)):
+        draw = random_scene if isinstance(spec, RandomSpec) else elevated_scene
+        scene = draw(spec.seed, WIDTH, HEIGHT)
         crf = scene.pop("crf")
         frames, gt = render_frames(width=WIDTH, height=HEIGHT, n_frames=spec.n_frames, body=body, keep_vertices=True,
                                    **scene)
@@ -333,6 +355,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clips", default=None, help="comma-separated clip names of the suite")
     parser.add_argument("--random", type=int, default=0, metavar="N",
                         help="instead of the suite: N random scenes (seeds 900100 on, 30 frames each)")
+    parser.add_argument("--tilted", type=int, default=0, metavar="N",
+                        help="instead of the suite: N scenes of a still camera looking down at people on a floor "
+                             "(seeds 950000 on, 48 frames each)")
     parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in HEIGHT_METHODS),
                         help=f"comma-separated from: {', '.join(METHODS)} (the true-height ones need --clips of "
                              "one-person clips)")
@@ -349,6 +374,8 @@ def main(argv: list[str] | None = None) -> dict:
     suite: list = QUICK if args.quick else SUITE
     if args.random:
         suite = [RandomSpec(900_100 + i) for i in range(args.random)]
+    if args.tilted:
+        suite = [TiltedSpec(950_000 + i) for i in range(args.tilted)]
     if args.clips:
         names = set(args.clips.split(","))
         suite = [c for c in SUITE + QUICK if c.name in names]
@@ -388,6 +415,8 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--set", "estimation.lifter=false"]
             elif method == "meshstream without rotation focal":
                 extra = ["--set", "estimation.rotation_focal=false"]
+            elif method == "meshstream without floor focal":
+                extra = ["--set", "estimation.floor_focal=false"]
             elif method == "meshstream + lifter (focal too)":
                 extra = ["--set", "estimation.focal_landmarks=pose_lifter"]
             run_clip = phone_copy(clip, gt.focal_px, gt.width, gt.height) if method == "phone metadata focal" else clip

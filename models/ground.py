@@ -1,4 +1,5 @@
-"""People share one ground: a multi-person cue to each body's metric size.
+"""People share one ground: a multi-person cue to each body's metric size, and a still
+camera's focal length when it looks down at people walking on it.
 
 A monocular fit places a person at the depth where a body of the fitted size covers its
 image: a child fitted with an adult's size lands too far away, in proportion. When three
@@ -8,6 +9,9 @@ scaling a person (body size and distance together, about the camera centre) scal
 height too. The camera has one height, so the persons whose fits disagree with the
 others' are rescaled to agree (Ugrinovic et al., "Body Size and Depth Disambiguation in
 Multi-Person Reconstruction from Single Images", 3DV 2021, use the same idea).
+
+The floor also gives a still camera that looks down (or up) at people walking on it its
+focal length: :func:`focal_from_floor` and the note above it.
 
 Conventions: OpenCV camera (x right, y down, z forward), metres. ``down`` is the unit
 normal of the floor pointing from the camera towards it: the floor is the plane
@@ -21,6 +25,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from meshstream.models.camera import focal_grid, refine_minimum
 
 
 def floor_normal(up: np.ndarray) -> np.ndarray:
@@ -173,3 +179,223 @@ class SharedGround:
         bound = math.log(self.max_scale)
         scales = {t: float(math.exp(np.clip(s, -bound, bound))) for t, s in zip(tids, log_scale)}
         return GroundEstimate(down, h, scales, len(voters))
+
+
+# --------------------------------------------------------------------------- the focal from the floor
+# A still camera that looks down (or up) at people walking on a level floor sees two
+# things that agree only at its true focal length. The torsos of upright people are
+# vertical, so their image lines meet at the vertical vanishing point, and the back-
+# projection of that point through the candidate intrinsics is the floor's normal; and
+# each person's hips keep one height above the floor as they walk. Changing the focal
+# rescales every fitted depth (a body of fixed size covering the same pixels) but leaves
+# the vanishing point where it is, so a wrong focal tilts the normal one way and the walk
+# the other: hips that walk towards or away from the camera then climb or sink. Lv, Zhao
+# and Nevatia (PAMI 2006) and Krahnstoever and Mendonca (ICCV 2005) calibrate
+# surveillance cameras from walking people in this spirit. A level camera (tilt near 0)
+# makes the vanishing point recede to infinity and leaves the focal unobserved.
+
+#: COCO-17 indices of the hips and shoulders: the torso's ends.
+COCO_HIPS = (11, 12)
+COCO_SHOULDERS = (5, 6)
+
+
+@dataclass
+class FloorFocal:
+    """A still camera's focal from people walking upright on one floor (:func:`focal_from_floor`).
+
+    Attributes:
+        focal_px: Focal length at zoom 1, pixels.
+        tilt_deg: The camera's pitch at that focal: how far its optical axis looks below
+            the horizon, degrees (negative: above it).
+        roll_deg: Its roll about the optical axis, degrees.
+        spread: Jackknife standard error of ln(focal) over blocks of frames: about the
+            relative error that the footage's noise alone leaves.
+        person_frames: Person-frames used.
+        tracks: Tracks used.
+    """
+
+    focal_px: float
+    tilt_deg: float
+    roll_deg: float
+    spread: float
+    person_frames: int
+    tracks: int
+
+
+def floor_down(tilt: float, roll: float) -> np.ndarray:
+    """The floor's downward unit normal in camera axes (OpenCV: x right, y down, z forward).
+
+    Args:
+        tilt: The camera's pitch below the horizon, radians (0: level, looking along the floor).
+        roll: Its roll about the optical axis, radians.
+
+    Returns:
+        (3,) unit vector; ``(0, 1, 0)`` for a level, unrolled camera.
+    """
+    return np.array([-math.sin(roll) * math.cos(tilt), math.cos(roll) * math.cos(tilt), math.sin(tilt)])
+
+
+def torso_lines(keypoints2d: np.ndarray, principal_point: np.ndarray, min_conf: float = 0.5
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Image lines through each person-frame's hip and shoulder midpoints.
+
+    Args:
+        keypoints2d: (M, 17, 3) COCO-17 keypoints: x, y in pixels and a confidence.
+        principal_point: (2,) pixels.
+        min_conf: Hips and shoulders count when all four are seen at least this confidently.
+
+    Returns:
+        (M, 3) homogeneous lines ``l`` (``l . (x, y, 1) = 0``) in pixels relative to the
+        principal point, and (M,) bool: the line is usable.
+    """
+    kp = np.asarray(keypoints2d, np.float64)
+    pp = np.asarray(principal_point, np.float64)
+    hips = kp[:, COCO_HIPS, :2].mean(1) - pp
+    shoulders = kp[:, COCO_SHOULDERS, :2].mean(1) - pp
+    ones = np.ones((len(kp), 1))
+    lines = np.cross(np.hstack([hips, ones]), np.hstack([shoulders, ones]))
+    seen = (kp[:, COCO_HIPS + COCO_SHOULDERS, 2] >= min_conf).all(1)
+    return lines, seen & (np.linalg.norm(shoulders - hips, axis=1) >= 2.0)
+
+
+def _track_smooth(values: np.ndarray, track_id: np.ndarray, frame_index: np.ndarray, window: int) -> np.ndarray:
+    """Moving average of ``values`` (M, D) over ``window`` frames within each track."""
+    from scipy.ndimage import uniform_filter1d
+
+    out = np.array(values, np.float64)
+    for tid in np.unique(track_id):
+        rows = np.nonzero(track_id == tid)[0]
+        rows = rows[np.argsort(frame_index[rows])]
+        out[rows] = uniform_filter1d(out[rows], min(window, len(rows)), axis=0, mode="nearest")
+    return out
+
+
+class _FloorCost:
+    """Profile cost of candidate focals for :func:`focal_from_floor` (its inputs fixed)."""
+
+    def __init__(self, lines: np.ndarray, pelvis: np.ndarray, track_id: np.ndarray, zoom: np.ndarray,
+                 fit_focal_px: float, line_sigma: float, height_sigma_m: float, roll_sigma_deg: float) -> None:
+        self.lines, self.pelvis, self.zoom = lines, pelvis, zoom
+        self.groups = [track_id == t for t in np.unique(track_id)]
+        self.fit_focal = fit_focal_px
+        self.line_sigma, self.height_sigma, self.roll_sigma = line_sigma, height_sigma_m, math.radians(roll_sigma_deg)
+
+    def __call__(self, focal_px: float, start: np.ndarray, tries: tuple[float, ...] = (0.0, 0.15, -0.15)
+                 ) -> tuple[float, np.ndarray]:
+        """Cost at ``focal_px`` minimised over the camera's tilt and roll from ``start``;
+        returns it and the (tilt, roll) found, radians. ``tries``: tilt offsets from
+        ``start`` to begin from (the best end wins)."""
+        from scipy.optimize import minimize
+
+        f = focal_px * self.zoom
+        normals = self.lines * np.stack([f, f, np.ones_like(f)], 1)
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        # The same pixels at another focal: every depth scales with the focal.
+        pelvis = self.pelvis * np.array([1.0, 1.0, focal_px / self.fit_focal])
+
+        def cost(p: np.ndarray) -> float:
+            down = floor_down(p[0], p[1])
+            c = np.log1p(((normals @ down) / self.line_sigma) ** 2).sum() + (p[1] / self.roll_sigma) ** 2
+            height = pelvis @ down
+            for g in self.groups:
+                c += np.log1p(((height[g] - np.median(height[g])) / self.height_sigma) ** 2).sum()
+            return float(c)
+
+        best = None
+        for step in tries:
+            res = minimize(cost, start + np.array([step, 0.0]), method="Nelder-Mead",
+                           options={"xatol": 1e-4, "fatol": 1e-5})
+            if best is None or res.fun < best.fun:
+                best = res
+        return float(best.fun), best.x
+
+
+def focal_from_floor(keypoints2d: np.ndarray, pelvis: np.ndarray, track_id: np.ndarray, frame_index: np.ndarray,
+                     fit_focal_px: float, width: int, height: int, *, principal_point: np.ndarray | None = None,
+                     zoom: np.ndarray | None = None, fov_range_deg: tuple[float, float] = (15.0, 130.0),
+                     min_conf: float = 0.5, min_tilt_deg: float = 8.0, max_spread: float = 0.2,
+                     min_track_frames: int = 8, block_frames: int = 12, smooth_frames: int = 9,
+                     line_sigma: float = 0.05, height_sigma_m: float = 0.04,
+                     roll_sigma_deg: float = 3.0) -> FloorFocal | None:
+    """A still camera's focal length from people walking upright on a level floor.
+
+    At a candidate focal the torsos' image lines give the floor's normal (their
+    vanishing point back-projected), and the fitted hips, their depths rescaled to that
+    focal, must keep one height above the floor per track. The cost (Cauchy on both)
+    is minimised over the camera's tilt and roll at each focal of a log grid; its
+    minimum is the estimate. The spread is the jackknife's over blocks of
+    ``block_frames`` frames of each track.
+
+    Args:
+        keypoints2d: (M, 17, 3) COCO-17 keypoints of the person-frames, pixels and confidence.
+        pelvis: (M, 3) their fitted hip midpoints in camera space at ``fit_focal_px``, metres.
+        track_id: (M,) track of each person-frame.
+        frame_index: (M,) frame of each.
+        fit_focal_px: The focal (at zoom 1) the hips were fitted at, pixels.
+        width, height: Frame size, pixels.
+        principal_point: (2,) pixels (``None``: the image centre).
+        zoom: (M,) each frame's zoom (its focal over the focal at zoom 1); ``None``: 1.
+        fov_range_deg: Horizontal field-of-view range searched, degrees.
+        min_conf: Least confidence of the hips and shoulders used.
+        min_tilt_deg: The camera must look at least this far down (or up) at the
+            estimate: a level camera leaves the focal unobserved.
+        max_spread: Largest jackknife standard error of ln(focal) accepted.
+        min_track_frames: Tracks with fewer usable person-frames are left out.
+        block_frames: Frames per jackknife block.
+        smooth_frames: The hips are averaged over this many frames per track first
+            (each frame's fitted depth jitters by a few percent).
+        line_sigma: Scale of a torso line's miss of the vertical (sine of the angle).
+        height_sigma_m: Scale of the hips' height changes, metres.
+        roll_sigma_deg: Prior scale of the camera's roll, degrees.
+
+    Returns:
+        The estimate, or ``None`` when too few people were seen, the camera looks about
+        level, the minimum lies at the edge of the range or the spread exceeds ``max_spread``.
+    """
+    pp = np.array([width / 2.0, height / 2.0]) if principal_point is None else np.asarray(principal_point, np.float64)
+    lines, ok = torso_lines(keypoints2d, pp, min_conf)
+    track_id = np.asarray(track_id)
+    frame_index = np.asarray(frame_index)
+    zoom = np.ones(len(lines)) if zoom is None else np.asarray(zoom, np.float64)
+    ok &= np.isfinite(np.asarray(pelvis, np.float64)).all(1)
+    for tid in np.unique(track_id[ok]):
+        if (ok & (track_id == tid)).sum() < min_track_frames:
+            ok &= track_id != tid
+    if not ok.any():
+        return None
+    lines, track_id, frame_index, zoom = lines[ok], track_id[ok], frame_index[ok], zoom[ok]
+    hips = _track_smooth(np.asarray(pelvis, np.float64)[ok], track_id, frame_index, smooth_frames)
+    blocks = np.unique(np.stack([track_id, frame_index // block_frames], 1), axis=0, return_inverse=True)[1].ravel()
+    if blocks.max() < 2:  # fewer than three blocks: no spread to measure
+        return None
+
+    def profile(rows: np.ndarray, focals: np.ndarray, starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        cost = _FloorCost(lines[rows], hips[rows], track_id[rows], zoom[rows], fit_focal_px, line_sigma,
+                          height_sigma_m, roll_sigma_deg)
+        values, params, start = [], [], np.array([0.2, 0.0])
+        for i, f in enumerate(focals):
+            v, start = cost(f, start) if starts is None else cost(f, starts[i], (0.0,))
+            values.append(v)
+            params.append(start)
+        return np.array(values), np.array(params)
+
+    grid = focal_grid(width, height, *fov_range_deg, n=48)
+    everyone = np.ones(len(lines), bool)
+    cost, params = profile(everyone, grid, None)
+    best = int(np.argmin(cost))
+    if best == 0 or best == len(grid) - 1:
+        return None
+    focal = refine_minimum(grid, cost)
+    tilt, roll = params[best]
+    # Jackknife over blocks, on the grid near the minimum, each focal from its full-data tilt and roll.
+    near = slice(max(best - 6, 0), min(best + 7, len(grid)))
+    estimates = []
+    for b in range(blocks.max() + 1):
+        c, _ = profile(blocks != b, grid[near], params[near])
+        estimates.append(math.log(refine_minimum(grid[near], c)))
+    estimates = np.array(estimates)
+    spread = float(math.sqrt((len(estimates) - 1) / len(estimates) * ((estimates - estimates.mean()) ** 2).sum()))
+    if abs(math.degrees(tilt)) < min_tilt_deg or spread > max_spread:
+        return None
+    return FloorFocal(focal, math.degrees(tilt), math.degrees(roll), spread, int(len(lines)),
+                      int(len(np.unique(track_id))))

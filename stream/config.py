@@ -78,6 +78,7 @@ class EstimationConfig:
     intrinsics: str | None = None  # file with fx, fy, cx, cy [, distortion] (stream/intrinsics.py)
     metadata_focal: bool = True  # without the three above: the 35 mm-equivalent focal in the video or images' EXIF
     rotation_focal: bool = True  # else a camera panning or tilting about its centre: focal from its turn (needs tracking.detect_zoom)
+    floor_focal: bool = True  # else a still camera looking down at people walking: focal from their floor (models/ground.py)
     fov_range_deg: list[float] = field(default_factory=lambda: [15.0, 130.0])
     silhouette_weight: float = 1.0  # (1 - soft IoU) of rendered body vs person mask; 0: off
     silhouette_iterations: int = 10  # last refinement steps that include it

@@ -27,6 +27,7 @@ from meshstream.export.zarr_store import StoredRun, ZarrWriter, read_stored_run
 from meshstream.models.camera import Intrinsics, focal_from_fov, focal_from_rotation, fov_from_focal
 from meshstream.models.detections import Detections
 from meshstream.models.estimator import BodyEstimator, BodyFit, FocalEstimate, PersonFrames, mask_grid
+from meshstream.models.ground import focal_from_floor
 from meshstream.models.keypoints import blazepose33_to_coco23
 from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
 
@@ -55,8 +56,10 @@ class RunSummary:
         focal_person_frames: Person-frames the first shot's focal was estimated from
             (0: given by the user or the video's metadata, or from the camera's turn).
         focal_cue: What set the first shot's focal: ``"given"``, ``"people"`` (the
-            focal search over person-frames) or ``"camera rotation"`` (a panning or
-            tilting camera, :func:`~meshstream.models.camera.focal_from_rotation`).
+            focal search over person-frames), ``"camera rotation"`` (a panning or
+            tilting camera, :func:`~meshstream.models.camera.focal_from_rotation`) or
+            ``"floor"`` (a still camera looking down at people walking,
+            :func:`~meshstream.models.ground.focal_from_floor`).
         shots: Shots found (cuts + 1).
         focal_source: ``"user"`` (a focal, field of view or intrinsics file given),
             ``"metadata"`` (the 35 mm-equivalent focal a phone wrote in the video, or
@@ -243,6 +246,7 @@ class _Pipeline:
         self.shot_focal_evidence: list[int] = []  # person-frames each shot's focal was estimated from (0: given)
         self.shot_focal_cue: list[str | None] = []  # what set each shot's focal (None: not yet)
         self.rotation_focal = ec.rotation_focal
+        self.floor_focal = ec.floor_focal
         self.height_m = ec.person_height_m
         if self.height_m is not None:  # a size the shapes cannot take would bend the fit instead
             low, high = self.body.stature_range(base)
@@ -401,6 +405,7 @@ class _Pipeline:
         zoom_of = dict(zip((f.index for f in chunk.frames), zoom))
         obs_zoom = np.array([zoom_of[int(i)] for i in obs.frame_index], np.float32)
         start = self.estimator.state()
+        check_floor = False  # the chunk that sets the shot's focal from the people checks it against their floor
         if self.user_focal is not None:
             # A given focal: no search, so no second structure fit (focal_px_raw stays NaN).
             structure = self.estimator.fit_structure(obs)
@@ -413,7 +418,10 @@ class _Pipeline:
                 focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
             if self.focal is None:
                 self._set_shot_focal(estimate, len(obs))
+                check_floor = self.floor_focal
         fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom, principal_point=self.pp)
+        if check_floor:
+            fit = self._set_floor_focal(obs, fit, start, obs_zoom)
         if self.ground is not None:
             fit = self._shared_ground(obs, fit, start, obs_zoom)
         elif self.height_m is not None:
@@ -464,6 +472,30 @@ class _Pipeline:
                  self.shot, found.focal_px, fov, found.turn_deg, found.frames)
         self.notes.append(f"shot {self.shot}: focal {found.focal_px:.1f} px from the camera's rotation (its optical "
                           f"axis turned {found.turn_deg:.1f} deg over {found.frames} frames)")
+
+    def _set_floor_focal(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
+        """Checks the focal the people's bodies just gave the shot against the floor they
+        walk on (:func:`focal_from_floor`: a still camera that looks down or up at them).
+        Where the floor fixes the focal, the shot takes it and the chunk is fitted again
+        from ``start`` (the estimator's state before it)."""
+        ec = self.config.estimation
+        ok = fit.fit_ok
+        found = focal_from_floor(obs.keypoints2d[ok], fit.pelvis[ok], fit.track_id[ok], fit.frame_index[ok],
+                                 self.focal, *self.size, principal_point=self.pp, zoom=zoom[ok],
+                                 fov_range_deg=tuple(ec.fov_range_deg), min_conf=ec.min_keypoint_conf)
+        if found is None:
+            return fit
+        people = self.focal
+        fov = self._fix_shot_focal(found.focal_px, "floor", found.person_frames)
+        log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from the floor under %d tracks (camera tilted %.1f "
+                 "deg; the bodies alone gave %.1f px)", self.shot, found.focal_px, fov, found.tracks, found.tilt_deg,
+                 people)
+        self.notes.append(f"shot {self.shot}: focal {found.focal_px:.1f} px from the floor people walk on (the camera "
+                          f"looks {abs(found.tilt_deg):.0f} deg {'down' if found.tilt_deg > 0 else 'up'}; their bodies "
+                          f"alone gave {people:.1f} px)")
+        self.estimator.restore(start)
+        structure = self.estimator.fit_structure(obs)
+        return self.estimator(obs, self.focal, self.size, structure=structure, zoom=zoom, principal_point=self.pp)
 
     def _shared_ground(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
         """Feeds the chunk's fits to the shared floor. Where it rescales a track of this
