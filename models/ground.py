@@ -271,35 +271,30 @@ def _track_smooth(values: np.ndarray, track_id: np.ndarray, frame_index: np.ndar
 
 
 class _FloorCost:
-    """Profile cost of candidate focals for :func:`focal_from_floor` (its inputs fixed)."""
+    """Profile cost of candidate focals for :func:`focal_from_floor` (its inputs fixed;
+    ``walks``: the rows whose hips' height counts)."""
 
-    def __init__(self, lines: np.ndarray, pelvis: np.ndarray, track_id: np.ndarray, zoom: np.ndarray,
-                 fit_focal_px: float, line_sigma: float, height_sigma_m: float, roll_sigma_deg: float) -> None:
+    def __init__(self, lines: np.ndarray, pelvis: np.ndarray, track_id: np.ndarray, walks: np.ndarray,
+                 zoom: np.ndarray, fit_focal_px: float, line_sigma: float, height_sigma_m: float,
+                 roll_sigma_deg: float) -> None:
         self.lines, self.pelvis, self.zoom = lines, pelvis, zoom
-        self.groups = [track_id == t for t in np.unique(track_id)]
+        self.groups = [(track_id == t) & walks for t in np.unique(track_id[walks])]
         self.fit_focal = fit_focal_px
         self.line_sigma, self.height_sigma, self.roll_sigma = line_sigma, height_sigma_m, math.radians(roll_sigma_deg)
 
-    def __call__(self, focal_px: float, start: np.ndarray, tries: tuple[float, ...] = (0.0, 0.15, -0.15)
-                 ) -> tuple[float, np.ndarray]:
-        """Cost at ``focal_px`` minimised over the camera's tilt and roll from ``start``;
-        returns it and the (tilt, roll) found, radians. ``tries``: tilt offsets from
-        ``start`` to begin from (the best end wins)."""
-        from scipy.optimize import minimize
-
+    def _normals(self, focal_px: float) -> np.ndarray:
+        """(M, 3) unit normals of the planes through the camera centre and each torso line."""
         f = focal_px * self.zoom
         normals = self.lines * np.stack([f, f, np.ones_like(f)], 1)
-        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-        # The same pixels at another focal: every depth scales with the focal.
-        pelvis = self.pelvis * np.array([1.0, 1.0, focal_px / self.fit_focal])
+        return normals / np.linalg.norm(normals, axis=1, keepdims=True)
 
-        def cost(p: np.ndarray) -> float:
-            down = floor_down(p[0], p[1])
-            c = np.log1p(((normals @ down) / self.line_sigma) ** 2).sum() + (p[1] / self.roll_sigma) ** 2
-            height = pelvis @ down
-            for g in self.groups:
-                c += np.log1p(((height[g] - np.median(height[g])) / self.height_sigma) ** 2).sum()
-            return float(c)
+    def _line_cost(self, normals: np.ndarray, p: np.ndarray) -> float:
+        return float(np.log1p(((normals @ floor_down(p[0], p[1])) / self.line_sigma) ** 2).sum()
+                     + (p[1] / self.roll_sigma) ** 2)
+
+    @staticmethod
+    def _minimise(cost, start: np.ndarray, tries: tuple[float, ...]):
+        from scipy.optimize import minimize
 
         best = None
         for step in tries:
@@ -307,13 +302,38 @@ class _FloorCost:
                            options={"xatol": 1e-4, "fatol": 1e-5})
             if best is None or res.fun < best.fun:
                 best = res
+        return best
+
+    def __call__(self, focal_px: float, start: np.ndarray, tries: tuple[float, ...] = (0.0, 0.15, -0.15)
+                 ) -> tuple[float, np.ndarray]:
+        """Cost at ``focal_px`` minimised over the camera's tilt and roll from ``start``;
+        returns it and the (tilt, roll) found, radians. ``tries``: tilt offsets from
+        ``start`` to begin from (the best end wins)."""
+        normals = self._normals(focal_px)
+        # The same pixels at another focal: every depth scales with the focal.
+        pelvis = self.pelvis * np.array([1.0, 1.0, focal_px / self.fit_focal])
+
+        def cost(p: np.ndarray) -> float:
+            c = self._line_cost(normals, p)
+            height = pelvis @ floor_down(p[0], p[1])
+            for g in self.groups:
+                c += np.log1p(((height[g] - np.median(height[g])) / self.height_sigma) ** 2).sum()
+            return float(c)
+
+        best = self._minimise(cost, start, tries)
         return float(best.fun), best.x
+
+    def lines_tilt(self, focal_px: float, start: np.ndarray) -> float:
+        """The camera's tilt that the torso lines alone give at ``focal_px``, radians."""
+        normals = self._normals(focal_px)
+        return float(self._minimise(lambda p: self._line_cost(normals, p), start, (0.0, 0.15, -0.15)).x[0])
 
 
 def focal_from_floor(keypoints2d: np.ndarray, pelvis: np.ndarray, track_id: np.ndarray, frame_index: np.ndarray,
                      fit_focal_px: float, width: int, height: int, *, principal_point: np.ndarray | None = None,
                      zoom: np.ndarray | None = None, fov_range_deg: tuple[float, float] = (15.0, 130.0),
-                     min_conf: float = 0.5, min_tilt_deg: float = 8.0, max_spread: float = 0.2,
+                     min_conf: float = 0.5, min_tilt_deg: float = 8.0, max_spread: float = 0.25,
+                     max_tilt_gap_deg: float = 4.0, min_depth_change: float = 0.15,
                      min_track_frames: int = 8, block_frames: int = 12, smooth_frames: int = 9,
                      line_sigma: float = 0.05, height_sigma_m: float = 0.04,
                      roll_sigma_deg: float = 3.0) -> FloorFocal | None:
@@ -340,6 +360,13 @@ def focal_from_floor(keypoints2d: np.ndarray, pelvis: np.ndarray, track_id: np.n
         min_tilt_deg: The camera must look at least this far down (or up) at the
             estimate: a level camera leaves the focal unobserved.
         max_spread: Largest jackknife standard error of ln(focal) accepted.
+        max_tilt_gap_deg: The torso lines alone must put the camera's tilt within this of
+            the estimate's, degrees (a squat or a kick in place can pass for a walk on a
+            tilted floor, at a tilt the torsos do not show).
+        min_depth_change: A track's hips count when its depth (averaged as below)
+            varies by at least this fraction of its median: the focal shows in the
+            height of hips that walk toward or away from the camera. Every track's
+            torsos count.
         min_track_frames: Tracks with fewer usable person-frames are left out.
         block_frames: Frames per jackknife block.
         smooth_frames: The hips are averaged over this many frames per track first
@@ -349,8 +376,10 @@ def focal_from_floor(keypoints2d: np.ndarray, pelvis: np.ndarray, track_id: np.n
         roll_sigma_deg: Prior scale of the camera's roll, degrees.
 
     Returns:
-        The estimate, or ``None`` when too few people were seen, the camera looks about
-        level, the minimum lies at the edge of the range or the spread exceeds ``max_spread``.
+        The estimate, or ``None`` when too few people were seen, nobody walked toward or
+        away from the camera, the camera looks about level, the minimum lies at the edge
+        of the range (or of a jackknife's), the spread exceeds ``max_spread`` or the torso
+        lines disagree on the tilt.
     """
     pp = np.array([width / 2.0, height / 2.0]) if principal_point is None else np.asarray(principal_point, np.float64)
     lines, ok = torso_lines(keypoints2d, pp, min_conf)
@@ -365,37 +394,49 @@ def focal_from_floor(keypoints2d: np.ndarray, pelvis: np.ndarray, track_id: np.n
         return None
     lines, track_id, frame_index, zoom = lines[ok], track_id[ok], frame_index[ok], zoom[ok]
     hips = _track_smooth(np.asarray(pelvis, np.float64)[ok], track_id, frame_index, smooth_frames)
+    walks = np.zeros(len(lines), bool)
+    for tid in np.unique(track_id):
+        rows = track_id == tid
+        walks[rows] = np.ptp(hips[rows, 2]) >= min_depth_change * np.median(hips[rows, 2])
+    if not walks.any():
+        return None
     blocks = np.unique(np.stack([track_id, frame_index // block_frames], 1), axis=0, return_inverse=True)[1].ravel()
     if blocks.max() < 2:  # fewer than three blocks: no spread to measure
         return None
 
     def profile(rows: np.ndarray, focals: np.ndarray, starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        cost = _FloorCost(lines[rows], hips[rows], track_id[rows], zoom[rows], fit_focal_px, line_sigma,
+        cost = _FloorCost(lines[rows], hips[rows], track_id[rows], walks[rows], zoom[rows], fit_focal_px, line_sigma,
                           height_sigma_m, roll_sigma_deg)
         values, params, start = [], [], np.array([0.2, 0.0])
         for i, f in enumerate(focals):
             v, start = cost(f, start) if starts is None else cost(f, starts[i], (0.0,))
             values.append(v)
             params.append(start)
-        return np.array(values), np.array(params)
+        return np.array(values), np.array(params), cost
 
     grid = focal_grid(width, height, *fov_range_deg, n=48)
     everyone = np.ones(len(lines), bool)
-    cost, params = profile(everyone, grid, None)
+    cost, params, floor_cost = profile(everyone, grid, None)
     best = int(np.argmin(cost))
     if best == 0 or best == len(grid) - 1:
         return None
     focal = refine_minimum(grid, cost)
     tilt, roll = params[best]
+    if abs(math.degrees(tilt)) < min_tilt_deg:
+        return None
+    if abs(math.degrees(floor_cost.lines_tilt(focal, params[best]) - tilt)) > max_tilt_gap_deg:
+        return None
     # Jackknife over blocks, on the grid near the minimum, each focal from its full-data tilt and roll.
     near = slice(max(best - 6, 0), min(best + 7, len(grid)))
     estimates = []
     for b in range(blocks.max() + 1):
-        c, _ = profile(blocks != b, grid[near], params[near])
+        c, _, _ = profile(blocks != b, grid[near], params[near])
+        if int(np.argmin(c)) in (0, len(c) - 1):  # no minimum near the full data's
+            return None
         estimates.append(math.log(refine_minimum(grid[near], c)))
     estimates = np.array(estimates)
     spread = float(math.sqrt((len(estimates) - 1) / len(estimates) * ((estimates - estimates.mean()) ** 2).sum()))
-    if abs(math.degrees(tilt)) < min_tilt_deg or spread > max_spread:
+    if spread > max_spread:
         return None
     return FloorFocal(focal, math.degrees(tilt), math.degrees(roll), spread, int(len(lines)),
                       int(len(np.unique(track_id))))

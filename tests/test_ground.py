@@ -9,7 +9,7 @@ import pytest
 import zarr
 
 from conftest import DATA, run_cli, tz_errors
-from meshstream.models.ground import SharedGround, camera_heights, floor_normal, size_posterior
+from meshstream.models.ground import SharedGround, camera_heights, floor_normal, focal_from_floor, size_posterior
 
 
 def _down(pitch_deg: float) -> np.ndarray:
@@ -151,3 +151,74 @@ def test_a_child_among_adults_gets_its_size_and_depth_from_the_shared_floor(tmp_
     assert tz["none"][child] > 0.3  # an adult's size puts the child too deep
     assert tz["floor"][child] < 0.7 * tz["none"][child]
     assert max(tz["floor"][:child]) < 0.15
+
+
+def _camera_to(tilt_deg: float, roll_deg: float) -> np.ndarray:
+    """Rotation from the level world (y down) to a camera pitched ``tilt_deg`` down and
+    rolled ``roll_deg``: its floor normal is ``floor_down``'s."""
+    t, r = math.radians(tilt_deg), math.radians(roll_deg)
+    pitch = np.array([[1, 0, 0], [0, math.cos(t), -math.sin(t)], [0, math.sin(t), math.cos(t)]])
+    roll = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return roll @ pitch
+
+
+def _walkers(focal, tilt_deg, roll_deg, fit_focal, rng, *, pixel_noise=0.0, depth_noise=0.0, camera_height=3.0,
+             speed=1.0):
+    """Three people walking 48 frames on the floor under a still camera (``speed`` times
+    1.1-1.2 m/s), as the pipeline hands them to ``focal_from_floor``: COCO-17 keypoints
+    (hips and shoulders) at the true focal, and hips fitted at ``fit_focal`` by bodies of
+    the wrong size (each track's depth off by its own factor, the pixels kept)."""
+    to_cam = _camera_to(tilt_deg, roll_deg)
+    pp = np.array([320.0, 240.0])
+    keypoints, pelvis, track, frame = [], [], [], []
+    starts = [((-1.5, 6.0), (1.0, 0.6)), ((1.0, 9.0), (-0.2, -1.2)), ((0.5, 5.0), (0.3, 1.1))]
+    for tid, ((x0, z0), (vx, vz)) in enumerate(starts):
+        size_error = (0.92, 1.0, 1.07)[tid]
+        for i in range(48):
+            ground = np.array([x0 + speed * vx * i / 25, camera_height, z0 + speed * vz * i / 25])  # y down
+            sway = 0.03 * math.sin(i / 25 * 2 * math.pi)  # the hips bob 3 cm as people walk
+            hips = to_cam @ (ground - [0, 0.95 + sway, 0])
+            shoulders = to_cam @ (ground - [0, 1.45 + sway, 0])
+            kp = np.zeros((17, 3))
+            for index, point in ((11, hips), (12, hips), (5, shoulders), (6, shoulders)):
+                kp[index, :2] = focal * point[:2] / point[2] + pp + rng.normal(0, pixel_noise, 2)
+                kp[index, 2] = 1.0
+            u = focal * hips[:2] / hips[2]  # the hips' pixel, centred
+            z = hips[2] * fit_focal / focal * size_error * (1 + rng.normal(0, depth_noise))
+            keypoints.append(kp)
+            pelvis.append([u[0] * z / fit_focal, u[1] * z / fit_focal, z])
+            track.append(tid)
+            frame.append(i)
+    return np.array(keypoints), np.array(pelvis), np.array(track), np.array(frame)
+
+
+@pytest.mark.parametrize("fit_ratio", [0.7, 1.4])
+def test_focal_from_floor_recovers_a_tilted_cameras_focal(fit_ratio):
+    rng = np.random.default_rng(3)
+    kp, pelvis, track, frame = _walkers(520.0, 22.0, 1.5, 520.0 * fit_ratio, rng)
+    found = focal_from_floor(kp, pelvis, track, frame, 520.0 * fit_ratio, 640, 480)
+    assert found is not None
+    assert found.focal_px == pytest.approx(520.0, rel=0.02)
+    assert found.tilt_deg == pytest.approx(22.0, abs=1.0)
+    assert found.roll_deg == pytest.approx(1.5, abs=1.0)
+    assert (found.person_frames, found.tracks) == (144, 3)
+    # Noisy keypoints (0.7 px) and fitted depths (2 % per frame) still fix it.
+    kp, pelvis, track, frame = _walkers(520.0, 22.0, 1.5, 520.0 * fit_ratio, rng, pixel_noise=0.7, depth_noise=0.02)
+    found = focal_from_floor(kp, pelvis, track, frame, 520.0 * fit_ratio, 640, 480)
+    assert found is not None and found.focal_px == pytest.approx(520.0, rel=0.08)
+
+
+def test_focal_from_floor_declines_a_level_camera_and_unseen_torsos():
+    rng = np.random.default_rng(4)
+    # A level camera: the torsos stay parallel and the hips level at every focal.
+    kp, pelvis, track, frame = _walkers(520.0, 0.0, 0.0, 600.0, rng, pixel_noise=0.3, depth_noise=0.01,
+                                        camera_height=1.0)
+    assert focal_from_floor(kp, pelvis, track, frame, 600.0, 640, 480) is None
+    # People who stay at one depth (here: standing, the hips bobbing): their hips' height
+    # cannot show the focal.
+    kp, pelvis, track, frame = _walkers(520.0, 22.0, 0.0, 600.0, rng, speed=0.05)
+    assert focal_from_floor(kp, pelvis, track, frame, 600.0, 640, 480) is None
+    # Hips and shoulders below the confidence threshold: nothing to use.
+    kp, pelvis, track, frame = _walkers(520.0, 22.0, 0.0, 600.0, rng)
+    kp[:, :, 2] = 0.3
+    assert focal_from_floor(kp, pelvis, track, frame, 600.0, 640, 480) is None
