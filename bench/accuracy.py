@@ -132,36 +132,23 @@ HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --h
 
 
 @dataclass
-class RandomSpec:
-    """A random scene of ``models.synthetic.random_scene`` (seeds from 900000 on are
-    held out from the lifter's training, which used 100000-100399)."""
+class SceneSpec:
+    """A drawn scene: ``kind`` ``"random"`` is ``models.synthetic.random_scene`` (seeds
+    from 900000 on are held out from the lifter's training, which used 100000-100399),
+    ``"tilted"`` is ``models.synthetic.elevated_scene`` (a still camera looking down at
+    people on a floor)."""
 
+    kind: str
     seed: int
-    n_frames: int = 30
+    n_frames: int
 
     @property
     def name(self) -> str:
-        return f"random_{self.seed}"
+        return f"{self.kind}_{self.seed}"
 
     @property
     def notes(self) -> str:
-        return "random scene"
-
-
-@dataclass
-class TiltedSpec:
-    """A still camera looking down at people on a floor (``models.synthetic.elevated_scene``)."""
-
-    seed: int
-    n_frames: int = 48
-
-    @property
-    def name(self) -> str:
-        return f"tilted_{self.seed}"
-
-    @property
-    def notes(self) -> str:
-        return "camera looking down"
+        return {"random": "random scene", "tilted": "camera looking down"}[self.kind]
 
 
 def pan_profile(amplitude_deg: float, n_frames: int) -> np.ndarray | None:
@@ -172,13 +159,13 @@ def pan_profile(amplitude_deg: float, n_frames: int) -> np.ndarray | None:
     return amplitude_deg * np.sin(np.linspace(0.0, np.pi, n_frames))
 
 
-def render(spec: ClipSpec | RandomSpec | TiltedSpec, out: Path, body, pan_deg: float = 0.0):
+def render(spec: ClipSpec | SceneSpec, out: Path, body, pan_deg: float = 0.0):
     import cv2
 
     from meshstream.models.synthetic import PersonSpec, elevated_scene, random_scene, render_frames, write_video
 
-    if isinstance(spec, (RandomSpec, TiltedSpec)):
-        draw = random_scene if isinstance(spec, RandomSpec) else elevated_scene
+    if isinstance(spec, SceneSpec):
+        draw = {"random": random_scene, "tilted": elevated_scene}[spec.kind]
         scene = draw(spec.seed, WIDTH, HEIGHT)
         crf = scene.pop("crf")
         frames, gt = render_frames(width=WIDTH, height=HEIGHT, n_frames=spec.n_frames, body=body, keep_vertices=True,
@@ -373,9 +360,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     suite: list = QUICK if args.quick else SUITE
     if args.random:
-        suite = [RandomSpec(900_100 + i) for i in range(args.random)]
+        suite = [SceneSpec("random", 900_100 + i, 30) for i in range(args.random)]
     if args.tilted:
-        suite = [TiltedSpec(950_000 + i) for i in range(args.tilted)]
+        suite = [SceneSpec("tilted", 950_000 + i, 48) for i in range(args.tilted)]
     if args.clips:
         names = set(args.clips.split(","))
         suite = [c for c in SUITE + QUICK if c.name in names]
