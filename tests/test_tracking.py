@@ -308,3 +308,19 @@ def test_zoom_tracker_reads_a_pan_as_a_turn_and_skips_a_one_frame_jump():
                          np.zeros((0, 4))) for i in range(8)]
         assert abs(zooms[6] - expected) < 0.01, (max_step, zooms)
         assert abs(zooms[7] - 1) < 0.01 and not tracker.zooming
+
+
+def test_zoom_tracker_keeps_a_still_camera_still_when_a_walker_goes_unmasked(body):
+    """A still camera over a smooth procedural background, two people walking, the far
+    one missed by the detector (not masked): its features must not read as a zoom (they
+    did: down to 0.936 and a zooming shot)."""
+    from meshstream.models.synthetic import PersonSpec, _random_background, render_frames
+    from meshstream.tracking.zoom import ZoomTracker
+
+    background = _random_background(np.random.default_rng(1), 640, 480)
+    walkers = [PersonSpec((-0.8, 3.0), (0.9, 0.0), yaw_deg=90), PersonSpec((0.8, 6.0), (0.0, -0.8), yaw_deg=0)]
+    frames, gt = render_frames(walkers, fov_deg=70, n_frames=30, background=background, body=body)
+    tracker = ZoomTracker()
+    zooms = [tracker(Frame(index=i, pts_seconds=i / 25, rgb=rgb), gt.boxes[:1, i]) for i, rgb in enumerate(frames)]
+    assert np.abs(np.array(zooms) - 1).max() < 0.01
+    assert not tracker.zooming

@@ -12,6 +12,10 @@ is not read as zoom. (Before, a similarity fitted between consecutive frames rea
 relative to the shot's first frame is the anchor's times ``z``. A camera moving forward
 also scales the image and is read as zoom.
 
+A frame whose matches stay put nearly as well as a homography explains them (within 24
+matches, 3 per parameter) is taken as unmoved: otherwise a person the boxes missed,
+over a smooth background, can pull a zoom of several %.
+
 The anchor-to-frame homographies are kept, with each anchor's zoom: a camera that pans
 or tilts about its centre maps frames by ``K₂ R K⁻¹``, which fixes the focal, also while
 it zooms (:func:`~meshstream.models.camera.focal_from_rotation`).
@@ -140,5 +144,11 @@ class ZoomTracker:
         h, inliers = cv2.findHomography(a, b, cv2.USAC_MAGSAC, 2.0)  # MAGSAC++: RANSAC left 1 in 15 far off
         if h is None or inliers is None or int(inliers.sum()) < self.min_inliers or abs(h[2, 2]) < 1e-12:
             return None
+        # A still camera: no motion at all explains the matches nearly as well as the
+        # homography (it must win by 3 matches per parameter, 24). Else people the boxes
+        # missed, the most textured things over a smooth background, pull a 2-7 % zoom.
+        still = int((np.linalg.norm(b - a, axis=1) <= 2.0).sum())
+        if still >= int(inliers.sum()) - 3 * 8:
+            return np.eye(3)
         down = np.diag([s, s, 1.0])
         return np.linalg.inv(down) @ h @ down
