@@ -404,7 +404,9 @@ def focal_from_floor(keypoints2d: np.ndarray, pelvis: np.ndarray, track_id: np.n
     if blocks.max() < 2:  # fewer than three blocks: no spread to measure
         return None
 
-    def profile(rows: np.ndarray, focals: np.ndarray, starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def profile(rows: np.ndarray, focals: np.ndarray, starts: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray, _FloorCost]:
+        """Cost (F,) and (tilt, roll) (F, 2) over ``focals`` of the rows selected, and the cost."""
         cost = _FloorCost(lines[rows], hips[rows], track_id[rows], walks[rows], zoom[rows], fit_focal_px, line_sigma,
                           height_sigma_m, roll_sigma_deg)
         values, params, start = [], [], np.array([0.2, 0.0])

@@ -446,9 +446,10 @@ def elevated_scene(seed: int, width: int = 640, height: int = 480) -> dict:
     drawn from one seed: what :func:`~meshstream.models.ground.focal_from_floor` is for.
 
     40-100 degree field of view, the camera 1.2-4 m high and tilted 0-35 degrees down;
-    1-3 adults of random phenotype, three in four walking forward at 0.6-1.4 m/s in any
-    direction, the others moving their arms or turning on the spot, their feet visible at
-    the start; a procedural background and an H.264 quality.
+    1-3 people of random phenotype (Anny ages 0.4-0.9: teenagers to older adults), three
+    in four walking forward at 0.6-1.4 m/s in any direction, the others moving their arms
+    or turning on the spot, their feet visible at the start; a procedural background and
+    an H.264 quality.
 
     Returns:
         Keyword arguments of :func:`render_frames` (``persons``, ``fov_deg``,

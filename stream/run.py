@@ -493,6 +493,11 @@ class _Pipeline:
         self.notes.append(f"shot {self.shot}: focal {found.focal_px:.1f} px from the floor people walk on (the camera "
                           f"looks {abs(found.tilt_deg):.0f} deg {'down' if found.tilt_deg > 0 else 'up'}; their bodies "
                           f"alone gave {people:.1f} px)")
+        return self._fit_again(obs, start, zoom)
+
+    def _fit_again(self, obs: PersonFrames, start, zoom: np.ndarray) -> BodyFit:
+        """Fits the chunk again from ``start`` (the estimator's state before it) at the
+        shot's focal: its structure, then the refinement (no focal search)."""
         self.estimator.restore(start)
         structure = self.estimator.fit_structure(obs)
         return self.estimator(obs, self.focal, self.size, structure=structure, zoom=zoom, principal_point=self.pp)
@@ -561,9 +566,7 @@ class _Pipeline:
         self.estimator.set_track_scales(scales)
         if not np.isin(list(scales), fit.track_id).any():
             return fit
-        self.estimator.restore(start)
-        structure = self.estimator.fit_structure(obs)  # the focal is fixed: no search to fit for
-        return self.estimator(obs, self.focal, self.size, structure=structure, zoom=zoom, principal_point=self.pp)
+        return self._fit_again(obs, start, zoom)
 
     def _filter(self, fit: BodyFit, times: dict[int, float]) -> BodyFit:
         """Temporal filtering per track: translation (Kalman + RTS) and rotations
