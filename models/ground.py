@@ -194,6 +194,9 @@ class SharedGround:
 # surveillance cameras from walking people in this spirit. A level camera (tilt near 0)
 # makes the vanishing point recede to infinity and leaves the focal unobserved.
 
+#: Tilt offsets (radians) each tilt-and-roll fit starts from; the best end wins.
+_TILT_STARTS = (0.0, 0.15, -0.15)
+
 #: COCO-17 indices of the hips and shoulders: the torso's ends.
 COCO_HIPS = (11, 12)
 COCO_SHOULDERS = (5, 6)
@@ -304,7 +307,7 @@ class _FloorCost:
                 best = res
         return best
 
-    def __call__(self, focal_px: float, start: np.ndarray, tries: tuple[float, ...] = (0.0, 0.15, -0.15)
+    def __call__(self, focal_px: float, start: np.ndarray, tries: tuple[float, ...] = _TILT_STARTS
                  ) -> tuple[float, np.ndarray]:
         """Cost at ``focal_px`` minimised over the camera's tilt and roll from ``start``;
         returns it and the (tilt, roll) found, radians. ``tries``: tilt offsets from
@@ -326,7 +329,7 @@ class _FloorCost:
     def lines_tilt(self, focal_px: float, start: np.ndarray) -> float:
         """The camera's tilt that the torso lines alone give at ``focal_px``, radians."""
         normals = self._normals(focal_px)
-        return float(self._minimise(lambda p: self._line_cost(normals, p), start, (0.0, 0.15, -0.15)).x[0])
+        return float(self._minimise(lambda p: self._line_cost(normals, p), start, _TILT_STARTS).x[0])
 
 
 def focal_from_floor(keypoints2d: np.ndarray, pelvis: np.ndarray, track_id: np.ndarray, frame_index: np.ndarray,
