@@ -375,12 +375,31 @@ def optical_axis_turn_deg(homographies: np.ndarray, focal: float | np.ndarray,
     Returns:
         (N,) degrees, from the rotation nearest to ``A`` of :func:`rotation_residual`.
     """
-    h = np.asarray(homographies, np.float64)
+    r = rotation_between(homographies, focal, principal_point)
+    return np.degrees(np.arccos(np.clip(r[:, 2, 2], -1.0, 1.0)))
+
+
+def rotation_between(homographies: np.ndarray, focal: float | np.ndarray, principal_point: np.ndarray) -> np.ndarray:
+    """How a camera that turns (and zooms) about its centre turned between two frames.
+
+    ``H = K₂ R K⁻¹`` maps the first frame's pixels to the second's; ``R`` maps a ray's
+    direction in the first frame's camera axes to the second's (``d₂ = R d₁``, OpenCV
+    axes). It is the rotation nearest to ``K₂⁻¹ H K`` (:func:`_rotation_parts`, with the
+    zoom read from ``H``).
+
+    Args:
+        homographies: (N, 3, 3) pixel homographies.
+        focal: Focal length of the first frame of each pair: one, or (N,), pixels.
+        principal_point: (2,) pixels.
+
+    Returns:
+        (N, 3, 3) rotations.
+    """
+    h = np.asarray(homographies, np.float64).reshape(-1, 3, 3)
     focals = np.broadcast_to(np.asarray(focal, np.float64), (len(h),))[:, None]
     a = _rotation_parts(h, focals, principal_point)[0][:, 0]
     u, _, vt = np.linalg.svd(a)
-    r = u @ vt
-    return np.degrees(np.arccos(np.clip(r[:, 2, 2], -1.0, 1.0)))
+    return u @ vt
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,10 @@ over a smooth background, can pull a zoom of several %.
 
 The anchor-to-frame homographies are kept, with each anchor's zoom: a camera that pans
 or tilts about its centre maps frames by ``K₂ R K⁻¹``, which fixes the focal, also while
-it zooms (:func:`~meshstream.models.camera.focal_from_rotation`).
+it zooms (:func:`~meshstream.models.camera.focal_from_rotation`). Once the focal is
+known, the same homographies give each frame's turn since the shot's first frame
+(:meth:`ZoomTracker.turns`), chained through the anchors; where the background could
+not be matched, the last known turn is carried on (the camera moves little in a frame).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import math
 
 import numpy as np
 
-from meshstream.models.camera import focal_from_fov, focal_from_rotation, zoom_between
+from meshstream.models.camera import focal_from_fov, focal_from_rotation, rotation_between, zoom_between
 from meshstream.stream.frames import Frame
 
 
@@ -73,7 +76,14 @@ class ZoomTracker:
 
     def reset(self) -> None:
         """New shot: zoom 1, no anchor, no homographies; the focal hint is kept."""
-        self._anchor: tuple[list, np.ndarray, float] | None = None  # keypoints, descriptors, zoom
+        self._anchor: tuple[list, np.ndarray, float, int] | None = None  # keypoints, descriptors, zoom, frame index
+        # Per frame not yet given its turn: (anchor frame, anchor -> frame homography, anchor's zoom),
+        # or None where no homography was read (the last known turn is carried on).
+        self._links: dict[int, tuple[int, np.ndarray, float] | None] = {}
+        self._anchors: set[int] = set()  # anchor frames whose turn is still to be found
+        self._anchor_turns: dict[int, np.ndarray] = {}  # turn of each anchor frame since the shot began
+        self._last_turn = np.eye(3)
+        self.carried = 0  # frames whose turn was carried on from the last known one
         self.zoom = 1.0
         self.zooming = False
         self._outside = 0  # frames in a row with the zoom outside the threshold
@@ -99,15 +109,20 @@ class ZoomTracker:
         for x0, y0, x1, y1 in (np.asarray(boxes, np.float64).reshape(-1, 4) * s).astype(int):
             mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 0
         kps, desc = self._orb.detectAndCompute(grey, mask)
+        self._links[frame.index] = None
         if desc is None or len(kps) < self.min_inliers:
             return self.zoom
         homography = None
-        if self._anchor is not None:
+        if self._anchor is None:
+            self._links[frame.index] = (frame.index, np.eye(3), self.zoom)  # the shot's first turn: none
+        else:
             matched = self._matches(self._anchor, (kps, desc))
             homography = None if matched is None else self._homography(*matched, s)
         if homography is None:
-            self._anchor = (kps, desc, self.zoom)
+            self._anchor = (kps, desc, self.zoom, frame.index)
+            self._anchors.add(frame.index)
             return self.zoom
+        self._links[frame.index] = (self._anchor[3], homography, self._anchor[2])
         if len(self.homographies) < self.max_homographies:
             self.homographies.append(homography)
             self.anchor_zooms.append(self._anchor[2])
@@ -124,8 +139,48 @@ class ZoomTracker:
             self._outside = self._outside + 1 if abs(math.log(self.zoom)) > math.log1p(self.threshold) else 0
             self.zooming = self.zooming or self._outside >= self.sustain
             if abs(math.log(step)) > math.log(1.1):
-                self._anchor = (kps, desc, self.zoom)  # zoomed 10 % past the anchor: its features shrink away
+                self._anchor = (kps, desc, self.zoom, frame.index)  # zoomed 10 % past the anchor: its features shrink away
+                self._anchors.add(frame.index)
+        else:
+            self._links[frame.index] = None  # a jump no lens makes: a bad homography, its turn too
         return self.zoom
+
+    def turns(self, frame_indices: np.ndarray | list[int], focal_px: float, principal_point: np.ndarray) -> np.ndarray:
+        """Each frame's turn since the shot's first frame, ``C`` with ``d_frame = C d_first``
+        for a direction ``d`` in OpenCV camera axes (so ``Cᵀ`` maps the frame's camera axes
+        into the first frame's), from the homographies at ``focal_px``.
+
+        Frames must be asked for in order, each once, after they were seen, all with the
+        same focal; a frame without a homography (too few features, no match with its
+        anchor) carries on the last known turn and counts in :attr:`carried`.
+
+        Args:
+            frame_indices: (T,) frames, in order.
+            focal_px: The focal at the shot's first frame (zoom 1), pixels.
+            principal_point: (2,) pixels.
+
+        Returns:
+            (T, 3, 3) rotations (identity for a frame this tracker never saw).
+        """
+        out = np.empty((len(frame_indices), 3, 3))
+        for i, index in enumerate(int(k) for k in frame_indices):
+            if index not in self._links:
+                out[i] = np.eye(3)
+                continue
+            link = self._links.pop(index)
+            anchor_turn = None if link is None else self._anchor_turns.get(link[0])
+            if link is not None and link[0] == index:  # the shot's first frame
+                turn = np.eye(3)
+            elif anchor_turn is not None:
+                turn = rotation_between(link[1], focal_px * link[2], principal_point)[0] @ anchor_turn
+            else:
+                turn = self._last_turn
+                self.carried += 1
+            if index in self._anchors:
+                self._anchors.discard(index)
+                self._anchor_turns[index] = turn
+            out[i] = self._last_turn = turn
+        return out
 
     def _matches(self, first, second) -> tuple[np.ndarray, np.ndarray] | None:
         """(K, 2) pixel positions of matched features in the first and the second frame."""
