@@ -4,7 +4,10 @@ Frame of all exported files (glTF's): metres, **Y up**, the rest skeleton standi
 facing +Z. The world is levelled from the video itself (:func:`level_frame`): Y is the
 mean up-direction of all fitted bodies, the floor (y = 0) is under the lowest foot
 joints, and the camera looks along -Z (so a person walking away moves along -Z). For a
-level camera this is the OpenCV camera frame with y and z flipped.
+level camera this is the OpenCV camera frame with y and z flipped. A camera that pans
+or tilts is undone first (:func:`camera_to_world`): bodies are placed in each shot's
+world axes, the camera's axes at the shot's first frame, so the camera's turn does not
+move them.
 
 Joint rotations are *deltas from the rest pose* (the rest skeleton has identity joint
 orientations), the convention of BVH and of glTF skins with translation-only bind
@@ -83,8 +86,21 @@ class SkeletonAnimation:
         return pos
 
 
+def camera_to_world(store, rows: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations from the camera's axes at store rows ``rows`` to their shot's
+    world axes (``camera/rotation``); identity where not known (a store from before it
+    was kept, zoom tracking off)."""
+    rows = np.asarray(rows, np.int64)
+    if "camera/rotation" not in store:
+        return np.broadcast_to(np.eye(3), (len(rows), 3, 3)).copy()
+    turns = np.asarray(store["camera/rotation"][:], np.float64)[rows]
+    turns[~np.isfinite(turns).all(axis=(1, 2))] = np.eye(3)
+    return turns
+
+
 def level_frame(store) -> tuple[np.ndarray, np.ndarray]:
-    """The export world of a store: a rotation from camera axes and a translation.
+    """The export world of a store: a rotation from the shots' world axes (the camera's
+    at each shot's first frame, :func:`camera_to_world`) and a translation.
 
     Up is the normal of the floor plane fitted (least squares) through the lowest foot
     joint of every fitted person-frame, when those contacts spread (standard deviation)
@@ -94,7 +110,7 @@ def level_frame(store) -> tuple[np.ndarray, np.ndarray]:
     foot joints.
 
     Returns:
-        rotation: (3, 3) camera axes -> export axes (rows: X, Y, Z of the world).
+        rotation: (3, 3) shot world axes -> export axes (rows: X, Y, Z of the world).
         translation: (3,) added after rotating, metres (puts the floor at y = 0).
     """
     names = list(store.attrs["joint_names"])
@@ -107,9 +123,10 @@ def level_frame(store) -> tuple[np.ndarray, np.ndarray]:
         ok = g["fit_ok"][:]
         if not ok.any():
             continue
-        rot = roma.rotvec_to_rotmat(torch.as_tensor(g["global_orient"][:][ok].astype(np.float64))).numpy()
+        turn = camera_to_world(store, g["frame_index"][:][ok])
+        rot = turn @ roma.rotvec_to_rotmat(torch.as_tensor(g["global_orient"][:][ok].astype(np.float64))).numpy()
         ups.append(rot @ model_up)
-        joints = g["joints3d"][:][ok][:, foot_joints]  # (n, F, 3)
+        joints = g["joints3d"][:][ok][:, foot_joints] @ np.swapaxes(turn, 1, 2)  # (n, F, 3)
         lows.append(joints)
         feet.append(joints.reshape(-1, 3))
     if not ups:
@@ -147,8 +164,9 @@ def track_animation(store, track_id: int, body: BodyModel, frame: tuple[np.ndarr
     dt = body.dtype
     pose = torch.as_tensor(g["body_pose"][:], dtype=dt)
     orient = g["global_orient"][:].astype(np.float64)
-    transl = g["transl"][:].astype(np.float64)
     rows = g["frame_index"][:]
+    turn = camera_to_world(store, rows)  # the camera turns about its centre, the world's origin
+    transl = np.einsum("nij,nj->ni", turn, g["transl"][:].astype(np.float64))
     times = store["frames/pts_seconds"][:][rows]
     shape = torch.as_tensor(g["shape"][:][None], dtype=dt)
     rest = body.rest(shape)
@@ -156,7 +174,7 @@ def track_animation(store, track_id: int, body: BodyModel, frame: tuple[np.ndarr
         transforms, _ = body.bone_transforms(pose, rest)
         rest_verts = body.vertices(torch.zeros(1, body.num_bones, 3, dtype=dt), rest)[0].double().numpy()
     g_model = transforms[..., :3, :3].double().numpy()  # (N, J, 3, 3) global deltas, model frame
-    r_global = roma.rotvec_to_rotmat(torch.as_tensor(orient)).numpy()  # model -> camera
+    r_global = turn @ roma.rotvec_to_rotmat(torch.as_tensor(orient)).numpy()  # model -> camera -> shot world
     # Global rotation in export axes: rest (export) -> model -> posed model -> camera -> export.
     world = to_world @ r_global  # (N, 3, 3)
     to_export = body.model_to_export
@@ -182,7 +200,7 @@ def track_animation(store, track_id: int, body: BodyModel, frame: tuple[np.ndarr
         times=times - store["frames/pts_seconds"][0],
         rotations=local,
         # The models pose the root at the model origin, so the posed root is the
-        # camera-space translation itself.
+        # translation itself (camera space, turned into the shot's world).
         root_translation=transl @ to_world.T + offset,
         rest_vertices=rest_verts @ to_export.T,
         faces=body.faces.copy(),

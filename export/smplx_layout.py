@@ -31,7 +31,7 @@ import numpy as np
 import roma
 import torch
 
-from .animation import SkeletonAnimation, level_frame
+from .animation import SkeletonAnimation, camera_to_world, level_frame
 
 from meshstream.models.smplx_body import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
@@ -196,12 +196,13 @@ def smplx_sequence(store, track_id: int, body, frame: tuple[np.ndarray, np.ndarr
     to_world, offset = frame if frame is not None else level_frame(store)
     g = store[f"tracks/{track_id}"]
     pose = g["body_pose"][:].astype(np.float64)  # (N, 55, 3), joint 0 at identity
-    r_cam = roma.rotvec_to_rotmat(torch.as_tensor(g["global_orient"][:].astype(np.float64))).numpy()
+    turn = camera_to_world(store, g["frame_index"][:])  # camera -> the shot's world axes
+    r_cam = turn @ roma.rotvec_to_rotmat(torch.as_tensor(g["global_orient"][:].astype(np.float64))).numpy()
     root = roma.rotmat_to_rotvec(torch.as_tensor(to_world @ r_cam @ body.model_to_export.T)).numpy()
     pose[:, 0] = root
     betas = g["shape"][:].astype(np.float32)
     j0 = body.rest_pelvis(torch.as_tensor(betas[None], dtype=body.dtype))[0].double().numpy()
-    trans = g["transl"][:].astype(np.float64) @ to_world.T + offset - j0
+    trans = np.einsum("nij,nj->ni", turn, g["transl"][:].astype(np.float64)) @ to_world.T + offset - j0
     times = store["frames/pts_seconds"][:][g["frame_index"][:]]
     fps = float(store.attrs["fps"])
     return SmplxSequence(pose.reshape(len(pose), -1).astype(np.float32), trans.astype(np.float32), betas, fps,

@@ -13,6 +13,9 @@ Layout::
       camera/zoom                (T,)      float32 focal relative to the shot's start (1: no zoom)
       camera/focal_px_raw        (T,)      float32 the search's per-frame estimate (NaN: no person, or the focal was given)
       camera/principal_point     (2,)      float32
+      camera/rotation            (T,3,3)   float32 rotates the frame's camera axes into the shot's world axes
+                                           (its camera axes at the shot's first frame): a panning camera's
+                                           turn, identity for a still one (NaN: not known; see ZoomTracker)
       tracks/<id>/frame_index    (N,)      int32   row in frames/ where the track was seen
       tracks/<id>/bbox_xyxy      (N,4)     float32 pixels
       tracks/<id>/keypoints2d    (N,33,3)  float32 pixels + confidence (BlazePose-33)
@@ -90,12 +93,14 @@ class ZarrWriter:
             self.root.create_array(name, shape=(0,), chunks=(_TIME_CHUNK,), dtype=dtype, fill_value=fill)
         pp = self.root.create_array("camera/principal_point", shape=(2,), chunks=(2,), dtype="float32")
         pp[:] = np.asarray(principal_point, np.float32)
+        _create_rotation(self.root, 0)
         self._bind(num_joints)
 
     def _bind(self, num_joints: int) -> None:
         """Handles on the store's arrays and tracks (a new store, or a reopened one)."""
         self._pts, self._fidx, self._shot, self._focal, self._focal_raw, self._zoom = (
             self.root[name] for name in _FRAME_ARRAYS)
+        self._rotation = self.root["camera/rotation"]
         self.num_joints = num_joints
         self._row_of_frame: dict[int, int] = {}
         self._tracks: dict[int, Any] = {}
@@ -124,6 +129,10 @@ class ZarrWriter:
         n = int(self.root.attrs.get("n_frames", 0))
         for name in _FRAME_ARRAYS:
             self.root[name].resize((n,))
+        if "camera/rotation" in self.root:
+            self.root["camera/rotation"].resize((n, 3, 3))
+        else:  # a store from before the camera's rotation was kept: unknown up to here
+            _create_rotation(self.root, n)
         for key in list(self.root["tracks"].group_keys()) if "tracks" in self.root else []:
             g = self.root[f"tracks/{key}"]
             keep = _committed_rows(g, n)
@@ -155,6 +164,7 @@ class ZarrWriter:
         self._shot.append(np.full(len(frame_index), shot, np.int32))
         self._focal_raw.append(np.asarray(focal_raw, np.float32))
         self._focal.append(np.full(len(frame_index), np.nan, np.float32))
+        self._rotation.append(np.full((len(frame_index), 3, 3), np.nan, np.float32))
         for i, fi in enumerate(frame_index):
             self._row_of_frame[int(fi)] = start + i
 
@@ -164,6 +174,24 @@ class ZarrWriter:
         end_row = self.n_frames if end_row is None else end_row
         if end_row > start_row:
             self._focal[start_row:end_row] = (np.float32(focal_px) * self._zoom[start_row:end_row]).astype(np.float32)
+
+    def set_rotation(self, frame_index: np.ndarray, rotation: np.ndarray) -> None:
+        """Writes the camera's rotation into its shot's world axes for frames appended by
+        this writer.
+
+        Args:
+            frame_index: (K,) source frame indices (in row order).
+            rotation: (K, 3, 3) rotations (camera axes -> world axes).
+        """
+        rows = np.array([self._row_of_frame[int(f)] for f in frame_index], np.int64)
+        if len(rows) == 0:
+            return
+        rotation = np.asarray(rotation, np.float32)
+        if (np.diff(rows) == 1).all():
+            self._rotation[rows[0]:rows[-1] + 1] = rotation
+        else:
+            for row, r in zip(rows, rotation):
+                self._rotation[int(row)] = r
 
     def append_fits(self, fit: BodyFit, bbox: np.ndarray, keypoints2d: np.ndarray, transl_raw: np.ndarray) -> None:
         """Appends person-frames (grouped by track, time order kept).
@@ -259,6 +287,12 @@ class ZarrWriter:
                                 "track_ids": sorted(self._tracks)})
 
 
+def _create_rotation(root: Any, n_frames: int) -> None:
+    """``camera/rotation`` with ``n_frames`` rows not known (NaN)."""
+    root.create_array("camera/rotation", shape=(n_frames, 3, 3), chunks=(_TIME_CHUNK, 3, 3), dtype="float32",
+                      fill_value=np.nan)
+
+
 def _committed_rows(track: Any, n_frames: int) -> int:
     """Rows of a track group that refer to the first ``n_frames`` frames (rows are in time order)."""
     return int(np.searchsorted(track["frame_index"][:], n_frames))
@@ -280,6 +314,8 @@ class StoredRun:
         last_frame_index: Its index in the source (-1: none).
         last_shot: Its shot (0 when none).
         last_zoom: Its zoom relative to the shot's first frame (1 when none).
+        last_rotation: (3, 3) its camera's rotation into the shot's world axes (identity
+            when none; NaN when not known).
         shot_first_row: First row of ``last_shot``.
         track_ids: Tracks with committed rows.
         person_frames: Committed person-frames.
@@ -293,6 +329,7 @@ class StoredRun:
     last_frame_index: int
     last_shot: int
     last_zoom: float
+    last_rotation: np.ndarray
     shot_first_row: int
     track_ids: list[int]
     person_frames: int
@@ -328,5 +365,16 @@ def read_stored_run(path: str | Path) -> StoredRun | None:
         last_pts=float(root["frames/pts_seconds"][n - 1]) if n else None,
         last_frame_index=int(root["frames/frame_index"][n - 1]) if n else -1,
         last_shot=last_shot, last_zoom=float(root["camera/zoom"][n - 1]) if n else 1.0,
+        last_rotation=_last_rotation(root, n),
         shot_first_row=int(np.argmax(shots == last_shot)) if n else 0,
         track_ids=sorted(track_ids), person_frames=person_frames, shapes=shapes)
+
+
+def _last_rotation(root: Any, n_frames: int) -> np.ndarray:
+    """(3, 3) ``camera/rotation`` of the last committed frame (identity when none; NaN
+    when not known, or in a store from before it was kept)."""
+    if n_frames == 0:
+        return np.eye(3)
+    if "camera/rotation" not in root:
+        return np.full((3, 3), np.nan)
+    return np.asarray(root["camera/rotation"][n_frames - 1], np.float64)

@@ -117,6 +117,9 @@ class _WriteJob:
     bbox: np.ndarray | None = None
     keypoints2d: np.ndarray | None = None
     transl_raw: np.ndarray | None = None
+    # Frames of the shot (this chunk's and earlier ones still without it) and each one's
+    # camera rotation into the shot's world axes, (K, 3, 3); None: not known yet.
+    turns: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def check_output_dir(path: Path) -> None:
@@ -295,6 +298,8 @@ class _Pipeline:
         self._writer_shot_rows: dict[int, int] = {}
         self._continues_shot = False  # resuming: the first frame goes on with the stored shot
         self._zoom_base = 1.0  # resuming a zoomed shot: its zoom at the first resumed frame
+        self._turn_base = np.eye(3)  # resuming a shot: the camera's rotation into its world axes when it stopped
+        self._unturned: list[int] = []  # frames of the shot written before its focal (and so its turns) was known
         if stored:
             self._resume(stored)
 
@@ -315,6 +320,7 @@ class _Pipeline:
         self.ground_estimates = [None] * n_shots
         self._writer_shot_rows = {self.shot: stored.shot_first_row}
         self._zoom_base = stored.last_zoom if self.zoom is not None else 1.0
+        self._turn_base = stored.last_rotation
         if self.zoom is not None and self.focal is not None:
             self.zoom.focal_px = self.focal * self._zoom_base  # the resumed frames' own focal
         self.person_frames = stored.person_frames
@@ -363,6 +369,8 @@ class _Pipeline:
         self.ground_estimates.append(None)
         self.focal = self.user_focal
         self._zoom_base = 1.0
+        self._turn_base = np.eye(3)
+        self._unturned = []
         if self.shot > 0:
             log.info("shot %d starts (cut detected)", self.shot)
             self.perceiver.reset()
@@ -401,7 +409,7 @@ class _Pipeline:
         zooming = self.zoom is not None and (self.zoom.zooming or self._zoom_base != 1.0)
         zoom = np.asarray(chunk.zoom, np.float32) if zooming else np.ones(len(chunk.frames), np.float32)
         if len(obs) == 0:
-            return _WriteJob(chunk, None, focal_raw, self.focal, zoom)
+            return _WriteJob(chunk, None, focal_raw, self.focal, zoom, turns=self._camera_turns(chunk))
         zoom_of = dict(zip((f.index for f in chunk.frames), zoom))
         obs_zoom = np.array([zoom_of[int(i)] for i in obs.frame_index], np.float32)
         start = self.estimator.state()
@@ -431,10 +439,27 @@ class _Pipeline:
             rows = int((fit.track_id == tid).sum())
             self.row_scales.setdefault(int(tid), []).append((rows, self.estimator.track_scale(int(tid))))
         transl_raw = fit.transl.copy()
-        fit = self._filter(fit, {f.index: f.pts_seconds for f in chunk.frames})
+        turns = self._camera_turns(chunk)
+        fit = self._filter(fit, {f.index: f.pts_seconds for f in chunk.frames},
+                           None if turns is None else dict(zip(turns[0].tolist(), turns[1])))
         self.person_frames += len(fit)
         self.track_ids.update(int(t) for t in np.unique(fit.track_id))
-        return _WriteJob(chunk, fit, focal_raw, self.focal, zoom, obs.bbox_xyxy, blaze, transl_raw)
+        return _WriteJob(chunk, fit, focal_raw, self.focal, zoom, obs.bbox_xyxy, blaze, transl_raw, turns)
+
+    def _camera_turns(self, chunk: _Chunk) -> tuple[np.ndarray, np.ndarray] | None:
+        """The camera's rotation into the shot's world axes (its camera axes at the shot's
+        first frame) for the chunk's frames and any earlier ones of the shot still
+        without it, once the shot's focal is known (:meth:`ZoomTracker.turns`): (frame
+        indices (K,), rotations (K, 3, 3)), or ``None`` until then (or without zoom
+        tracking, which reads the turns)."""
+        if self.zoom is None:
+            return None
+        self._unturned.extend(f.index for f in chunk.frames)
+        if self.focal is None:
+            return None
+        frames, self._unturned = np.array(self._unturned, np.int64), []
+        turns = self.zoom.turns(frames, self.focal * self._zoom_base, self.pp)
+        return frames, self._turn_base @ np.swapaxes(turns, 1, 2)
 
     def _fix_shot_focal(self, focal: float, cue: str, person_frames: int = 0) -> float:
         """Sets the current shot's focal (at zoom 1) and what set it; returns its
@@ -568,9 +593,14 @@ class _Pipeline:
             return fit
         return self._fit_again(obs, start, zoom)
 
-    def _filter(self, fit: BodyFit, times: dict[int, float]) -> BodyFit:
+    def _filter(self, fit: BodyFit, times: dict[int, float], turns: dict[int, np.ndarray] | None = None) -> BodyFit:
         """Temporal filtering per track: translation (Kalman + RTS) and rotations
-        (quaternion smoothing), then the joints are placed again."""
+        (quaternion smoothing), then the joints are placed again. With ``turns`` (frame
+        -> (3, 3) camera axes -> the shot's world axes) both are filtered in the world's
+        axes, so that a panning camera's turn is not smoothed as the body's motion."""
+        import roma
+        import torch
+
         fc = self.config.filter
         if not (fc.smooth_translation or fc.smooth_pose):
             return fit
@@ -579,13 +609,29 @@ class _Pipeline:
             sel = np.nonzero(fit.track_id == tid)[0]
             sel = sel[np.argsort(fit.frame_index[sel])]
             t = np.array([times[int(i)] for i in fit.frame_index[sel]])
+            to_world = None if turns is None else np.stack([turns[int(i)] for i in fit.frame_index[sel]])
+            if to_world is not None and (to_world == np.eye(3)).all():
+                to_world = None  # a still camera: its axes are the world's
             if fc.smooth_translation:
-                fit.transl[sel] = self.smoother(int(tid), t, fit.transl[sel].astype(np.float64),
-                                                valid=fit.fit_ok[sel]).astype(np.float32)
+                transl = fit.transl[sel].astype(np.float64)
+                if to_world is not None:
+                    transl = np.einsum("nij,nj->ni", to_world, transl)
+                transl = self.smoother(int(tid), t, transl, valid=fit.fit_ok[sel])
+                if to_world is not None:
+                    transl = np.einsum("nji,nj->ni", to_world, transl)
+                fit.transl[sel] = transl.astype(np.float32)
             if fc.smooth_pose:
-                rot = np.concatenate([fit.global_orient[sel][:, None], fit.body_pose[sel][:, free]], axis=1)
+                orient = fit.global_orient[sel]
+                if to_world is not None:
+                    orient = roma.rotvec_to_rotmat(torch.as_tensor(orient, dtype=torch.float64)).numpy()
+                    orient = roma.rotmat_to_rotvec(torch.as_tensor(to_world @ orient)).numpy().astype(np.float32)
+                rot = np.concatenate([orient[:, None], fit.body_pose[sel][:, free]], axis=1)
                 rot = self.pose_smoother(int(tid), t, rot)
-                fit.global_orient[sel] = rot[:, 0]
+                orient = rot[:, 0]
+                if to_world is not None:
+                    orient = roma.rotvec_to_rotmat(torch.as_tensor(orient, dtype=torch.float64)).numpy()
+                    orient = roma.rotmat_to_rotvec(torch.as_tensor(np.swapaxes(to_world, 1, 2) @ orient)).numpy()
+                fit.global_orient[sel] = orient
                 pose = fit.body_pose[sel]
                 pose[:, free] = rot[:, 1:]
                 fit.body_pose[sel] = pose
@@ -598,6 +644,8 @@ class _Pipeline:
         self.writer.append_frames(np.array([f.index for f in chunk.frames]),
                                   np.array([f.pts_seconds for f in chunk.frames]), job.focal_raw,
                                   shot=chunk.shot, zoom=job.zoom)
+        if job.turns is not None:
+            self.writer.set_rotation(*job.turns)
         first_row = self._writer_shot_rows.setdefault(chunk.shot, start)
         if job.focal is not None:
             # One focal per shot, frames before its first person included.

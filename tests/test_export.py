@@ -26,11 +26,12 @@ def exported(tmp_path_factory):
 
 
 def _truth(store, tid):
-    """(N, J, 3) stored joints in the export frame (levelled, Y up, metres)."""
-    from meshstream.export.animation import level_frame
+    """(N, J, 3) stored joints in the export frame (the shot's world axes, levelled, Y up, metres)."""
+    from meshstream.export.animation import camera_to_world, level_frame
 
     rotation, offset = level_frame(store)
-    return store[f"tracks/{tid}/joints3d"][:] @ rotation.T + offset
+    turn = camera_to_world(store, store[f"tracks/{tid}/frame_index"][:])
+    return store[f"tracks/{tid}/joints3d"][:] @ np.swapaxes(turn, 1, 2) @ rotation.T + offset
 
 
 def _parse_bvh(text):

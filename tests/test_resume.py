@@ -133,16 +133,17 @@ def test_resume_refuses_other_input_or_settings_and_skips_a_complete_store(tmp_p
 
 
 def test_a_zooming_shot_resumes_with_its_zoom(tmp_path, body):
-    """The store of the first 15 frames of a 1.0 -> 1.35x zoom, left unfinished, then
-    resumed to the end (``--max-frames`` may change on resume): the zoom and the focal
-    go on from where they were."""
+    """The store of the first 15 frames of a 1.0 -> 1.35x zoom while the camera pans 8
+    degrees, left unfinished, then resumed to the end (``--max-frames`` may change on
+    resume): the zoom, the focal and the camera's turn go on from where they were."""
     import cv2
 
     from meshstream.models.synthetic import PersonSpec, render_frames, write_video
 
     photo = cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB)
     frames, gt = render_frames([PersonSpec((0.0, 4.5), (0.2, 0.0), yaw_deg=20)], fov_deg=60, n_frames=30,
-                               background=photo, body=body, zoom=np.linspace(1.0, 1.35, 30))
+                               background=photo, body=body, zoom=np.linspace(1.0, 1.35, 30),
+                               pan_deg=np.linspace(0.0, 8.0, 30))
     clip = tmp_path / "zoom.mp4"
     write_video(clip, frames, 25.0)
     res = run_cli(str(clip), "-o", str(tmp_path), "-q", "--no-overlay", "--max-frames", "15")
@@ -155,6 +156,13 @@ def test_a_zooming_shot_resumes_with_its_zoom(tmp_path, body):
     assert len(zoom) == 30 and zoom[14] > 1.1
     assert abs(zoom[-1] / 1.35 - 1) < 0.03 and np.all(np.diff(zoom) > -0.005)
     assert abs((focal[-1] / focal[0]) / 1.35 - 1) < 0.03
+    # The turn goes on from the stored one (the resumed run's first frame is not the world's):
+    # no jump back where the run was resumed. Like the zoom, the first resumed frame takes
+    # the last stored frame's turn (it moved 0.3 degrees since).
+    yaw = np.degrees(np.arctan2(store["camera/rotation"][:, 0, 2], store["camera/rotation"][:, 2, 2]))
+    step = np.diff(yaw)
+    assert (step >= 0).all() and step[14] < 2 * np.median(step), step.round(3).tolist()
+    assert abs(np.median(step[15:]) / np.median(step[:14]) - 1) < 0.2, step.round(3).tolist()
 
 
 def test_resume_over_a_damaged_store_says_so(tmp_path):

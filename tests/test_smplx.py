@@ -155,7 +155,7 @@ def test_estimator_recovers_focal_depth_and_shape_with_smplx(smplx_body):
 
 @pytest.mark.slow
 def test_cli_with_smplx_writes_fitted_parameters_straight_to_npz(tmp_path, smplx_dir, smplx_body):
-    from meshstream.export.animation import level_frame
+    from meshstream.export.animation import camera_to_world, level_frame
     from meshstream.models.synthetic import GroundTruth
 
     out = tmp_path / "out"
@@ -186,7 +186,8 @@ def test_cli_with_smplx_writes_fitted_parameters_straight_to_npz(tmp_path, smplx
             left_hand_pose=torch.as_tensor(npz["pose_hand"][:, :45]),
             right_hand_pose=torch.as_tensor(npz["pose_hand"][:, 45:]), transl=torch.as_tensor(npz["trans"]),
             expression=torch.zeros(n, 10))
-        joints_world = g["joints3d"][:] @ rotation.T + offset
+        turn = camera_to_world(store, g["frame_index"][:])
+        joints_world = g["joints3d"][:] @ np.swapaxes(turn, 1, 2) @ rotation.T + offset
         assert np.abs(ref.joints[:, :55].numpy() - joints_world).max() < 2e-3
     assert (out / "sample_track_1.smpl").stat().st_size > 0 and (out / "sample_track_1.glb").stat().st_size > 0
     # The same exports later from the store, through `meshstream export`.
