@@ -162,8 +162,11 @@ def _run(args: argparse.Namespace) -> int:
         f"{summary.startup_seconds:.1f} s of model loading)",
         f"persons     {summary.person_frames} person-frames in {summary.tracks} tracks{_statures(summary.statures_m)}",
         f"focal       {focal}",
-        f"zarr        {summary.zarr_path}",
     ]
+    if summary.camera_turn_deg >= 1.0:  # a still camera's turn reads 0
+        lines.append(f"camera      turned up to {summary.camera_turn_deg:.1f}° from its shot's first frame "
+                     "(camera/rotation)")
+    lines.append(f"zarr        {summary.zarr_path}")
     if summary.overlay_path:
         lines.append(f"overlay     {summary.overlay_path}")
     print("\n".join(lines))

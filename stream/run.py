@@ -71,6 +71,9 @@ class RunSummary:
         input_truncated: The input stopped early (corrupt or truncated stream).
         startup_seconds: Part of ``seconds`` spent loading models, seconds.
         statures_m: Each track's fitted standing height, metres (its ``stature_m``).
+        camera_turn_deg: The largest turn of the camera from its shot's first frame
+            over the frames this run stored (``camera/rotation``), degrees: 0 for a
+            still camera.
     """
 
     frames: int
@@ -89,6 +92,7 @@ class RunSummary:
     startup_seconds: float = 0.0
     statures_m: dict[int, float] = field(default_factory=dict)
     focal_cue: str = "given"
+    camera_turn_deg: float = 0.0
 
     @property
     def fps(self) -> float:
@@ -300,6 +304,7 @@ class _Pipeline:
         self._zoom_base = 1.0  # resuming a zoomed shot: its zoom at the first resumed frame
         self._turn_base = np.eye(3)  # resuming a shot: the camera's rotation into its world axes when it stopped
         self._unturned: list[int] = []  # frames of the shot written before its focal (and so its turns) was known
+        self.max_turn_deg = 0.0  # the largest turn stored, degrees
         if stored:
             self._resume(stored)
 
@@ -458,8 +463,11 @@ class _Pipeline:
         if self.focal is None:
             return None
         frames, self._unturned = np.array(self._unturned, np.int64), []
-        turns = self.zoom.turns(frames, self.focal * self._zoom_base, self.pp)
-        return frames, self._turn_base @ np.swapaxes(turns, 1, 2)
+        turns = self._turn_base @ np.swapaxes(self.zoom.turns(frames, self.focal * self._zoom_base, self.pp), 1, 2)
+        cos = (np.trace(turns, axis1=1, axis2=2) - 1.0) / 2.0
+        if np.isfinite(cos).any():
+            self.max_turn_deg = max(self.max_turn_deg, float(np.degrees(np.arccos(np.clip(np.nanmin(cos), -1, 1)))))
+        return frames, turns
 
     def _fix_shot_focal(self, focal: float, cue: str, person_frames: int = 0) -> float:
         """Sets the current shot's focal (at zoom 1) and what set it; returns its
@@ -918,6 +926,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         notes=notes, input_truncated=bool(getattr(source, "stopped_early", None)), startup_seconds=startup,
         statures_m=dict(sorted(pipeline.statures.items())),
         focal_cue=(pipeline.shot_focal_cue[0] if pipeline.shot_focal_cue else None) or "people",
+        camera_turn_deg=pipeline.max_turn_deg,
     )
 
 

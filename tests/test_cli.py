@@ -41,6 +41,7 @@ def _check_schema(store: zarr.Group, n_frames: int, num_joints: int) -> None:
     assert store["frames/pts_seconds"].shape == (n_frames,)
     assert store["camera/focal_px"].shape == (n_frames,) and store["camera/focal_px_raw"].shape == (n_frames,)
     assert store["camera/principal_point"].shape == (2,)
+    assert store["camera/rotation"].shape == (n_frames, 3, 3)
     assert np.all(np.diff(store["frames/pts_seconds"][:]) > 0)
     for tid in store["tracks"].group_keys():
         t = store[f"tracks/{tid}"]
@@ -58,9 +59,11 @@ def test_estimated_focal_and_depth_beat_a_fixed_focal_guess(rendered, tmp_path):
     ours = run_cli(str(clip), "-o", str(tmp_path / "ours"), "-q")
     assert ours.returncode == 0, ours.stderr
     assert "2 tracks" in ours.stdout and "° horizontal FOV (estimated from " in ours.stdout
+    assert "turned up to" not in ours.stdout  # a still camera
     store = zarr.open_group(str(tmp_path / "ours" / "two.zarr"), mode="r")
     assert store.attrs["complete"] is True
     _check_schema(store, 36, len(store.attrs["joint_names"]))
+    assert (store["camera/rotation"][:] == np.eye(3)).all()  # still: its axes are the world's
     focal = float(store["camera/focal_px"][0])
     assert np.allclose(store["camera/focal_px"][:], focal)  # one focal per shot
     assert np.isfinite(store["camera/focal_px_raw"][:]).sum() >= 30  # the search's per-frame estimates
@@ -443,6 +446,7 @@ def test_panning_camera_gets_its_focal_from_the_turn(tmp_path, body):
     res = run_cli(str(tmp_path / "pan.mp4"), "-o", str(tmp_path / "turn"), "-q", "--no-overlay")
     assert res.returncode == 0, res.stderr
     assert "estimated from the camera's rotation" in res.stdout
+    assert "camera      turned up to 10." in res.stdout or "camera      turned up to 9." in res.stdout, res.stdout
     store = zarr.open_group(str(tmp_path / "turn" / "pan.zarr"), mode="r")
     assert store.attrs["shot_focal_cue"] == ["camera rotation"]
     assert store.attrs["shot_focal_person_frames"] == [0]
