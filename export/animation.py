@@ -86,6 +86,42 @@ class SkeletonAnimation:
         return pos
 
 
+@dataclass
+class CameraAnimation:
+    """The video's camera in the export frame, for matching the animation to the footage.
+
+    Attributes:
+        times: (T,) seconds from the clip start, one per stored frame with a focal.
+        position: (3,) the camera's centre, metres (it turns about it; a cut starts a new
+            shot, whose world has its own axes).
+        rotations: (T, 3, 3) glTF camera axes (looking along -Z, +Y up) -> export axes.
+        yfov: (T,) vertical field of view, radians (changes where the camera zooms).
+        aspect: Frame width over height.
+    """
+
+    times: np.ndarray
+    position: np.ndarray
+    rotations: np.ndarray
+    yfov: np.ndarray
+    aspect: float
+
+
+def camera_animation(store, frame: tuple[np.ndarray, np.ndarray] | None = None) -> CameraAnimation | None:
+    """The store's camera in the export world (:func:`level_frame`, computed if not
+    given); ``None`` when no frame has a focal."""
+    to_world, offset = frame if frame is not None else level_frame(store)
+    focal = np.asarray(store["camera/focal_px"][:], np.float64)
+    rows = np.nonzero(np.isfinite(focal))[0]
+    if len(rows) == 0:
+        return None
+    pts = store["frames/pts_seconds"][:]
+    height = float(store.attrs["height"])
+    rotations = to_world @ camera_to_world(store, rows) @ np.diag([1.0, -1.0, -1.0])  # glTF camera -> OpenCV's
+    return CameraAnimation(times=pts[rows] - pts[0], position=np.asarray(offset, np.float64).copy(),
+                           rotations=rotations, yfov=2.0 * np.arctan(0.5 * height / focal[rows]),
+                           aspect=float(store.attrs["width"]) / height)
+
+
 def camera_to_world(store, rows: np.ndarray) -> np.ndarray:
     """(N, 3, 3) rotations from the camera's axes at store rows ``rows`` to their shot's
     world axes (``camera/rotation``); identity where not known (a store from before it

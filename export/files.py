@@ -53,7 +53,7 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
 
     import tempfile
 
-    from .animation import level_frame, track_animation
+    from .animation import camera_animation, level_frame, track_animation
     from .bvh import write_bvh
     from .fbx import blender_python, write_fbx
     from .gltf import write_glb
@@ -80,16 +80,20 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
     out.mkdir(parents=True, exist_ok=True)
     python = blender_python() if "fbx" in formats else None
 
+    def glb_writer(path: Path, anim) -> Path:
+        return write_glb(path, anim, camera)
+
     def fbx_writer(path: Path, anim) -> Path:
         with tempfile.TemporaryDirectory() as tmp:
-            glb = write_glb(Path(tmp) / "track.glb", anim)
+            glb = write_glb(Path(tmp) / "track.glb", anim, camera)
             return write_fbx(glb, path, anim.fps, python)
 
-    writers = {"bvh": write_bvh, "glb": write_glb, "fbx": fbx_writer, "npz": write_smplx_npz, "smpl": write_smpl}
+    writers = {"bvh": write_bvh, "glb": glb_writer, "fbx": fbx_writer, "npz": write_smplx_npz, "smpl": write_smpl}
     stem = store_path.name.removesuffix(".zarr")
     written, failures = [], []
     track_ids = sorted(int(t) for t in store["tracks"].group_keys()) if "tracks" in store else []
     world = level_frame(store) if track_ids else None
+    camera = camera_animation(store, world) if track_ids else None
     for tid in track_ids:
         anim = track_animation(store, tid, body, world)
         for fmt in formats:

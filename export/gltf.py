@@ -5,10 +5,17 @@ translations), the rest mesh with up to 8 influences per vertex (``JOINTS_0/1``,
 ``WEIGHTS_0/1``), and one animation: a rotation channel per joint and the root's
 translation, sampled at the frames' own timestamps (LINEAR). Metres, Y up, facing +Z.
 Plays in browser glTF viewers and imports in Blender.
+
+With the video's camera (:class:`~meshstream.export.animation.CameraAnimation`), a
+perspective camera node ``video_camera`` sits at the camera's centre and turns as the
+camera did, at every stored frame of the track's time span: looking through it, the
+body lies over the person in the footage. glTF cannot animate a camera's field of view, so a zooming shot gets
+its median one (each frame's is in the node's ``extras``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +23,7 @@ import pygltflib as gl
 import roma
 import torch
 
-from .animation import SkeletonAnimation
+from .animation import CameraAnimation, SkeletonAnimation
 
 
 class _Blob:
@@ -43,8 +50,9 @@ class _Blob:
         return len(self.gltf.accessors) - 1
 
 
-def write_glb(path: str | Path, anim: SkeletonAnimation) -> Path:
-    """Writes ``anim`` (skinned mesh + skeleton + animation) as a ``.glb`` file."""
+def write_glb(path: str | Path, anim: SkeletonAnimation, camera: CameraAnimation | None = None) -> Path:
+    """Writes ``anim`` (skinned mesh + skeleton + animation) as a ``.glb`` file, with the
+    video's camera when given."""
     path = Path(path)
     gltf = gl.GLTF2(asset=gl.Asset(generator="meshstream", version="2.0"))
     blob = _Blob(gltf)
@@ -86,10 +94,43 @@ def write_glb(path: str | Path, anim: SkeletonAnimation) -> Path:
             interpolation="LINEAR"))
         channels.append(gl.AnimationChannel(sampler=len(samplers) - 1,
                                             target=gl.AnimationChannelTarget(node=r, path="translation")))
+    scene_nodes = [*roots, mesh_node]
+    camera = None if camera is None else _within(camera, anim.times[0], anim.times[-1])
+    if camera is not None:
+        gltf.cameras.append(gl.Camera(name="video_camera", type="perspective", perspective=gl.Perspective(
+            aspectRatio=camera.aspect, yfov=float(np.median(camera.yfov)), znear=0.05)))
+        quats = _continuous(roma.rotmat_to_unitquat(torch.as_tensor(camera.rotations)).numpy()).astype(np.float32)
+        gltf.nodes.append(gl.Node(name="video_camera", camera=0, translation=camera.position.astype(float).tolist(),
+                                  rotation=quats[0].astype(float).tolist(),
+                                  extras={"yfov_per_frame": np.round(camera.yfov, 6).tolist()}))
+        scene_nodes.append(len(gltf.nodes) - 1)
+        samplers.append(gl.AnimationSampler(input=blob.add(camera.times.astype(np.float32), gl.SCALAR, gl.FLOAT,
+                                                           minmax=True),
+                                            output=blob.add(quats, gl.VEC4, gl.FLOAT), interpolation="LINEAR"))
+        channels.append(gl.AnimationChannel(sampler=len(samplers) - 1, target=gl.AnimationChannelTarget(
+            node=scene_nodes[-1], path="rotation")))
     gltf.animations.append(gl.Animation(name=anim.name, samplers=samplers, channels=channels))
-    gltf.scenes.append(gl.Scene(nodes=[*roots, mesh_node]))
+    gltf.scenes.append(gl.Scene(nodes=scene_nodes))
     gltf.scene = 0
     gltf.buffers.append(gl.Buffer(byteLength=len(blob.data)))
     gltf.set_binary_blob(bytes(blob.data))
     gltf.save_binary(str(path))
     return path
+
+
+def _continuous(quats: np.ndarray) -> np.ndarray:
+    """(T, 4) unit quaternions with each one's sign chosen to be nearest the previous (a
+    LINEAR rotation channel then never takes the long way round)."""
+    out = quats.copy()
+    for t in range(1, len(out)):
+        if out[t] @ out[t - 1] < 0:
+            out[t] = -out[t]
+    return out
+
+
+def _within(camera: CameraAnimation, start: float, end: float) -> CameraAnimation | None:
+    """The camera's frames from ``start`` to ``end`` seconds (``None`` if there are none)."""
+    keep = (camera.times >= start - 1e-6) & (camera.times <= end + 1e-6)
+    if not keep.any():
+        return None
+    return replace(camera, times=camera.times[keep], rotations=camera.rotations[keep], yfov=camera.yfov[keep])

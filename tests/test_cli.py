@@ -143,6 +143,8 @@ def test_real_footage_runs_and_finds_people(tmp_path):
     pel = np.concatenate([store[f"tracks/{t}/pelvis"][:] for t in tracks])
     assert np.all(pel[:, 2] > 0.3)  # in front of the camera
     assert (tmp_path / "vtest_cut_overlay.mp4").stat().st_size > 10_000
+    # A real surveillance camera, people walking over a tiled floor: it is read as still.
+    assert (store["camera/rotation"][:] == np.eye(3)).all() and "turned up to" not in res.stdout
 
 
 def test_run_failure_keeps_finished_chunks(tmp_path, monkeypatch):
@@ -476,6 +478,19 @@ def test_panning_camera_gets_its_focal_from_the_turn(tmp_path, body):
         assert rms < bound if bound > 0 else rms > -bound, (rms, bound)
     speed = np.linalg.norm(np.polyfit(rows / 25.0, world[:, [0, 2]], 1)[0])
     assert abs(speed - 0.5) < 0.05  # m/s
+    # Seen through the exported camera, the exported joints land where the stored ones
+    # project in the video (the camera turns with the pan, the body does not).
+    from meshstream.export.animation import camera_animation, level_frame
+
+    frame = level_frame(store)
+    camera, joints = camera_animation(store, frame), track_animation(store, 1, body, frame).joint_positions()
+    assert len(camera.times) == 36 and np.allclose(camera.position, frame[1])
+    local = np.einsum("nji,nkj->nki", camera.rotations[rows], joints - camera.position) * [1.0, -1.0, -1.0]
+    f_y = 0.5 * store.attrs["height"] / np.tan(camera.yfov[rows] / 2)[:, None, None]
+    seen = f_y * local[..., :2] / local[..., 2:] + store["camera/principal_point"][:]
+    stored = store["tracks/1/joints3d"][:].astype(np.float64)
+    f = store["camera/focal_px"][:][rows][:, None, None]
+    assert np.abs(seen - (f * stored[..., :2] / stored[..., 2:] + store["camera/principal_point"][:])).max() < 1.0
 
     res = run_cli(str(tmp_path / "pan.mp4"), "-o", str(tmp_path / "people"), "-q", "--no-overlay",
                   "--set", "estimation.rotation_focal=false")

@@ -107,7 +107,7 @@ def test_glb_round_trip_reproduces_the_stored_joints(exported):
     g = pygltflib.GLTF2().load(str(out / "sample_track_1.glb"))
     names = list(store.attrs["joint_names"])
     j = len(names)
-    assert len(g.nodes) == j + 1 and len(g.skins) == 1 and len(g.skins[0].joints) == j
+    assert len(g.nodes) == j + 2 and len(g.skins) == 1 and len(g.skins[0].joints) == j  # joints, mesh, camera
     assert [n.name for n in g.nodes[:j]] == names
     blob = g.binary_blob()
 
@@ -125,7 +125,8 @@ def test_glb_round_trip_reproduces_the_stored_joints(exported):
     for ch in anim.channels:
         data = read(anim.samplers[ch.sampler].output, 4 if ch.target.path == "rotation" else 3)
         (rot if ch.target.path == "rotation" else trans)[ch.target.node] = data
-    assert len(rot) == j and list(trans) == [0]
+    camera = next(k for k, n in enumerate(g.nodes) if n.name == "video_camera")
+    assert sorted(rot) == [*range(j), camera] and list(trans) == [0]  # the camera turns, never moves
     weights = np.concatenate([read(g.meshes[0].primitives[0].attributes.WEIGHTS_0, 4),
                               read(g.meshes[0].primitives[0].attributes.WEIGHTS_1, 4)], 1)
     assert np.allclose(weights.sum(1), 1.0, atol=1e-5)
@@ -148,7 +149,7 @@ def test_glb_round_trip_reproduces_the_stored_joints(exported):
 
 
 def test_export_subcommand_writes_from_a_finished_store(exported, tmp_path):
-    out, _, _ = exported
+    out, store, _ = exported
     res = run_cli("export", str(out / "sample.zarr"), "--to", "glb", "-o", str(tmp_path))
     assert res.returncode == 0, res.stderr
     files = sorted(p.name for p in tmp_path.iterdir())
@@ -158,6 +159,14 @@ def test_export_subcommand_writes_from_a_finished_store(exported, tmp_path):
     # The same content as the files written during the run (floats to rounding).
     later, first = (pygltflib.GLTF2().load(str(p)) for p in (tmp_path / "sample_track_1.glb", out / "sample_track_1.glb"))
     assert len(later.accessors) == len(first.accessors) and len(later.nodes) == len(first.nodes)
+    # The video's camera: the store's field of view, turning at every stored frame.
+    camera_node = next(n for n in later.nodes if n.name == "video_camera")
+    focal = float(np.median(store["camera/focal_px"][:]))
+    assert later.cameras[camera_node.camera].perspective.yfov == pytest.approx(
+        2 * np.arctan(0.5 * store.attrs["height"] / focal), rel=1e-5)
+    channel = next(c for c in later.animations[0].channels if c.target.node == later.nodes.index(camera_node))
+    rows = store["tracks/1/frame_index"][:]  # over the track's span: every stored frame in it
+    assert later.accessors[later.animations[0].samplers[channel.sampler].input].count == rows[-1] - rows[0] + 1
     a, b = (np.frombuffer(g.binary_blob(), np.uint8) for g in (later, first))
     assert a.shape == b.shape
     fa, fb = (np.frombuffer(g.binary_blob()[: len(a) // 4 * 4], np.float32) for g in (later, first))
