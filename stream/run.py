@@ -305,6 +305,7 @@ class _Pipeline:
         self._turn_base = np.eye(3)  # resuming a shot: the camera's rotation into its world axes when it stopped
         self._unturned: list[int] = []  # frames of the shot written before its focal (and so its turns) was known
         self.max_turn_deg = 0.0  # the largest turn stored, degrees
+        self._carried_note: int | None = None  # index in notes of the shot's note on turns not read
         if stored:
             self._resume(stored)
 
@@ -376,6 +377,7 @@ class _Pipeline:
         self._zoom_base = 1.0
         self._turn_base = np.eye(3)
         self._unturned = []
+        self._carried_note = None
         if self.shot > 0:
             log.info("shot %d starts (cut detected)", self.shot)
             self.perceiver.reset()
@@ -467,6 +469,15 @@ class _Pipeline:
         cos = (np.trace(turns, axis1=1, axis2=2) - 1.0) / 2.0
         if np.isfinite(cos).any():
             self.max_turn_deg = max(self.max_turn_deg, float(np.degrees(np.arccos(np.clip(np.nanmin(cos), -1, 1)))))
+        if self.zoom.carried and not (turns == np.eye(3)).all():  # a still camera's carried turn is right
+            n = self.zoom.carried
+            note = (f"shot {self.shot}: the camera's turn could not be read in {n} frame{'s' * (n != 1)} (too little "
+                    "background matched); camera/rotation keeps the turn before")
+            if self._carried_note is None:
+                self._carried_note = len(self.notes)
+                self.notes.append(note)
+            else:
+                self.notes[self._carried_note] = note
         return frames, turns
 
     def _fix_shot_focal(self, focal: float, cue: str, person_frames: int = 0) -> float:

@@ -500,6 +500,32 @@ def test_panning_camera_gets_its_focal_from_the_turn(tmp_path, body):
     assert "person-frames" in res.stdout
 
 
+def test_a_frame_without_background_keeps_the_camera_turn_before_it(tmp_path):
+    """A camera panning 10 degrees over a photo at infinity, its focal given, one frame
+    blurred (no features to match): that frame keeps the turn before it, the turn goes on
+    after it, and a note says so."""
+    import cv2
+
+    photo = cv2.resize(cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB), (1280, 960),
+                       interpolation=cv2.INTER_CUBIC)
+    f, frames = 420.0, []
+    k, photo_inv = np.array([[f, 0, 320], [0, f, 240], [0, 0, 1.0]]), np.linalg.inv([[f, 0, 640], [0, f, 480], [0, 0, 1]])
+    pan = np.linspace(0.0, 10.0, 20)
+    for i, a in enumerate(np.radians(pan)):
+        turn = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+        rgb = cv2.warpPerspective(photo, k @ turn @ photo_inv, (640, 480), borderMode=cv2.BORDER_REFLECT)
+        frames.append(cv2.GaussianBlur(rgb, (0, 0), 12) if i == 10 else rgb)
+    write_clip(tmp_path / "blur.mp4", frames)
+    res = run_cli(str(tmp_path / "blur.mp4"), "-o", str(tmp_path), "-q", "--no-overlay", "--focal-px", "420")
+    assert res.returncode == 0, res.stderr
+    assert "the camera's turn could not be read in 1 frame (" in res.stderr
+    store = zarr.open_group(str(tmp_path / "blur.zarr"), mode="r")
+    turn = store["camera/rotation"][:]
+    yaw = np.degrees(np.arctan2(turn[:, 0, 2], turn[:, 2, 2]))
+    assert np.array_equal(turn[10], turn[9]) and (store["frames/shot"][:] == 0).all()
+    assert np.abs(np.delete(yaw - pan, 10)).max() < 0.3, yaw  # measured 0.11
+
+
 def test_shaking_camera_is_filtered_in_the_world_axes(tmp_path, body):
     """A handheld camera (an 8 degree pan with 1.5 degrees of shake per frame) following a
     walker, its focal given: the temporal filters smooth the body in the world's axes
