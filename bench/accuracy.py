@@ -42,7 +42,10 @@ the focal from their floor (``--set estimation.floor_focal=false``).
 ``--pan DEG`` films the suite's clips with a camera that turns DEG degrees to the right
 about its centre and back (a handheld follow; the background photo is then a scene at
 infinity). ``meshstream without rotation focal`` is the default run with the focal
-from the camera's turn switched off (``--set estimation.rotation_focal=false``).
+from the camera's turn switched off (``--set estimation.rotation_focal=false``);
+``meshstream with filters in camera axes`` the default run with the temporal filters
+in the turning camera's axes (``--set filter.world_axes=false``) instead of the shot's
+world's.
 
 Each track-frame is matched to the ground-truth person whose amodal box it overlaps
 most (IoU >= 0.5); unmatched ones are counted, not scored. f% is per clip; the other
@@ -127,7 +130,8 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
 METHODS = ("meshstream", "meshstream + relief lifter", "meshstream without lifter", "meshstream + lifter (focal too)",
            "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
            "true focal + shared floor", "phone metadata focal", "meshstream + true height", "true focal + true height",
-           "meshstream without rotation focal", "meshstream without floor focal")
+           "meshstream without rotation focal", "meshstream without floor focal",
+           "meshstream with filters in camera axes")
 HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --height-m: one-person clips only
 
 
@@ -404,6 +408,8 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--set", "estimation.rotation_focal=false"]
             elif method == "meshstream without floor focal":
                 extra = ["--set", "estimation.floor_focal=false"]
+            elif method == "meshstream with filters in camera axes":
+                extra = ["--set", "filter.world_axes=false"]
             elif method == "meshstream + lifter (focal too)":
                 extra = ["--set", "estimation.focal_landmarks=pose_lifter"]
             run_clip = phone_copy(clip, gt.focal_px, gt.width, gt.height) if method == "phone metadata focal" else clip

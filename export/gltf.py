@@ -9,8 +9,8 @@ Plays in browser glTF viewers and imports in Blender.
 With the video's camera (:class:`~meshstream.export.animation.CameraAnimation`), a
 perspective camera node ``video_camera`` sits at the camera's centre and turns as the
 camera did, at every stored frame of the track's time span: looking through it, the
-body lies over the person in the footage. glTF cannot animate a camera's field of view, so a zooming shot gets
-its median one (each frame's is in the node's ``extras``).
+body lies over the person in the footage. glTF cannot animate a camera's field of
+view, so a zooming shot gets its median one (each frame's is in the node's ``extras``).
 """
 
 from __future__ import annotations

@@ -402,6 +402,35 @@ def rotation_between(homographies: np.ndarray, focal: float | np.ndarray, princi
     return u @ vt
 
 
+def fill_rotations(rotations: list[np.ndarray | None], before: np.ndarray) -> tuple[np.ndarray, int]:
+    """A sequence of rotations with gaps filled: each run of missing ones is
+    interpolated (slerp, evenly in frames) between the known rotations on either side,
+    or keeps the one before it where none follows.
+
+    Args:
+        rotations: (3, 3) rotation per frame, ``None`` where not known.
+        before: (3, 3) the rotation of the frame before the first.
+
+    Returns:
+        (T, 3, 3) rotations, and how many were filled.
+    """
+    import roma
+
+    out = np.empty((len(rotations), 3, 3))
+    last, gap = np.asarray(before, np.float64), []
+    for i, r in enumerate(rotations):
+        if r is None:
+            gap.append(i)
+            continue
+        if gap:
+            steps = torch.arange(1, len(gap) + 1, dtype=torch.float64) / (len(gap) + 1)
+            out[gap] = roma.rotmat_slerp(torch.as_tensor(last), torch.as_tensor(r, dtype=torch.float64), steps).numpy()
+            gap = []
+        out[i] = last = np.asarray(r, np.float64)
+    out[gap] = last
+    return out, sum(r is None for r in rotations)
+
+
 @dataclass(frozen=True)
 class RotationFocal:
     """The focal length that makes a turning camera's frame-to-frame motion a rotation.

@@ -100,6 +100,7 @@ class FilterConfig:
     smooth_pose: bool = True
     pose_sigma_s: float = 0.06
     causal: bool = False
+    world_axes: bool = True  # filter in the shot's world axes (camera/rotation), not the turning camera's
 
 
 @dataclass

@@ -305,7 +305,7 @@ class _Pipeline:
         self._turn_base = np.eye(3)  # resuming a shot: the camera's rotation into its world axes when it stopped
         self._unturned: list[int] = []  # frames of the shot written before its focal (and so its turns) was known
         self.max_turn_deg = 0.0  # the largest turn stored, degrees
-        self._carried_note: int | None = None  # index in notes of the shot's note on turns not read
+        self._unread_note: int | None = None  # index in notes of the shot's note on turns not read
         if stored:
             self._resume(stored)
 
@@ -377,7 +377,7 @@ class _Pipeline:
         self._zoom_base = 1.0
         self._turn_base = np.eye(3)
         self._unturned = []
-        self._carried_note = None
+        self._unread_note = None
         if self.shot > 0:
             log.info("shot %d starts (cut detected)", self.shot)
             self.perceiver.reset()
@@ -447,8 +447,9 @@ class _Pipeline:
             self.row_scales.setdefault(int(tid), []).append((rows, self.estimator.track_scale(int(tid))))
         transl_raw = fit.transl.copy()
         turns = self._camera_turns(chunk)
+        world = turns is not None and self.config.filter.world_axes
         fit = self._filter(fit, {f.index: f.pts_seconds for f in chunk.frames},
-                           None if turns is None else dict(zip(turns[0].tolist(), turns[1])))
+                           dict(zip(turns[0].tolist(), turns[1])) if world else None)
         self.person_frames += len(fit)
         self.track_ids.update(int(t) for t in np.unique(fit.track_id))
         return _WriteJob(chunk, fit, focal_raw, self.focal, zoom, obs.bbox_xyxy, blaze, transl_raw, turns)
@@ -469,15 +470,15 @@ class _Pipeline:
         cos = (np.trace(turns, axis1=1, axis2=2) - 1.0) / 2.0
         if np.isfinite(cos).any():
             self.max_turn_deg = max(self.max_turn_deg, float(np.degrees(np.arccos(np.clip(np.nanmin(cos), -1, 1)))))
-        if self.zoom.carried and not (turns == np.eye(3)).all():  # a still camera's carried turn is right
-            n = self.zoom.carried
+        if self.zoom.unread and not (turns == np.eye(3)).all():  # a still camera's unread turn is right
+            n = self.zoom.unread
             note = (f"shot {self.shot}: the camera's turn could not be read in {n} frame{'s' * (n != 1)} (too little "
-                    "background matched); camera/rotation keeps the turn before")
-            if self._carried_note is None:
-                self._carried_note = len(self.notes)
+                    "background matched, or no turn at the shot's focal); camera/rotation interpolates them")
+            if self._unread_note is None:
+                self._unread_note = len(self.notes)
                 self.notes.append(note)
             else:
-                self.notes[self._carried_note] = note
+                self.notes[self._unread_note] = note
         return frames, turns
 
     def _fix_shot_focal(self, focal: float, cue: str, person_frames: int = 0) -> float:

@@ -196,3 +196,16 @@ def test_focal_from_a_camera_that_turns_while_it_zooms_between_anchors():
     # Ignoring the anchors' zoom mixes three focals: the estimate lands elsewhere or nowhere.
     wrong = focal_from_rotation(np.array(hs), 640, 480)
     assert wrong is None or abs(wrong.focal_px / f - 1) > 0.05
+
+
+def test_fill_rotations_interpolates_gaps_and_keeps_the_last_at_the_end():
+    from meshstream.models.camera import fill_rotations
+
+    truth = [_turn(0.5 * t, 0.1 * t) for t in range(1, 11)]  # a steady pan and tilt
+    seen = [None if t in (0, 3, 4, 5, 9) else r for t, r in enumerate(truth)]
+    filled, n = fill_rotations(seen, _turn(0.0))  # the frame before: unturned
+    assert n == 5
+    assert np.abs(filled[:9] - np.array(truth[:9])).max() < 1e-3  # slerp of a steady turn is the turn
+    assert np.array_equal(filled[9], truth[8])  # nothing follows: the last one is kept
+    empty, n = fill_rotations([], np.eye(3))
+    assert empty.shape == (0, 3, 3) and n == 0

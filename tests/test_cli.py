@@ -500,10 +500,10 @@ def test_panning_camera_gets_its_focal_from_the_turn(tmp_path, body):
     assert "person-frames" in res.stdout
 
 
-def test_a_frame_without_background_keeps_the_camera_turn_before_it(tmp_path):
+def test_a_frame_without_background_gets_its_camera_turn_interpolated(tmp_path):
     """A camera panning 10 degrees over a photo at infinity, its focal given, one frame
-    blurred (no features to match): that frame keeps the turn before it, the turn goes on
-    after it, and a note says so."""
+    blurred (no features to match): that frame's turn is interpolated between its
+    neighbours', the turn goes on after it, and a note says so."""
     import cv2
 
     photo = cv2.resize(cv2.cvtColor(cv2.imread(str(DATA / "background.jpg")), cv2.COLOR_BGR2RGB), (1280, 960),
@@ -522,15 +522,15 @@ def test_a_frame_without_background_keeps_the_camera_turn_before_it(tmp_path):
     store = zarr.open_group(str(tmp_path / "blur.zarr"), mode="r")
     turn = store["camera/rotation"][:]
     yaw = np.degrees(np.arctan2(turn[:, 0, 2], turn[:, 2, 2]))
-    assert np.array_equal(turn[10], turn[9]) and (store["frames/shot"][:] == 0).all()
-    assert np.abs(np.delete(yaw - pan, 10)).max() < 0.3, yaw  # measured 0.11
+    assert (store["frames/shot"][:] == 0).all()
+    assert np.abs(yaw - pan).max() < 0.3, yaw  # measured 0.11
 
 
 def test_shaking_camera_is_filtered_in_the_world_axes(tmp_path, body):
     """A handheld camera (an 8 degree pan with 1.5 degrees of shake per frame) following a
     walker, its focal given: the temporal filters smooth the body in the world's axes
     (``camera/rotation``), so the shake is not smoothed away as if the body made it.
-    Measured acceleration error 6.2 mm/frame² (9.3 with the filters in the camera's axes)."""
+    Measured acceleration error 6.2 mm/frame², 9.3 with ``filter.world_axes=false``."""
     import cv2
 
     from meshstream.models.metrics import accel_error
@@ -539,15 +539,18 @@ def test_shaking_camera_is_filtered_in_the_world_axes(tmp_path, body):
     pan = 8.0 * np.sin(np.linspace(0.0, np.pi, 40)) + np.random.default_rng(5).normal(0.0, 1.5, 40)
     gt = render_clip(tmp_path / "shake.mp4", [PersonSpec((-1.2, 3.2), (0.8, 0.0), yaw_deg=80)], fov_deg=70,
                      n_frames=40, background=photo, body=body, pan_deg=pan, crf=20)
-    res = run_cli(str(tmp_path / "shake.mp4"), "-o", str(tmp_path), "-q", "--no-overlay",
-                  "--focal-px", f"{gt.focal_px:.3f}")
-    assert res.returncode == 0, res.stderr
-    store = zarr.open_group(str(tmp_path / "shake.zarr"), mode="r")
-    assert list(store["tracks"].group_keys()) == ["1"]
-    frames = store["frames/frame_index"][:][store["tracks/1/frame_index"][:]]
-    assert (np.diff(frames) == 1).all() and len(frames) >= 36
-    accel = accel_error(store["tracks/1/keypoints3d_coco17"][:].astype(np.float64), gt.keypoints3d[0, frames])
-    assert accel.mean() < 7.5, accel.mean()  # mm/frame²
+    accel = {}
+    for axes in ("true", "false"):
+        res = run_cli(str(tmp_path / "shake.mp4"), "-o", str(tmp_path / axes), "-q", "--no-overlay",
+                      "--focal-px", f"{gt.focal_px:.3f}", "--set", f"filter.world_axes={axes}")
+        assert res.returncode == 0, res.stderr
+        store = zarr.open_group(str(tmp_path / axes / "shake.zarr"), mode="r")
+        assert list(store["tracks"].group_keys()) == ["1"]
+        frames = store["frames/frame_index"][:][store["tracks/1/frame_index"][:]]
+        assert (np.diff(frames) == 1).all() and len(frames) >= 36
+        kp = store["tracks/1/keypoints3d_coco17"][:].astype(np.float64)
+        accel[axes] = accel_error(kp, gt.keypoints3d[0, frames]).mean()  # mm/frame²
+    assert accel["true"] < 7.5 and accel["true"] < 0.8 * accel["false"], accel
 
 
 def test_camera_looking_down_gets_its_focal_from_the_floor(tmp_path, body):

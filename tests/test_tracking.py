@@ -314,7 +314,7 @@ def test_zoom_tracker_turns_follow_a_camera_that_pans_and_zooms():
     """A camera panning 12 degrees right and tilting 3 down while it zooms 1.0 -> 1.3
     (so the anchor moves on past each 10 % of zoom), with one blank frame (no features):
     every frame's turn since the first, chained through the anchors, is within 0.5
-    degrees (measured: 0.26), and the blank frame carries the last known turn on."""
+    degrees (measured: 0.26), the blank frame's interpolated between its neighbours."""
     import cv2
     import roma
     import torch
@@ -338,8 +338,8 @@ def test_zoom_tracker_turns_follow_a_camera_that_pans_and_zooms():
     turns = np.concatenate([tracker.turns(range(0, 10), f, np.array([320.0, 240.0])),
                             tracker.turns(range(10, n), f, np.array([320.0, 240.0]))])  # in two calls, as chunks come
     error = np.degrees(roma.rotmat_geodesic_distance(torch.as_tensor(turns), torch.as_tensor(np.array(truth)))).numpy()
-    assert error[np.arange(n) != blank].max() < 0.5, error
-    assert tracker.carried == 1 and np.allclose(turns[blank], turns[blank - 1])
+    assert error.max() < 0.5, error
+    assert tracker.unread == 1
     assert abs(np.degrees(np.arccos(turns[-1][2, 2])) - np.hypot(12.0, 3.0)) < 0.3  # the optical axis turned
 
 

@@ -20,8 +20,11 @@ The anchor-to-frame homographies are kept, with each anchor's zoom: a camera tha
 or tilts about its centre maps frames by ``K₂ R K⁻¹``, which fixes the focal, also while
 it zooms (:func:`~meshstream.models.camera.focal_from_rotation`). Once the focal is
 known, the same homographies give each frame's turn since the shot's first frame
-(:meth:`ZoomTracker.turns`), chained through the anchors; where the background could
-not be matched, the last known turn is carried on (the camera moves little in a frame).
+(:meth:`ZoomTracker.turns`), chained through the anchors. A homography that is not a
+turn at that focal (``‖AAᵀ − I‖`` over ``max_turn_residual``: a 35° view panned by a few
+degrees over a blurry background read turns up to 4° off there, and no more than 0.35°
+under 0.03) is not read, nor is a frame the background could not be matched in: their
+turns are interpolated between the frames on either side, or the last one is kept.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import math
 
 import numpy as np
 
-from meshstream.models.camera import focal_from_fov, focal_from_rotation, rotation_between, zoom_between
+from meshstream.models.camera import (focal_from_fov, focal_from_rotation, fill_rotations, rotation_between,
+                                     rotation_residual, zoom_between)
 from meshstream.stream.frames import Frame
 
 
@@ -51,6 +55,8 @@ class ZoomTracker:
             filling the frame, the few background features left can give a 14 % jump).
         max_homographies: Anchor-to-frame homographies kept per shot (the focal is set
             early in a shot; this bounds memory and time on long ones).
+        max_turn_residual: A homography further than this from a turn at the shot's
+            focal (:func:`~meshstream.models.camera.rotation_residual`) gives no turn.
 
     Attributes:
         focal_px: The shot's focal at zoom 1 where known (set by the pipeline), pixels.
@@ -60,7 +66,7 @@ class ZoomTracker:
 
     def __init__(self, *, max_side: int = 480, features: int = 800, min_inliers: int = 25,
                  threshold: float = 0.03, sustain: int = 3, max_step: float = 1.05,
-                 max_homographies: int = 900) -> None:
+                 max_homographies: int = 900, max_turn_residual: float = 0.03) -> None:
         import cv2
 
         self._orb = cv2.ORB_create(nfeatures=features)
@@ -71,6 +77,7 @@ class ZoomTracker:
         self.sustain = sustain
         self.max_step = max_step
         self.max_homographies = max_homographies
+        self.max_turn_residual = max_turn_residual
         self.focal_px: float | None = None
         self.reset()
 
@@ -78,12 +85,12 @@ class ZoomTracker:
         """New shot: zoom 1, no anchor, no homographies; the focal hint is kept."""
         self._anchor: tuple[list, np.ndarray, float, int] | None = None  # keypoints, descriptors, zoom, frame index
         # Per frame not yet given its turn: (anchor frame, anchor -> frame homography, anchor's zoom),
-        # or None where no homography was read (the last known turn is carried on).
+        # or None where no homography was read (the turn is interpolated).
         self._links: dict[int, tuple[int, np.ndarray, float] | None] = {}
         self._anchors: set[int] = set()  # anchor frames whose turn is still to be found
         self._anchor_turns: dict[int, np.ndarray] = {}  # turn of each anchor frame since the shot began
         self._last_turn = np.eye(3)
-        self.carried = 0  # frames whose turn was carried on from the last known one
+        self.unread = 0  # frames whose turn was interpolated or carried on, not read
         self.zoom = 1.0
         self.zooming = False
         self._outside = 0  # frames in a row with the zoom outside the threshold
@@ -151,8 +158,11 @@ class ZoomTracker:
         into the first frame's), from the homographies at ``focal_px``.
 
         Frames must be asked for in order, each once, after they were seen, all with the
-        same focal; a frame without a homography (too few features, no match with its
-        anchor) carries on the last known turn and counts in :attr:`carried`.
+        same focal. A frame without a turn read (no homography: too few features, no match
+        with its anchor; or one that is no turn at this focal) gets one interpolated
+        between the frames read on either side among those asked for, or keeps the last
+        one read; it counts in :attr:`unread`. An anchor frame without a turn read keeps
+        the last one, for the frames that follow from it.
 
         Args:
             frame_indices: (T,) frames, in order.
@@ -162,24 +172,26 @@ class ZoomTracker:
         Returns:
             (T, 3, 3) rotations (identity for a frame this tracker never saw).
         """
-        out = np.empty((len(frame_indices), 3, 3))
-        for i, index in enumerate(int(k) for k in frame_indices):
-            if index not in self._links:
-                out[i] = np.eye(3)
-                continue
-            link = self._links.pop(index)
-            anchor_turn = None if link is None else self._anchor_turns.get(link[0])
+        read: list[np.ndarray | None] = []
+        last = self._last_turn
+        for index in (int(k) for k in frame_indices):
+            link = self._links.pop(index, None)
+            turn = None
             if link is not None and link[0] == index:  # the shot's first frame
                 turn = np.eye(3)
-            elif anchor_turn is not None:
-                turn = rotation_between(link[1], focal_px * link[2], principal_point)[0] @ anchor_turn
-            else:
-                turn = self._last_turn
-                self.carried += 1
+            elif link is not None and link[0] in self._anchor_turns:
+                focal = np.array([focal_px * link[2]])
+                if rotation_residual(link[1][None], focal, principal_point)[0, 0] <= self.max_turn_residual:
+                    turn = rotation_between(link[1], focal, principal_point)[0] @ self._anchor_turns[link[0]]
+            last = turn if turn is not None else last
             if index in self._anchors:
                 self._anchors.discard(index)
-                self._anchor_turns[index] = turn
-            out[i] = self._last_turn = turn
+                self._anchor_turns[index] = last
+            read.append(turn)
+        out, unread = fill_rotations(read, self._last_turn)
+        self.unread += unread
+        if len(out):
+            self._last_turn = out[-1]
         return out
 
     def _matches(self, first, second) -> tuple[np.ndarray, np.ndarray] | None:
