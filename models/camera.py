@@ -375,17 +375,18 @@ def optical_axis_turn_deg(homographies: np.ndarray, focal: float | np.ndarray,
     Returns:
         (N,) degrees, from the rotation nearest to ``A`` of :func:`rotation_residual`.
     """
-    r = rotation_between(homographies, focal, principal_point)
+    r, _ = rotation_between(homographies, focal, principal_point)
     return np.degrees(np.arccos(np.clip(r[:, 2, 2], -1.0, 1.0)))
 
 
-def rotation_between(homographies: np.ndarray, focal: float | np.ndarray, principal_point: np.ndarray) -> np.ndarray:
+def rotation_between(homographies: np.ndarray, focal: float | np.ndarray,
+                     principal_point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How a camera that turns (and zooms) about its centre turned between two frames.
 
     ``H = K₂ R K⁻¹`` maps the first frame's pixels to the second's; ``R`` maps a ray's
     direction in the first frame's camera axes to the second's (``d₂ = R d₁``, OpenCV
-    axes). It is the rotation nearest to ``K₂⁻¹ H K`` (:func:`_rotation_parts`, with the
-    zoom read from ``H``).
+    axes). It is the rotation nearest to ``A = K₂⁻¹ H K`` (:func:`_rotation_parts`, with
+    the zoom read from ``H``).
 
     Args:
         homographies: (N, 3, 3) pixel homographies.
@@ -393,13 +394,14 @@ def rotation_between(homographies: np.ndarray, focal: float | np.ndarray, princi
         principal_point: (2,) pixels.
 
     Returns:
-        (N, 3, 3) rotations.
+        (N, 3, 3) rotations, and (N,) ``‖A Aᵀ − I‖`` (:func:`rotation_residual` at
+        ``focal``: how far each homography is from a turn).
     """
     h = np.asarray(homographies, np.float64).reshape(-1, 3, 3)
     focals = np.broadcast_to(np.asarray(focal, np.float64), (len(h),))[:, None]
     a = _rotation_parts(h, focals, principal_point)[0][:, 0]
     u, _, vt = np.linalg.svd(a)
-    return u @ vt
+    return u @ vt, np.linalg.norm(a @ np.swapaxes(a, -1, -2) - np.eye(3), axis=(-2, -1))
 
 
 def fill_rotations(rotations: list[np.ndarray | None], before: np.ndarray) -> tuple[np.ndarray, int]:

@@ -33,8 +33,7 @@ import math
 
 import numpy as np
 
-from meshstream.models.camera import (focal_from_fov, focal_from_rotation, fill_rotations, rotation_between,
-                                     rotation_residual, zoom_between)
+from meshstream.models.camera import fill_rotations, focal_from_fov, focal_from_rotation, rotation_between, zoom_between
 from meshstream.stream.frames import Frame
 
 
@@ -180,9 +179,9 @@ class ZoomTracker:
             if link is not None and link[0] == index:  # the shot's first frame
                 turn = np.eye(3)
             elif link is not None and link[0] in self._anchor_turns:
-                focal = np.array([focal_px * link[2]])
-                if rotation_residual(link[1][None], focal, principal_point)[0, 0] <= self.max_turn_residual:
-                    turn = rotation_between(link[1], focal, principal_point)[0] @ self._anchor_turns[link[0]]
+                rotation, residual = rotation_between(link[1], focal_px * link[2], principal_point)
+                if residual[0] <= self.max_turn_residual:
+                    turn = rotation[0] @ self._anchor_turns[link[0]]
             last = turn if turn is not None else last
             if index in self._anchors:
                 self._anchors.discard(index)
