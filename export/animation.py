@@ -129,7 +129,7 @@ def camera_to_world(store, rows: np.ndarray) -> np.ndarray:
     rows = np.asarray(rows, np.int64)
     if "camera/rotation" not in store:
         return np.broadcast_to(np.eye(3), (len(rows), 3, 3)).copy()
-    turns = np.asarray(store["camera/rotation"][:], np.float64)[rows]
+    turns = np.asarray(store["camera/rotation"].oindex[rows], np.float64)  # only those rows' chunks
     turns[~np.isfinite(turns).all(axis=(1, 2))] = np.eye(3)
     return turns
 
