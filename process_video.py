@@ -149,7 +149,8 @@ def _run(args: argparse.Namespace) -> int:
     if not math.isnan(summary.focal_px):
         where = "images' EXIF" if Path(args.input).is_dir() else "video's"
         people = {"people": f"estimated from {summary.focal_person_frames} person-frames",
-                  "floor": f"estimated from the floor under {summary.focal_person_frames} person-frames"}.get(
+                  "floor": f"estimated from the floor under {summary.focal_person_frames} person-frames",
+                  "lines": "estimated from the scene's straight lines"}.get(
                       summary.focal_cue, "estimated from the camera's rotation")
         source = {"estimated": people,
                   "metadata": f"from the {where} 35 mm-equivalent focal length"}.get(summary.focal_source,

@@ -79,6 +79,8 @@ class EstimationConfig:
     metadata_focal: bool = True  # without the three above: the 35 mm-equivalent focal in the video or images' EXIF
     rotation_focal: bool = True  # else a camera panning or tilting about its centre: focal from its turn (needs tracking.detect_zoom)
     floor_focal: bool = True  # else a still camera looking down at people walking: focal from their floor (models/ground.py)
+    lines_focal: bool = True  # else a still camera seeing the scene's axes obliquely: focal from its lines (models/vanishing.py)
+    lines_max_up_deg: float = 10.0  # the lines' scene must stand as the people do: its nearest axis to their up, degrees
     fov_range_deg: list[float] = field(default_factory=lambda: [15.0, 130.0])
     silhouette_weight: float = 1.0  # (1 - soft IoU) of rendered body vs person mask; 0: off
     silhouette_iterations: int = 10  # last refinement steps that include it
@@ -137,6 +139,7 @@ class Config:
             (0 <= self.perception.min_pose_score <= 1, "perception.min_pose_score must be in [0, 1]"),
             (self.tracking.reid_s >= 0, "tracking.reid_s must be >= 0"),
             (self.estimation.ground_min_tracks >= 2, "estimation.ground_min_tracks must be >= 2"),
+            (0 < self.estimation.lines_max_up_deg <= 45, "estimation.lines_max_up_deg must be in (0, 45]"),
             (0 <= self.tracking.low_score <= self.tracking.high_score <= 1,
              "tracking scores must satisfy 0 <= low_score <= high_score <= 1"),
             (self.tracking.min_hits >= 1, "tracking.min_hits must be >= 1"),

@@ -30,6 +30,7 @@ from meshstream.models.estimator import BodyEstimator, BodyFit, FocalEstimate, P
 from meshstream.models.ground import focal_from_floor
 from meshstream.models.keypoints import blazepose33_to_coco23
 from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
+from meshstream.models.vanishing import focal_from_lines
 
 from .config import Config, EstimationConfig, config_to_dict
 from .container_tags import PLAUSIBLE_FOCAL_35MM, focal_px_from_35mm
@@ -57,8 +58,10 @@ class RunSummary:
             (0: given by the user or the video's metadata, or from the camera's turn).
         focal_cue: What set the first shot's focal: ``"given"``, ``"people"`` (the
             focal search over person-frames), ``"camera rotation"`` (a panning or
-            tilting camera, :func:`~meshstream.models.camera.focal_from_rotation`) or
-            ``"floor"`` (a still camera looking down at people walking,
+            tilting camera, :func:`~meshstream.models.camera.focal_from_rotation`),
+            ``"lines"`` (a still camera seeing the scene's straight lines obliquely,
+            :func:`~meshstream.models.vanishing.focal_from_lines`) or ``"floor"`` (a
+            still camera looking down at people walking,
             :func:`~meshstream.models.ground.focal_from_floor`).
         shots: Shots found (cuts + 1).
         focal_source: ``"user"`` (a focal, field of view or intrinsics file given),
@@ -254,6 +257,7 @@ class _Pipeline:
         self.shot_focal_cue: list[str | None] = []  # what set each shot's focal (None: not yet)
         self.rotation_focal = ec.rotation_focal
         self.floor_focal = ec.floor_focal
+        self.lines_focal = ec.lines_focal
         self.height_m = ec.person_height_m
         if self.height_m is not None:  # a size the shapes cannot take would bend the fit instead
             low, high = self.body.stature_range(base)
@@ -420,7 +424,7 @@ class _Pipeline:
         zoom_of = dict(zip((f.index for f in chunk.frames), zoom))
         obs_zoom = np.array([zoom_of[int(i)] for i in obs.frame_index], np.float32)
         start = self.estimator.state()
-        check_floor = False  # the chunk that sets the shot's focal from the people checks it against their floor
+        check_scene = False  # the chunk that sets the shot's focal from the people checks it against their scene
         if self.user_focal is not None:
             # A given focal: no search, so no second structure fit (focal_px_raw stays NaN).
             structure = self.estimator.fit_structure(obs)
@@ -433,9 +437,11 @@ class _Pipeline:
                 focal_raw[i] = estimate.per_frame.get(f.index, np.nan)
             if self.focal is None:
                 self._set_shot_focal(estimate, len(obs))
-                check_floor = self.floor_focal
+                check_scene = True
         fit = self.estimator(obs, self.focal, self.size, structure=structure, zoom=obs_zoom, principal_point=self.pp)
-        if check_floor:
+        if check_scene and self.lines_focal and not zooming:
+            fit = self._set_lines_focal(chunk, obs, fit, start, obs_zoom)
+        if check_scene and self.floor_focal and self.shot_focal_cue[-1] == "people":
             fit = self._set_floor_focal(obs, fit, start, obs_zoom)
         if self.ground is not None:
             fit = self._shared_ground(obs, fit, start, obs_zoom)
@@ -517,6 +523,43 @@ class _Pipeline:
                  self.shot, found.focal_px, fov, found.turn_deg, found.frames)
         self.notes.append(f"shot {self.shot}: focal {found.focal_px:.1f} px from the camera's rotation (its optical "
                           f"axis turned {found.turn_deg:.1f} deg over {found.frames} frames)")
+
+    def _set_lines_focal(self, chunk: _Chunk, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
+        """Checks the focal the people's bodies just gave the shot against the scene's
+        straight lines (:func:`focal_from_lines`: two orthogonal vanishing points of a
+        still camera's background, the median of up to 9 of the chunk's frames with the
+        middle frame's people left out). The lines' scene must stand as the people do:
+        one of its axes within ``estimation.lines_max_up_deg`` of the bodies' mean up
+        axis (a backdrop filmed by another camera, a poster or a screen fails this).
+        Where they fix the focal, the shot takes it and the chunk is fitted again from
+        ``start`` (the estimator's state before it)."""
+        import cv2
+
+        ec = self.config.estimation
+        frames = chunk.frames[:: max(1, len(chunk.frames) // 9)][:9]
+        gray = np.median(np.stack([cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY) for f in frames]), 0).astype(np.uint8)
+        boxes = chunk.detections[len(chunk.detections) // 2].xyxy.astype(np.float64)
+        grow = 0.05 * (boxes[:, 2:] - boxes[:, :2])
+        found = focal_from_lines(gray, self.pp, exclude_xyxy=np.hstack([boxes[:, :2] - grow, boxes[:, 2:] + grow]),
+                                 fov_range_deg=tuple(ec.fov_range_deg))
+        if found is None or not fit.fit_ok.any():
+            return fit
+        _, up = self.estimator.feet_and_up(fit)
+        up = up[fit.fit_ok].mean(0)
+        off_deg = found.angle_to_deg(up)
+        people = self.focal
+        log.info("shot %d: the scene's lines give %.1f px (bootstrap sd %.3f in ln f; segments %s), the nearest of "
+                 "their axes %.1f deg from the people's up; the bodies gave %.1f px", self.shot, found.focal_px,
+                 found.log_std, found.segments.tolist(), off_deg, people)
+        if off_deg > ec.lines_max_up_deg:
+            return fit
+        fov = self._fix_shot_focal(found.focal_px, "lines")
+        log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from the scene's lines", self.shot, found.focal_px,
+                 fov)
+        self.notes.append(f"shot {self.shot}: focal {found.focal_px:.1f} px from the scene's straight lines (two "
+                          f"orthogonal vanishing points, {int(found.segments[:2].sum())} segments; their bodies alone "
+                          f"gave {people:.1f} px)")
+        return self._fit_again(obs, start, zoom)
 
     def _set_floor_focal(self, obs: PersonFrames, fit: BodyFit, start, zoom: np.ndarray) -> BodyFit:
         """Checks the focal the people's bodies just gave the shot against the floor they

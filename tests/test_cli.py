@@ -232,6 +232,7 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, make, message):
     [
         (["--set", "estimation.bogus=1"], "unknown config key 'estimation.bogus'"),
         (["--set", "decode.every=-1"], "decode.every must be >= 1"),
+        (["--set", "estimation.lines_max_up_deg=0"], "estimation.lines_max_up_deg must be in (0, 45]"),
         (["--config", "missing.yaml"], "cannot read config file"),
     ],
 )
@@ -581,3 +582,43 @@ def test_camera_looking_down_gets_its_focal_from_the_floor(tmp_path, body):
     people_error = abs(store.attrs["shot_focal_px"][0] / gt.focal_px - 1)
     assert floor_error < people_error
     assert np.mean(floor_tz) < np.mean(tz_errors(store, gt))
+
+
+def test_still_camera_in_a_room_gets_its_focal_from_the_lines(tmp_path, body):
+    """A level still camera filming a walker in a room it sees toward a corner: the
+    floor tiles' and walls' vanishing points give the focal (cue ``lines``), and the
+    depth follows; without the cue the people's search sets it. Over the photo (taken by
+    another camera, looking up at a building) the lines are not read: their vertical is
+    not the people's."""
+    from meshstream.models.synthetic import Room
+
+    gt = render_clip(tmp_path / "room.mp4", [PersonSpec((-1.2, 3.2), (0.8, 0.0), yaw_deg=80)], fov_deg=70,
+                     n_frames=40, body=body, room=Room(yaw_deg=30.0, seed=3), crf=20)
+    res = run_cli(str(tmp_path / "room.mp4"), "-o", str(tmp_path / "lines"), "-q", "--no-overlay")
+    assert res.returncode == 0, res.stderr
+    assert "estimated from the scene's straight lines" in res.stdout
+    store = zarr.open_group(str(tmp_path / "lines" / "room.zarr"), mode="r")
+    assert store.attrs["shot_focal_cue"] == ["lines"]
+    lines_error = abs(store.attrs["shot_focal_px"][0] / gt.focal_px - 1)
+    assert lines_error < 0.02  # measured 0.4 %
+    assert any("from the scene's straight lines (two orthogonal vanishing points" in n for n in store.attrs["notes"])
+    lines_tz = tz_errors(store, gt)
+
+    res = run_cli(str(tmp_path / "room.mp4"), "-o", str(tmp_path / "people"), "-q", "--no-overlay",
+                  "--set", "estimation.lines_focal=false")
+    assert res.returncode == 0, res.stderr
+    store = zarr.open_group(str(tmp_path / "people" / "room.zarr"), mode="r")
+    assert store.attrs["shot_focal_cue"] == ["people"]
+    assert lines_error < abs(store.attrs["shot_focal_px"][0] / gt.focal_px - 1)
+    assert np.mean(lines_tz) < np.mean(tz_errors(store, gt))
+
+
+def test_a_backdrop_from_another_camera_does_not_set_the_focal(rendered, tmp_path):
+    """The rendered clip's background photo looks up at a building: its lines meet at
+    a focal of their own, but their vertical is tens of degrees off the people's up, so
+    the people's search keeps the focal."""
+    clip, _ = rendered
+    res = run_cli(str(clip), "-o", str(tmp_path), "-q", "--no-overlay", "-v")
+    assert res.returncode == 0, res.stderr
+    assert "the scene's lines give" in res.stderr  # the lines were read ...
+    assert zarr.open_group(str(tmp_path / "two.zarr"), mode="r").attrs["shot_focal_cue"] == ["people"]  # ... not used
