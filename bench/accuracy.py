@@ -47,6 +47,14 @@ from the camera's turn switched off (``--set estimation.rotation_focal=false``);
 in the turning camera's axes (``--set filter.world_axes=false``) instead of the shot's
 world's.
 
+``--room`` films the suite's clips in a room instead of over the photo
+(``models.synthetic.Room``: floor tiles, walls, skirting and ceiling panels ray-cast by
+the clip's own camera, its axes turned 20-44 degrees from the camera's heading, the
+people standing on its floor): the scene's straight lines then belong to the camera
+that films the people, as in real footage (the photo's belong to another camera).
+``meshstream without lines focal`` is the default run without the focal from those
+lines (``--set estimation.lines_focal=false``).
+
 Each track-frame is matched to the ground-truth person whose amodal box it overlaps
 most (IoU >= 0.5); unmatched ones are counted, not scored. f% is per clip; the other
 metrics are over matched person-frames (mean; medians in ``--json``). PVE and mIoU use
@@ -55,7 +63,7 @@ body alone, the fitted one at the run's focal).
 
 Usage:
     python bench/accuracy.py [--quick | --random N | --tilted N] [--clips NAME,...] [--methods NAME,...]
-                             [--pan DEG] [--json PATH] [--keep DIR] [--per-clip]
+                             [--pan DEG] [--room] [--json PATH] [--keep DIR] [--per-clip]
 """
 
 from __future__ import annotations
@@ -131,7 +139,7 @@ METHODS = ("meshstream", "meshstream + relief lifter", "meshstream without lifte
            "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
            "true focal + shared floor", "phone metadata focal", "meshstream + true height", "true focal + true height",
            "meshstream without rotation focal", "meshstream without floor focal",
-           "meshstream with filters in camera axes")
+           "meshstream with filters in camera axes", "meshstream without lines focal")
 HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --height-m: one-person clips only
 
 
@@ -163,7 +171,17 @@ def pan_profile(amplitude_deg: float, n_frames: int) -> np.ndarray | None:
     return amplitude_deg * np.sin(np.linspace(0.0, np.pi, n_frames))
 
 
-def render(spec: ClipSpec | SceneSpec, out: Path, body, pan_deg: float = 0.0):
+def suite_room(spec: ClipSpec) -> "Room":
+    """The room a suite clip is filmed in with ``--room``: its axes turned 20-44 degrees
+    from the camera's heading (a different turn and colours per clip), large enough to
+    hold the camera and every person of the suite."""
+    from meshstream.models.synthetic import Room
+
+    k = [c.name for c in SUITE + QUICK].index(spec.name)
+    return Room(x_range=(-8.0, 8.0), z_range=(-4.0, 12.0), yaw_deg=20.0 + (7 * k) % 25, seed=k)
+
+
+def render(spec: ClipSpec | SceneSpec, out: Path, body, pan_deg: float = 0.0, room: bool = False):
     import cv2
 
     from meshstream.models.synthetic import PersonSpec, elevated_scene, random_scene, render_frames, write_video
@@ -184,7 +202,7 @@ def render(spec: ClipSpec | SceneSpec, out: Path, body, pan_deg: float = 0.0):
     persons = [PersonSpec(**p) for p in spec.persons]
     frames, gt = render_frames(persons, width=WIDTH, height=HEIGHT, fov_deg=spec.fov_deg, n_frames=spec.n_frames,
                                background=photo, body=body, pitch_deg=spec.pitch_deg, keep_vertices=True,
-                               pan_deg=pan_profile(pan_deg, spec.n_frames))
+                               pan_deg=pan_profile(pan_deg, spec.n_frames), room=suite_room(spec) if room else None)
     path = out / f"{spec.name}.mp4"
     write_video(path, frames, 25.0, crf=20)
     return path, gt
@@ -355,6 +373,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pan", type=float, default=0.0, metavar="DEG",
                         help="film the suite's clips with a camera that pans DEG degrees right and back (not with "
                              "--random)")
+    parser.add_argument("--room", action="store_true",
+                        help="film the suite's clips in a ray-cast room (straight lines of the camera's own scene) "
+                             "instead of over the photo (not with --random or --tilted)")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     parser.add_argument("--keep", type=Path, default=None, help="keep clips and stores in this folder")
     parser.add_argument("--per-clip", action="store_true", help="also print f %% and mean Tz per clip")
@@ -382,7 +403,7 @@ def main(argv: list[str] | None = None) -> dict:
     true_focal: dict[str, float] = {}
     timing: dict[str, float] = {}
     for spec in suite:
-        clip, gt = render(spec, work, body, args.pan)
+        clip, gt = render(spec, work, body, args.pan, args.room)
         per_clip[spec.name] = {}
         true_focal[spec.name] = float(gt.focal_px)
         guesses = heuristic_focals(gt.width, gt.height)
@@ -408,6 +429,8 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--set", "estimation.rotation_focal=false"]
             elif method == "meshstream without floor focal":
                 extra = ["--set", "estimation.floor_focal=false"]
+            elif method == "meshstream without lines focal":
+                extra = ["--set", "estimation.lines_focal=false"]
             elif method == "meshstream with filters in camera axes":
                 extra = ["--set", "filter.world_axes=false"]
             elif method == "meshstream + lifter (focal too)":
