@@ -2,6 +2,7 @@
 footage, the store schema, and every kind of bad input."""
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -554,6 +555,26 @@ def test_shaking_camera_is_filtered_in_the_world_axes(tmp_path, body):
     assert accel["true"] < 7.5 and accel["true"] < 0.8 * accel["false"], accel
 
 
+@dataclass
+class _FocalRun:
+    """What a run on a rendered clip made of its first shot's focal."""
+
+    stdout: str
+    cue: str
+    error: float  # |f / f_true - 1|
+    tz: list[float]  # mean Tz error per person, metres
+    notes: list[str]
+
+
+def _focal_run(clip, out, gt, *extra: str) -> _FocalRun:
+    res = run_cli(str(clip), "-o", str(out), "-q", "--no-overlay", *extra)
+    assert res.returncode == 0, res.stderr
+    store = zarr.open_group(str(out / f"{clip.stem}.zarr"), mode="r")
+    (cue,) = store.attrs["shot_focal_cue"]
+    return _FocalRun(res.stdout, cue, abs(store.attrs["shot_focal_px"][0] / gt.focal_px - 1), tz_errors(store, gt),
+                     list(store.attrs["notes"]))
+
+
 def test_camera_looking_down_gets_its_focal_from_the_floor(tmp_path, body):
     """A still camera 3 m up, tilted 25 degrees down at two people walking across the
     floor (a stand, a mast): the focal comes from their floor."""
@@ -564,24 +585,14 @@ def test_camera_looking_down_gets_its_focal_from_the_floor(tmp_path, body):
                PersonSpec((1.2, 8.0), (-0.4, -1.0), yaw_deg=-21.8, shirt_rgb=(200, 60, 40))]
     gt = render_clip(tmp_path / "stand.mp4", walkers, fov_deg=70, n_frames=48, background=photo, body=body,
                      pitch_deg=25.0, camera_height_m=3.0)
-    res = run_cli(str(tmp_path / "stand.mp4"), "-o", str(tmp_path / "floor"), "-q", "--no-overlay")
-    assert res.returncode == 0, res.stderr
-    assert "estimated from the floor under" in res.stdout
-    store = zarr.open_group(str(tmp_path / "floor" / "stand.zarr"), mode="r")
-    assert store.attrs["shot_focal_cue"] == ["floor"]
-    floor_error = abs(store.attrs["shot_focal_px"][0] / gt.focal_px - 1)
-    assert floor_error < 0.15  # 10 % on this clip (BlazePose's torsos put the tilt at 28 degrees); the people: 45 %
-    assert any("from the floor people walk on (the camera looks 2" in note for note in store.attrs["notes"])
-    floor_tz = tz_errors(store, gt)
-
-    res = run_cli(str(tmp_path / "stand.mp4"), "-o", str(tmp_path / "people"), "-q", "--no-overlay",
-                  "--set", "estimation.floor_focal=false")
-    assert res.returncode == 0, res.stderr
-    store = zarr.open_group(str(tmp_path / "people" / "stand.zarr"), mode="r")
-    assert store.attrs["shot_focal_cue"] == ["people"]
-    people_error = abs(store.attrs["shot_focal_px"][0] / gt.focal_px - 1)
-    assert floor_error < people_error
-    assert np.mean(floor_tz) < np.mean(tz_errors(store, gt))
+    floor = _focal_run(tmp_path / "stand.mp4", tmp_path / "floor", gt)
+    assert "estimated from the floor under" in floor.stdout
+    assert floor.cue == "floor"
+    assert floor.error < 0.15  # 10 % on this clip (BlazePose's torsos put the tilt at 28 degrees); the people: 45 %
+    assert any("from the floor people walk on (the camera looks 2" in note for note in floor.notes)
+    people = _focal_run(tmp_path / "stand.mp4", tmp_path / "people", gt, "--set", "estimation.floor_focal=false")
+    assert people.cue == "people"
+    assert floor.error < people.error and np.mean(floor.tz) < np.mean(people.tz)
 
 
 def test_still_camera_in_a_room_gets_its_focal_from_the_lines(tmp_path, body):
@@ -594,23 +605,14 @@ def test_still_camera_in_a_room_gets_its_focal_from_the_lines(tmp_path, body):
 
     gt = render_clip(tmp_path / "room.mp4", [PersonSpec((-1.2, 3.2), (0.8, 0.0), yaw_deg=80)], fov_deg=70,
                      n_frames=40, body=body, room=Room(yaw_deg=30.0, seed=3), crf=20)
-    res = run_cli(str(tmp_path / "room.mp4"), "-o", str(tmp_path / "lines"), "-q", "--no-overlay")
-    assert res.returncode == 0, res.stderr
-    assert "estimated from the scene's straight lines" in res.stdout
-    store = zarr.open_group(str(tmp_path / "lines" / "room.zarr"), mode="r")
-    assert store.attrs["shot_focal_cue"] == ["lines"]
-    lines_error = abs(store.attrs["shot_focal_px"][0] / gt.focal_px - 1)
-    assert lines_error < 0.02  # measured 0.4 %
-    assert any("from the scene's straight lines (two orthogonal vanishing points" in n for n in store.attrs["notes"])
-    lines_tz = tz_errors(store, gt)
-
-    res = run_cli(str(tmp_path / "room.mp4"), "-o", str(tmp_path / "people"), "-q", "--no-overlay",
-                  "--set", "estimation.lines_focal=false")
-    assert res.returncode == 0, res.stderr
-    store = zarr.open_group(str(tmp_path / "people" / "room.zarr"), mode="r")
-    assert store.attrs["shot_focal_cue"] == ["people"]
-    assert lines_error < abs(store.attrs["shot_focal_px"][0] / gt.focal_px - 1)
-    assert np.mean(lines_tz) < np.mean(tz_errors(store, gt))
+    lines = _focal_run(tmp_path / "room.mp4", tmp_path / "lines", gt)
+    assert "estimated from the scene's straight lines" in lines.stdout
+    assert lines.cue == "lines"
+    assert lines.error < 0.02  # measured 0.4 %
+    assert any("from the scene's straight lines (two orthogonal vanishing points" in n for n in lines.notes)
+    people = _focal_run(tmp_path / "room.mp4", tmp_path / "people", gt, "--set", "estimation.lines_focal=false")
+    assert people.cue == "people"
+    assert lines.error < people.error and np.mean(lines.tz) < np.mean(people.tz)
 
 
 def test_a_backdrop_from_another_camera_does_not_set_the_focal(rendered, tmp_path):
