@@ -77,8 +77,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from meshstream.models.synthetic import Room
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -171,7 +175,7 @@ def pan_profile(amplitude_deg: float, n_frames: int) -> np.ndarray | None:
     return amplitude_deg * np.sin(np.linspace(0.0, np.pi, n_frames))
 
 
-def suite_room(spec: ClipSpec) -> "Room":
+def suite_room(spec: ClipSpec) -> Room:
     """The room a suite clip is filmed in with ``--room``: its axes turned 20-44 degrees
     from the camera's heading (a different turn and colours per clip), large enough to
     hold the camera and every person of the suite."""
