@@ -290,7 +290,7 @@ def focal_from_vanishing_points(seg: Segments, points: list[VanishingPoint], pri
 
 def focal_from_lines(gray: np.ndarray, principal_point: np.ndarray | None = None, *,
                      exclude_xyxy: np.ndarray | None = None, fov_range_deg: tuple[float, float] = (15.0, 130.0),
-                     max_log_std: float = 0.05) -> LinesFocal | None:
+                     max_log_std: float = 0.05, min_third_segments: int = 8) -> LinesFocal | None:
     """The focal of a still image from the vanishing points of its straight lines.
 
     Args:
@@ -300,7 +300,12 @@ def focal_from_lines(gray: np.ndarray, principal_point: np.ndarray | None = None
         exclude_xyxy: (B, 4) boxes, pixels, whose segments are ignored.
         fov_range_deg: Horizontal field of view range accepted, degrees.
         max_log_std: The estimate is returned only when its bootstrap standard deviation
-            of ln(focal) is at most this.
+            of ln(focal) is at most this ...
+        min_third_segments: ... and at least this many segments meet in the third
+            axis' predicted vanishing point: a scene of three orthogonal directions (the
+            verticals of walls, posts and buildings) confirms the pair. Lines bent by
+            lens distortion, and pairs of directions that are not orthogonal, predict
+            it where no segment meets it. 0 for a single plane (a chessboard).
 
     Returns:
         The focal and the scene's axes, or ``None`` when the lines do not fix it.
@@ -311,6 +316,6 @@ def focal_from_lines(gray: np.ndarray, principal_point: np.ndarray | None = None
     seg = detect_segments(gray, min_length_px=max(20.0, 0.03 * w), exclude_xyxy=exclude_xyxy)
     points = find_vanishing_points(seg, pp, scale)
     found = focal_from_vanishing_points(seg, points, pp, scale, fov_range_deg=fov_range_deg, width=w)
-    if found is None or not found.log_std <= max_log_std:
+    if found is None or not found.log_std <= max_log_std or found.segments[2] < min_third_segments:
         return None
     return found
