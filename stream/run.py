@@ -543,6 +543,7 @@ class _Pipeline:
         found = focal_from_lines(gray, self.pp, exclude_xyxy=np.hstack([boxes[:, :2] - grow, boxes[:, 2:] + grow]),
                                  fov_range_deg=tuple(ec.fov_range_deg))
         if found is None or not fit.fit_ok.any():
+            log.info("shot %d: the scene's lines fix no focal", self.shot)
             return fit
         _, up = self.estimator.feet_and_up(fit)
         up = up[fit.fit_ok].mean(0)
