@@ -140,9 +140,22 @@ class SharedGround:
         self.reset()
 
     def reset(self) -> None:
-        """Forgets every track (a new shot)."""
+        """Forgets every track and the scene's vertical (a new shot)."""
         self._up: list[np.ndarray] = []
         self._feet: dict[int, list[np.ndarray]] = {}
+        self.down: np.ndarray | None = None  # (3,) the floor's downward normal when the scene gives it
+
+    def set_down(self, down: np.ndarray) -> None:
+        """Takes the floor's normal from the scene (e.g. the vertical of its straight
+        lines, :class:`~meshstream.models.vanishing.LinesFocal`) instead of the bodies'
+        mean down axis.
+
+        Args:
+            down: (3,) direction in camera axes; flipped to point down (+y) if needed.
+        """
+        d = np.asarray(down, np.float64)
+        d = d / np.linalg.norm(d)
+        self.down = d if d[1] >= 0 else -d
 
     def add(self, track_id: np.ndarray, feet: np.ndarray, up: np.ndarray, scale: np.ndarray,
             usable: np.ndarray) -> None:
@@ -168,7 +181,7 @@ class SharedGround:
         voters = {t: np.concatenate(f) for t, f in self._feet.items() if sum(len(x) for x in f) >= self.min_frames}
         if len(voters) < self.min_tracks:
             return None
-        down = floor_normal(np.concatenate(self._up))
+        down = floor_normal(np.concatenate(self._up)) if self.down is None else self.down
         heights = {t: float(np.median(camera_heights(f, down))) for t, f in voters.items()}
         if min(heights.values()) <= 0:
             return None  # feet above the camera's horizon plane: not a floor seen from above

@@ -85,6 +85,13 @@ class LinesFocal:
     segments: np.ndarray
     log_std: float
 
+    def nearest_axis(self, direction: np.ndarray) -> np.ndarray:
+        """(3,) the scene's axis nearest to ``direction`` (3,), signed to agree with it."""
+        d = np.asarray(direction, np.float64)
+        dots = self.axes.T @ d
+        k = int(np.argmax(np.abs(dots)))
+        return self.axes[:, k] * np.sign(dots[k])
+
     def angle_to_deg(self, direction: np.ndarray) -> float:
         """Angle, degrees, between ``direction`` (3,) in camera axes and the nearest of
         the scene's axes (either sign)."""

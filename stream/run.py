@@ -555,6 +555,8 @@ class _Pipeline:
         if off_deg > ec.lines_max_up_deg:
             return fit
         fov = self._fix_shot_focal(found.focal_px, "lines")
+        if self.ground is not None:  # the floor's normal from the lines rather than the bodies
+            self.ground.set_down(-found.nearest_axis(up))
         log.info("shot %d focal %.1f px (%.1f deg horizontal FOV) from the scene's lines", self.shot, found.focal_px,
                  fov)
         self.notes.append(f"shot {self.shot}: focal {found.focal_px:.1f} px from the scene's straight lines (two "

@@ -222,3 +222,31 @@ def test_focal_from_floor_declines_a_level_camera_and_unseen_torsos():
     kp, pelvis, track, frame = _walkers(520.0, 22.0, 0.0, 600.0, rng)
     kp[:, :, 2] = 0.3
     assert focal_from_floor(kp, pelvis, track, frame, 600.0, 640, 480) is None
+
+
+def test_shared_ground_takes_the_scene_vertical_over_biased_bodies():
+    """Bodies whose up axes lean 15 degrees off the floor's normal (as BlazePose's did on
+    real vtest) make tracks at different depths disagree on the camera's height, and
+    adults get rescaled; with the normal from the scene's lines (``set_down``, any sign)
+    every track agrees and keeps its size."""
+    rng = np.random.default_rng(3)
+    down, h = _down(15.0), 6.0
+    leaning = _down(0.0)
+    tracks = {1: 8.0, 2: 12.0, 3: 18.0}  # depths, metres: three adults of the right size
+
+    def fill(ground):
+        for tid, depth in tracks.items():
+            feet = _track_feet(rng, down, h, 12, depth)
+            ground.add(np.full(12, tid), feet, np.broadcast_to(-leaning, (12, 3)), np.ones(12), np.ones(12, bool))
+        return ground.estimate()
+
+    biased = fill(SharedGround())
+    assert max(abs(math.log(s)) for s in biased.scales.values()) > 0.05  # someone rescaled by > 5 % (9 % here)
+    ground = SharedGround()
+    ground.set_down(-down)  # the lines' axis may come either way up
+    est = fill(ground)
+    assert np.allclose(est.down, down)
+    assert all(abs(s - 1.0) < 0.01 for s in est.scales.values())
+    assert abs(est.camera_height_m - h) < 0.05
+    ground.reset()
+    assert ground.down is None  # a new shot forgets it
