@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .camera import focal_from_fov
+
 
 @dataclass(frozen=True)
 class Segments:
@@ -150,6 +152,13 @@ def _consistent(points: np.ndarray, mid: np.ndarray, direction: np.ndarray, sin_
     return cross <= sin_tol[None] * np.linalg.norm(to_vp, axis=-1) + 1e-12
 
 
+def _sin_tolerance(length: np.ndarray, tolerance_deg: float) -> np.ndarray:
+    """(N,) sine of the angle within which a segment of ``length`` (N,) pixels points
+    at a vanishing point: ``tolerance_deg``, widened for short segments, whose endpoints
+    are about 1 px uncertain."""
+    return np.sin(np.maximum(np.radians(tolerance_deg), np.arctan(1.5 / np.maximum(length, 1.0))))
+
+
 def _refine(lines: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """The point (3,) nearest to the lines in the weighted least-squares sense (unit norm)."""
     m = (lines * weight[:, None]).T @ lines
@@ -182,7 +191,7 @@ def find_vanishing_points(seg: Segments, principal_point: np.ndarray, scale: flo
         return []
     lines, mid, direction = _normalised(seg, np.asarray(principal_point, np.float64), scale)
     length = seg.length
-    sin_tol = np.sin(np.maximum(np.radians(tolerance_deg), np.arctan(1.5 / np.maximum(length, 1.0))))
+    sin_tol = _sin_tolerance(length, tolerance_deg)
     rng = np.random.default_rng(seed)
     free = np.ones(len(seg), bool)
     found: list[VanishingPoint] = []
@@ -255,11 +264,11 @@ def focal_from_vanishing_points(seg: Segments, points: list[VanishingPoint], pri
     if len(points) < 2:
         return None
     width = 2.0 * scale if width is None else width
-    lo = 0.5 * width / math.tan(math.radians(fov_range_deg[1]) / 2) / scale
-    hi = 0.5 * width / math.tan(math.radians(fov_range_deg[0]) / 2) / scale
+    lo = focal_from_fov(fov_range_deg[1], width) / scale
+    hi = focal_from_fov(fov_range_deg[0], width) / scale
     lines, mid, direction = _normalised(seg, np.asarray(principal_point, np.float64), scale)
     length = seg.length
-    sin_tol = np.sin(np.maximum(np.radians(tolerance_deg), np.arctan(1.5 / np.maximum(length, 1.0))))
+    sin_tol = _sin_tolerance(length, tolerance_deg)
     best = None
     for i in range(len(points)):
         for j in range(i + 1, len(points)):
