@@ -45,6 +45,34 @@ FIT_BONES: tuple[str, ...] = (
 )
 
 
+def _init_warp_quietly() -> None:
+    """Starts NVIDIA Warp (Anny's skinning kernels) without console output.
+
+    Warp prints a banner to stdout and, on a machine without a CUDA driver, a "Warp
+    CUDA warning" from its native library straight to file descriptor 2, which no
+    setting turns off and which breaks the progress bar (also with ``-q``). Standard
+    error is pointed at ``/dev/null`` for the moment of the start only; failures still
+    raise. Whether a GPU was found is logged at INFO level.
+    """
+    import sys
+
+    import warp
+
+    warp.config.quiet = True
+    warp.config.log_level = warp.LOG_ERROR
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        warp.init()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    log.info("warp started; CUDA devices: %d", warp.get_cuda_device_count())
+
+
 @dataclass
 class BodyRest:
     """Shape-dependent rest data of a batch of bodies.
@@ -230,9 +258,7 @@ class AnnyBody(BodyModel):
         cache_dir: str | None = None,
     ) -> None:
         try:
-            import warp
-
-            warp.config.log_level = warp.LOG_ERROR  # no CUDA banner on CPU machines
+            _init_warp_quietly()
             import anny
             import anny.paths
         except ImportError as exc:  # pragma: no cover - anny is a core dependency
