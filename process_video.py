@@ -121,19 +121,23 @@ def _run(args: argparse.Namespace) -> int:
     from meshstream.stream.run import run
 
     overrides = list(args.overrides)
-    for flag, key in ((args.focal_px, "estimation.focal_px"), (args.fov_deg, "estimation.fov_deg"),
-                      (args.max_frames, "decode.max_frames"), (args.start, "decode.start_s"),
-                      (args.end, "decode.end_s"), (args.every, "decode.every"),
-                      (args.body_model, "estimation.body_model"), (args.gender, "estimation.gender"),
-                      (args.height_m, "estimation.person_height_m")):
-        if flag is not None:
-            overrides.append(f"{key}={flag}")
-    for flag, key in ((args.model_path, "estimation.model_path"), (args.intrinsics, "estimation.intrinsics")):
-        if flag is not None:
-            overrides.append(f"{key}={json.dumps(str(flag))}")
+    flags: dict[str, str] = {}  # config key -> the flag the user typed, for error messages
+    for value, key, flag in ((args.focal_px, "estimation.focal_px", "--focal-px"),
+                             (args.fov_deg, "estimation.fov_deg", "--fov-deg"),
+                             (args.max_frames, "decode.max_frames", "--max-frames"),
+                             (args.start, "decode.start_s", "--start"), (args.end, "decode.end_s", "--end"),
+                             (args.every, "decode.every", "--every"),
+                             (args.body_model, "estimation.body_model", "--body-model"),
+                             (args.gender, "estimation.gender", "--gender"),
+                             (args.height_m, "estimation.person_height_m", "--height-m"),
+                             (args.model_path, "estimation.model_path", "--model-path"),
+                             (args.intrinsics, "estimation.intrinsics", "--intrinsics")):
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(value if isinstance(value, (int, float)) else str(value))}")
+            flags[key] = flag
     if args.no_overlay:
         overrides.append("output.overlay=false")
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides, flags)
     formats = None
     if args.export:
         from meshstream.export.files import parse_formats

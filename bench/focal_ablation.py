@@ -37,12 +37,13 @@ PAIRS = ("detected 2D + fitted 3D", "detected 2D + lifted 3D", "detected 2D + tr
 
 def observe(clip: Path):
     """PersonFrames of a clip from the real perception and tracking stages."""
-    from meshstream.models.perception import PersonPerceiver
+    from meshstream.stream.config import load_config
+    from meshstream.stream.pipeline import build_perceiver, build_tracker
     from meshstream.stream.run import _Chunk, _observations
     from meshstream.stream.sources import open_source
-    from meshstream.tracking.tracker import PersonTracker
 
-    perceiver, tracker, chunk = PersonPerceiver(), PersonTracker(), _Chunk([], [])
+    config = load_config()  # the CLI's own perception and tracking settings
+    perceiver, tracker, chunk = build_perceiver(config.perception), build_tracker(config.tracking), _Chunk([], [])
     source = open_source(str(clip))
     for frame in source:
         dets = tracker(perceiver(frame), frame)

@@ -11,6 +11,7 @@ Usage: python bench/speed.py [CLIP] [--frames N]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -52,12 +53,10 @@ def main() -> None:
     from meshstream.export.overlay import OverlayWriter, render_overlay
     from meshstream.export.zarr_store import ZarrWriter
     from meshstream.models.body import AnnyBody
-    from meshstream.models.estimator import BodyEstimator
-    from meshstream.models.lifter import LandmarkLifter
-    from meshstream.models.perception import PersonPerceiver
+    from meshstream.stream.config import load_config
+    from meshstream.stream.pipeline import build_estimator, build_perceiver, build_tracker
     from meshstream.stream.run import _Chunk, _observations
     from meshstream.stream.sources import open_source
-    from meshstream.tracking.tracker import PersonTracker
 
     torch.set_num_threads(os.cpu_count() or 1)
     rows: list[tuple[str, str, str]] = []
@@ -69,8 +68,9 @@ def main() -> None:
     info = src.info
     rows.append(("decode (PyAV, RGB)", f"{1000 * (time.perf_counter() - t) / n:.1f}", f"{n} frames {info.width}x{info.height}"))
 
-    perceiver = PersonPerceiver()
-    tracker = PersonTracker()
+    config = load_config()  # the CLI's defaults
+    perceiver = build_perceiver(config.perception)
+    tracker = build_tracker(config.tracking)
     t = time.perf_counter()
     dets = []
     for f in frames:
@@ -84,7 +84,7 @@ def main() -> None:
     size = (info.width, info.height)
     obs, blaze = _observations(_Chunk(frames, dets), mask_size=16)  # the pipeline's default mask grid
     for label, weight in (("estimation (all steps)", 1.0), ("estimation without the silhouette term", 0.0)):
-        estimator = BodyEstimator(body, silhouette_weight=weight, lifter=LandmarkLifter.load())  # the defaults
+        estimator = build_estimator(dataclasses.replace(config.estimation, silhouette_weight=weight), body)
         t = time.perf_counter()
         steps = [time.perf_counter()]
         structure, searched = estimator.fit_structures(obs)
@@ -100,7 +100,7 @@ def main() -> None:
                      f"focal {per[1]:.1f}, refinement {per[2]:.1f})"))
 
     # A given focal (--focal-px, --fov-deg, --intrinsics): one structure fit, no search.
-    estimator = BodyEstimator(body, lifter=LandmarkLifter.load())
+    estimator = build_estimator(config.estimation, body)
     t = time.perf_counter()
     structure = estimator.fit_structure(obs)
     mid = time.perf_counter()

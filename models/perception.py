@@ -124,7 +124,7 @@ class PersonPerceiver:
         detect_every: int = 5,
         use_hog: bool = True,
         crop_size: int = 256,
-        min_pose_score: float = 0.5,
+        min_pose_score: float = 0.2,
         masks: bool = True,
         cache_dir: str | None = None,
     ) -> None:

@@ -127,54 +127,72 @@ class Config:
     filter: FilterConfig = field(default_factory=FilterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
-    def validate(self) -> None:
-        """Checks value ranges; raises :class:`ConfigError` naming the key."""
-        checks = [
-            (self.decode.every >= 1, "decode.every must be >= 1"),
-            (self.decode.max_frames is None or self.decode.max_frames >= 1, "decode.max_frames must be >= 1"),
-            (self.decode.image_fps > 0, "decode.image_fps must be > 0"),
-            (self.decode.random_access in ("auto", "never", "always"), "decode.random_access must be auto, never or always"),
-            (self.perception.max_persons >= 1, "perception.max_persons must be >= 1"),
-            (self.perception.detect_every >= 1, "perception.detect_every must be >= 1"),
-            (0 <= self.perception.min_pose_score <= 1, "perception.min_pose_score must be in [0, 1]"),
-            (self.tracking.reid_s >= 0, "tracking.reid_s must be >= 0"),
-            (self.estimation.ground_min_tracks >= 2, "estimation.ground_min_tracks must be >= 2"),
-            (0 < self.estimation.lines_max_up_deg <= 45, "estimation.lines_max_up_deg must be in (0, 45]"),
-            (0 <= self.tracking.low_score <= self.tracking.high_score <= 1,
-             "tracking scores must satisfy 0 <= low_score <= high_score <= 1"),
-            (self.tracking.min_hits >= 1, "tracking.min_hits must be >= 1"),
-            (self.filter.pose_sigma_s >= 0, "filter.pose_sigma_s must be >= 0"),
-            (self.estimation.body_model in ("anny", "smplx"), "estimation.body_model must be anny or smplx"),
-            (self.estimation.focal_landmarks in FOCAL_LANDMARKS,
-             f"estimation.focal_landmarks must be one of {', '.join(FOCAL_LANDMARKS)}"),
-            (self.estimation.chunk_frames >= 2, "estimation.chunk_frames must be >= 2"),
-            (self.estimation.focal_min_person_frames >= 0, "estimation.focal_min_person_frames must be >= 0"),
-            (self.estimation.silhouette_weight >= 0, "estimation.silhouette_weight must be >= 0"),
-            (self.estimation.silhouette_size >= 4, "estimation.silhouette_size must be >= 4"),
-            (self.estimation.silhouette_search_every >= 1, "estimation.silhouette_search_every must be >= 1"),
-            (0 <= self.estimation.silhouette_iterations <= self.estimation.iterations_2d,
-             "estimation.silhouette_iterations must be in [0, iterations_2d]"),
-            (self.estimation.focal_px is None or self.estimation.focal_px > 0, "estimation.focal_px must be > 0"),
-            (self.estimation.person_height_m is None or 0.5 <= self.estimation.person_height_m <= 2.5,
-             "estimation.person_height_m (--height-m) must be a standing height in metres, 0.5 to 2.5"),
-            (self.estimation.person_height_m is None or not self.estimation.shared_ground,
-             "estimation.person_height_m (--height-m) and estimation.shared_ground both set the bodies' size; use one"),
-            (self.estimation.fov_deg is None or 0 < self.estimation.fov_deg < 180, "estimation.fov_deg must be in (0, 180)"),
-            (sum(v is not None for v in (self.estimation.focal_px, self.estimation.fov_deg, self.estimation.intrinsics))
-             <= 1, "give one of estimation.focal_px, fov_deg and intrinsics (--focal-px, --fov-deg, --intrinsics)"),
-            (len(self.estimation.fov_range_deg) == 2 and 0 < self.estimation.fov_range_deg[0] < self.estimation.fov_range_deg[1] < 180,
-             "estimation.fov_range_deg must be [low, high] with 0 < low < high < 180"),
+    def validate(self, flags: dict[str, str] | None = None) -> None:
+        """Checks value ranges; raises :class:`ConfigError` naming the key.
+
+        Args:
+            flags: ``{config key: command-line flag}`` for values the user gave as
+                flags (``{"estimation.focal_px": "--focal-px"}``): the error names the
+                flag the user typed instead of the key.
+        """
+        d, p, t, e, f = self.decode, self.perception, self.tracking, self.estimation, self.filter
+        checks = [  # (holds, key named, what it must be)
+            (d.every >= 1, "decode.every", "must be >= 1"),
+            (d.max_frames is None or d.max_frames >= 1, "decode.max_frames", "must be >= 1"),
+            (d.start_s is None or d.start_s >= 0, "decode.start_s", "must be >= 0 seconds"),
+            (d.end_s is None or d.end_s > (d.start_s or 0.0), "decode.end_s",
+             "must be after the start (decode.start_s, default 0 s)"),
+            (d.image_fps > 0, "decode.image_fps", "must be > 0"),
+            (d.random_access in ("auto", "never", "always"), "decode.random_access", "must be auto, never or always"),
+            (p.max_persons >= 1, "perception.max_persons", "must be >= 1"),
+            (p.detect_every >= 1, "perception.detect_every", "must be >= 1"),
+            (0 <= p.min_pose_score <= 1, "perception.min_pose_score", "must be in [0, 1]"),
+            (t.reid_s >= 0, "tracking.reid_s", "must be >= 0"),
+            (e.ground_min_tracks >= 2, "estimation.ground_min_tracks", "must be >= 2"),
+            (0 < e.lines_max_up_deg <= 45, "estimation.lines_max_up_deg", "must be in (0, 45]"),
+            (0 <= t.low_score <= t.high_score <= 1, "tracking.low_score",
+             "and tracking.high_score must satisfy 0 <= low_score <= high_score <= 1"),
+            (t.min_hits >= 1, "tracking.min_hits", "must be >= 1"),
+            (f.pose_sigma_s >= 0, "filter.pose_sigma_s", "must be >= 0"),
+            (e.body_model in ("anny", "smplx"), "estimation.body_model", "must be anny or smplx"),
+            (e.focal_landmarks in FOCAL_LANDMARKS, "estimation.focal_landmarks",
+             f"must be one of {', '.join(FOCAL_LANDMARKS)}"),
+            (e.chunk_frames >= 2, "estimation.chunk_frames", "must be >= 2"),
+            (e.focal_min_person_frames >= 0, "estimation.focal_min_person_frames", "must be >= 0"),
+            (e.silhouette_weight >= 0, "estimation.silhouette_weight", "must be >= 0"),
+            (e.silhouette_size >= 4, "estimation.silhouette_size", "must be >= 4"),
+            (e.silhouette_search_every >= 1, "estimation.silhouette_search_every", "must be >= 1"),
+            (0 <= e.silhouette_iterations <= e.iterations_2d, "estimation.silhouette_iterations",
+             "must be in [0, estimation.iterations_2d]"),
+            (e.focal_px is None or e.focal_px > 0, "estimation.focal_px", "must be a focal length in pixels, > 0"),
+            (e.person_height_m is None or 0.5 <= e.person_height_m <= 2.5, "estimation.person_height_m",
+             "must be a standing height in metres, 0.5 to 2.5"),
+            (e.person_height_m is None or not e.shared_ground, "estimation.person_height_m",
+             "and estimation.shared_ground both set the bodies' size; use one"),
+            (e.fov_deg is None or 0 < e.fov_deg < 180, "estimation.fov_deg",
+             "must be a horizontal field of view in degrees, in (0, 180)"),
+            (len(e.fov_range_deg) == 2 and 0 < e.fov_range_deg[0] < e.fov_range_deg[1] < 180,
+             "estimation.fov_range_deg", "must be [low, high] with 0 < low < high < 180"),
+            (self.output.overlay_inset in ("top", "side", "none"), "output.overlay_inset", "must be top, side or none"),
+            (e.gender in ("neutral", "male", "female"), "estimation.gender", "must be neutral, male or female"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"invalid config: {message}")
-        if self.output.overlay_inset not in ("top", "side", "none"):
-            raise ConfigError("invalid config: output.overlay_inset must be top, side or none")
-        if self.estimation.body_model == "smplx" and not self.estimation.model_path:
+        flags = flags or {}
+        for ok, key, requirement in checks:
+            if ok:
+                continue
+            section, name = key.split(".")
+            value = getattr(getattr(self, section), name)
+            if key in flags:
+                for k, flag in flags.items():
+                    requirement = requirement.replace(k, flag)
+                raise ConfigError(f"{flags[key]} {value}: {requirement}")
+            raise ConfigError(f"invalid config: {key} {requirement}, got {value!r}")
+        if sum(v is not None for v in (e.focal_px, e.fov_deg, e.intrinsics)) > 1:
+            raise ConfigError("give one of estimation.focal_px, fov_deg and intrinsics (--focal-px, --fov-deg, "
+                              "--intrinsics)")
+        if e.body_model == "smplx" and not e.model_path:
             raise ConfigError("--body-model smplx needs --model-path DIR, the folder holding SMPLX_NEUTRAL.npz "
                               "(SMPL-X files are licensed: https://smpl-x.is.tue.mpg.de)")
-        if self.estimation.gender not in ("neutral", "male", "female"):
-            raise ConfigError("invalid config: estimation.gender must be neutral, male or female")
 
 
 # Keys that were replaced, with what to write instead.
@@ -245,12 +263,15 @@ def default_config_path() -> Path:
     return Path(str(resources.files("meshstream.configs").joinpath("default.yaml")))
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                flags: dict[str, str] | None = None) -> Config:
     """Loads the default config, then ``path`` over it, then ``key=value`` overrides.
 
     Args:
         path: A YAML file (``configs/NAME.yaml``) or ``None`` for the defaults.
         overrides: ``section.key=value`` strings; values are parsed as YAML.
+        flags: ``{config key: command-line flag}`` for overrides that came from flags,
+            so that an invalid value is reported under the flag the user typed.
 
     Raises:
         ConfigError: Unreadable file, unknown key, wrong type or out-of-range value.
@@ -274,7 +295,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         cursor[parts[-1]] = value
         data = _merge(data, node)
     config = _build(Config, data, "")
-    config.validate()
+    config.validate(flags)
     return config
 
 

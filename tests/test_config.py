@@ -25,18 +25,73 @@ def test_preset_and_overrides():
         ("nosection.x=1", "unknown config key 'nosection'"),
         ("decode.every=abc", "decode.every must be int"),
         ("decode.every=0", "decode.every must be >= 1"),
-        ("estimation.fov_deg=200", "fov_deg must be in"),
+        ("estimation.fov_deg=200", "fov_deg must be a horizontal field of view in degrees, in"),
         ("output.overlay=3", "output.overlay must be bool"),
         ("noequals", "write section.key=value"),
         ("estimation.focal_landmarks=lifted", "focal_landmarks must be one of detector, relief_lifter, pose_lifter"),
         ("estimation.relief_lifter=true", "'estimation.relief_lifter' was replaced; write estimation.focal_landmarks"),
         ("estimation.lifter_focal=true", "'estimation.lifter_focal' was replaced; write estimation.focal_landmarks"),
-        ("estimation.person_height_m=175", "person_height_m \\(--height-m\\) must be a standing height in metres"),
+        ("estimation.person_height_m=175", "person_height_m must be a standing height in metres, 0.5 to 2.5, got 175"),
+        ("decode.end_s=0", "decode.end_s must be after the start"),
+        ("decode.start_s=-1", "decode.start_s must be >= 0"),
     ],
 )
 def test_invalid_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    "override, flag, message",
+    [
+        ("estimation.focal_px=-3", "--focal-px", "--focal-px -3.0: must be a focal length in pixels, > 0"),
+        ("decode.every=0", "--every", "--every 0: must be >= 1"),
+        ("estimation.person_height_m=3", "--height-m", "--height-m 3.0: must be a standing height"),
+        ("decode.end_s=0", "--end", "--end 0.0: must be after the start"),
+    ],
+)
+def test_invalid_flags_are_named_as_typed(override, flag, message):
+    """A value the user gave as a flag is reported under that flag, not the config key."""
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(None, [override], {key: flag})
+    assert key not in str(err.value)
+
+
+def test_stages_defaults_are_the_configs():
+    """The stages' keyword defaults equal the config's, so a stage built without the config
+    (a notebook, a test) runs what the CLI runs."""
+    import dataclasses
+    import inspect
+
+    from meshstream.models.estimator import BodyEstimator
+    from meshstream.models.perception import PersonPerceiver
+    from meshstream.stream.config import EstimationConfig, FilterConfig, PerceptionConfig, TrackingConfig
+    from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
+    from meshstream.tracking.shots import ShotDetector
+    from meshstream.tracking.tracker import PersonTracker
+
+    pairs = [  # (config section, stage, {config key: stage argument} where the names differ)
+        (PerceptionConfig(), PersonPerceiver, {}),
+        (TrackingConfig(), PersonTracker, {}),
+        (TrackingConfig(), ShotDetector, {"cut_hist_threshold": "hist_threshold",
+                                          "cut_diff_threshold": "diff_threshold"}),
+        (EstimationConfig(), BodyEstimator, {"lifter": None}),  # a bool in the config, a loaded network there
+        (FilterConfig(), TranslationSmoother, {}),
+        (FilterConfig(), PoseSmoother, {"pose_sigma_s": "sigma_s"}),
+    ]
+    compared = 0
+    for section, stage, names in pairs:
+        params = inspect.signature(stage).parameters
+        for f in dataclasses.fields(section):
+            name = names.get(f.name, f.name)
+            if name not in params:
+                continue
+            default = params[name].default
+            default = list(default) if isinstance(default, tuple) else default
+            assert default == getattr(section, f.name), f"{stage.__name__}({name}=) vs config {f.name}"
+            compared += 1
+    assert compared >= 20  # 24 today: the comparison really ran
 
 
 def test_bad_yaml_file(tmp_path):
@@ -55,7 +110,7 @@ def test_focal_landmarks_choose_the_estimator_lifters(lifter, source):
     ``focal_landmarks``: none, the relief weights, or the pose lifter itself (the same
     object, so one structure fit serves both), loaded for the search alone if needed."""
     from meshstream.models.lifter import LandmarkLifter
-    from meshstream.stream.run import load_lifters
+    from meshstream.stream.pipeline import load_lifters
 
     c = load_config(None, [f"estimation.lifter={str(lifter).lower()}", f"estimation.focal_landmarks={source}"])
     pose, focal = load_lifters(c.estimation)

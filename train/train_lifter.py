@@ -32,18 +32,19 @@ import numpy as np
 
 def render_records(seed: int, work: Path, body) -> dict[str, np.ndarray]:
     """Perception output of one random clip, matched to its ground truth."""
-    from meshstream.models.perception import PersonPerceiver
     from meshstream.models.synthetic import random_scene, render_frames, write_video
+    from meshstream.stream.config import load_config
+    from meshstream.stream.pipeline import build_perceiver, build_tracker
     from meshstream.stream.run import _Chunk, _observations
     from meshstream.stream.sources import open_source
-    from meshstream.tracking.tracker import PersonTracker
 
     kw = random_scene(seed)
     crf = kw.pop("crf")
     frames, gt = render_frames(body=body, n_frames=30, **kw)
     clip = work / f"{seed}.mp4"
     write_video(clip, frames, 25.0, crf=crf)
-    perceiver, tracker, chunk = PersonPerceiver(), PersonTracker(), _Chunk([], [])
+    config = load_config()  # the CLI's own perception and tracking settings
+    perceiver, tracker, chunk = build_perceiver(config.perception), build_tracker(config.tracking), _Chunk([], [])
     for frame in open_source(str(clip)):
         dets = tracker(perceiver(frame), frame)
         chunk.frames.append(frame)
