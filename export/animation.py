@@ -18,6 +18,7 @@ pose correctives).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,8 @@ import roma
 import torch
 
 from meshstream.models.body import AnnyBody, BodyModel
+
+from .timeline import MAX_GAP_S, regular_clock
 
 # OpenCV camera axes (y down, z forward) -> export axes seen from the camera (Y up).
 CAMERA_TO_EXPORT = np.diag([1.0, -1.0, -1.0])
@@ -47,7 +50,10 @@ class SkeletonAnimation:
         faces: (F, 3) triangles.
         skin_joints: (V, 8) joint indices of each vertex's strongest influences.
         skin_weights: (V, 8) their weights (sum 1).
-        fps: Nominal frame rate of the clip.
+        fps: Nominal frame rate of the clip (of the regular clock after :meth:`on_clock`).
+        filled: (N,) uint8 after :meth:`on_clock`: how each frame was obtained
+            (``export.timeline``: 0 seen, 1 interpolated over a short gap, 2 held over a
+            long one); ``None`` while every frame is a sample of the track.
     """
 
     name: str
@@ -62,6 +68,17 @@ class SkeletonAnimation:
     skin_joints: np.ndarray
     skin_weights: np.ndarray
     fps: float
+    filled: np.ndarray | None = None
+
+    def on_clock(self, period: float, max_gap_s: float = MAX_GAP_S) -> SkeletonAnimation:
+        """The animation on a regular clock of ``period`` seconds from its first sample to
+        its last, for fixed-rate files (BVH, SMPL-X npz, .smpl): gaps where the track was
+        not seen are filled (:func:`~meshstream.export.timeline.regular_clock`), so the
+        file plays as long as the video."""
+        r = regular_clock(self.times, period, max_gap_s)
+        return dataclasses.replace(self, times=r.times, rotations=r.rotations(self.rotations),
+                                   root_translation=r.vectors(self.root_translation), fps=1.0 / period,
+                                   filled=r.filled)
 
     def global_rotations(self) -> np.ndarray:
         """(N, J, 3, 3) rotation of each joint from its rest orientation, in the export frame."""

@@ -17,7 +17,9 @@ from .animation import SkeletonAnimation
 
 
 def write_bvh(path: str | Path, anim: SkeletonAnimation) -> Path:
-    """Writes ``anim`` as BVH at its mean frame interval (BVH has one ``Frame Time``)."""
+    """Writes ``anim`` as BVH at its median frame interval (BVH has one ``Frame Time``):
+    give it on a regular clock (:meth:`SkeletonAnimation.on_clock`) so that it plays as
+    long as the video."""
     path = Path(path)
     children: dict[int, list[int]] = {}
     for k, p in enumerate(anim.parents):

@@ -58,6 +58,7 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
     from .fbx import blender_python, write_fbx
     from .gltf import write_glb
     from .smplx_layout import retargeted_sequence, smplx_sequence, write_smpl, write_smplx_npz
+    from .timeline import frame_period
 
     store_path = Path(store_path)
     try:
@@ -94,16 +95,21 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
     track_ids = sorted(int(t) for t in store["tracks"].group_keys()) if "tracks" in store else []
     world = level_frame(store) if track_ids else None
     camera = camera_animation(store, world) if track_ids else None
+    # Fixed-rate files (BVH, npz, .smpl) run on the stored frames' clock, gaps filled;
+    # GLB and FBX keep each sample at its own time.
+    period = frame_period(store["frames/pts_seconds"][:], float(store.attrs["fps"])) if track_ids else 0.0
     for tid in track_ids:
         anim = track_animation(store, tid, body, world)
+        clocked = anim.on_clock(period) if {"bvh", "npz", "smpl"} & set(formats) else None
         for fmt in formats:
             path = out / f"{stem}_track_{tid}.{fmt}"
             try:
                 if fmt in ("npz", "smpl"):
-                    seq = smplx_sequence(store, tid, body, world) if body_model == "smplx" else retargeted_sequence(anim)
+                    seq = (smplx_sequence(store, tid, body, world).on_clock(period) if body_model == "smplx"
+                           else retargeted_sequence(clocked))
                     written.append(writers[fmt](path, seq))
                     continue
-                written.append(writers[fmt](path, anim))
+                written.append(writers[fmt](path, clocked if fmt == "bvh" else anim))
             except (OSError, ValueError, MeshstreamError) as exc:
                 failures.append(f"{path.name}: {exc}")
                 log.warning("could not write %s: %s", path, exc)

@@ -24,6 +24,7 @@ so ``smplx.SMPLX(..., transl=trans)`` puts the body where it was seen).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import roma
 import torch
 
 from .animation import SkeletonAnimation, camera_to_world, level_frame
+from .timeline import MAX_GAP_S, regular_clock
 
 from meshstream.models.smplx_body import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
@@ -160,6 +162,9 @@ class SmplxSequence:
         gender: ``neutral``, ``male`` or ``female``.
         trans_convention: What ``trans`` is (stored in the npz).
         source: Where the parameters come from (stored in the npz).
+        times: (N,) seconds from the clip's start of each frame.
+        filled: (N,) uint8 after :meth:`on_clock` (0 seen, 1 interpolated, 2 held;
+            ``export.timeline``), else ``None``.
     """
 
     poses: np.ndarray
@@ -170,6 +175,17 @@ class SmplxSequence:
     gender: str
     trans_convention: str
     source: str
+    times: np.ndarray
+    filled: np.ndarray | None = None
+
+    def on_clock(self, period: float, max_gap_s: float = MAX_GAP_S) -> SmplxSequence:
+        """The sequence on a regular clock of ``period`` seconds, gaps filled
+        (:func:`~meshstream.export.timeline.regular_clock`): a fixed-rate file then
+        plays as long as the video."""
+        r = regular_clock(self.times, period, max_gap_s)
+        poses = r.rotvecs(self.poses.reshape(len(self.poses), -1, 3)).reshape(len(r.times), -1)
+        return dataclasses.replace(self, poses=poses.astype(np.float32), trans=r.vectors(self.trans).astype(np.float32),
+                                   fps=1.0 / period, duration_s=len(r.times) * period, times=r.times, filled=r.filled)
 
 
 def _duration(times: np.ndarray, fps: float) -> float:
@@ -181,7 +197,7 @@ def retargeted_sequence(anim: SkeletonAnimation) -> SmplxSequence:
     poses, trans = retarget_to_smplx(anim)
     return SmplxSequence(poses, trans, np.zeros(10, np.float32), anim.fps, _duration(anim.times, anim.fps),
                          "neutral", "pelvis position; AMASS subtracts the model's rest pelvis J0(betas)",
-                         "anny, retargeted by meshstream")
+                         "anny, retargeted by meshstream", times=anim.times, filled=anim.filled)
 
 
 def smplx_sequence(store, track_id: int, body, frame: tuple[np.ndarray, np.ndarray] | None = None) -> SmplxSequence:
@@ -203,12 +219,14 @@ def smplx_sequence(store, track_id: int, body, frame: tuple[np.ndarray, np.ndarr
     betas = g["shape"][:].astype(np.float32)
     j0 = body.rest_pelvis(torch.as_tensor(betas[None], dtype=body.dtype))[0].double().numpy()
     trans = np.einsum("nij,nj->ni", turn, g["transl"][:].astype(np.float64)) @ to_world.T + offset - j0
-    times = store["frames/pts_seconds"][:][g["frame_index"][:]]
+    pts = store["frames/pts_seconds"][:]
+    times = pts[g["frame_index"][:]] - pts[0]
     fps = float(store.attrs["fps"])
     return SmplxSequence(pose.reshape(len(pose), -1).astype(np.float32), trans.astype(np.float32), betas, fps,
                          _duration(times, fps), str(store.attrs.get("gender") or "neutral"),
                          "AMASS: trans = pelvis - J0(betas); smplx.SMPLX(transl=trans) reproduces the fit",
-                         f"smplx fit by meshstream ({Path(str(store.attrs.get('model_path') or 'SMPL-X')).name})")
+                         f"smplx fit by meshstream ({Path(str(store.attrs.get('model_path') or 'SMPL-X')).name})",
+                         times=times)
 
 
 def write_smplx_npz(path: str | Path, seq: SmplxSequence) -> Path:
@@ -223,6 +241,9 @@ def write_smplx_npz(path: str | Path, seq: SmplxSequence) -> Path:
         pose_jaw=poses[:, 66:69], pose_eye=poses[:, 69:75], pose_hand=poses[:, 75:165],
         coordinate_frame=np.array("y_up_camera_view: Y up, floor at y=0, the first frame's camera looking along -Z, metres"),
         trans_convention=np.array(seq.trans_convention), source_skeleton=np.array(seq.source),
+        start_time_s=np.array(seq.times[0] if len(seq.times) else 0.0),
+        frame_filled=seq.filled if seq.filled is not None else np.zeros(len(poses), np.uint8),
+        frame_filled_legend=np.array(f"0 seen, 1 interpolated over a gap <= {MAX_GAP_S:g} s, 2 held over a longer gap"),
     )
     return path
 

@@ -357,3 +357,52 @@ def test_exports_are_levelled_under_a_tilted_camera(tmp_path, body):
     lowest = min((store[f"tracks/{t}/joints3d"][:][:, toes] @ rotation.T + offset)[..., 1].min()
                  for t in store["tracks"].group_keys())
     assert -0.05 < lowest < 0.1
+
+
+def _drop_rows(store_path, tid, frames):
+    """Removes a track's rows at the given store frames, as if it had not been seen there."""
+    g = zarr.open_group(str(store_path), mode="a")[f"tracks/{tid}"]
+    keep = ~np.isin(g["frame_index"][:], frames)
+    n = len(keep)
+    for name in list(g.array_keys()):
+        a = g[name]
+        if a.shape and a.shape[0] == n:
+            data = a[:][keep]
+            a.resize(data.shape)
+            a[:] = data
+
+
+def test_fixed_rate_files_fill_a_tracks_gaps(exported, tmp_path):
+    """A track missed for some frames still plays as long as the video in BVH, npz and
+    .smpl: short gaps interpolated, long ones held, and the npz says which is which."""
+    from smplcodec import SMPLCodec
+
+    out, store, _ = exported
+    copy = tmp_path / "gaps.zarr"
+    shutil.copytree(out / "sample.zarr", copy)
+    original = {t: (store[f"tracks/{t}/frame_index"][:], store[f"tracks/{t}/transl"][:]) for t in (1, 2)}
+    fi1, fi2 = original[1][0], original[2][0]
+    short = fi1[3:6]  # 3 frames, 0.16 s between the samples around them: interpolated
+    long = fi2[1:-1]  # all but the ends: more than 0.5 s: held
+    assert (fi2[-1] - fi2[0]) / 25.0 > 0.5
+    _drop_rows(copy, 1, short)
+    _drop_rows(copy, 2, long)
+    res = run_cli("export", str(copy), "--to", "bvh,npz,smpl", "-o", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    for tid, fi in ((1, fi1), (2, fi2)):
+        n = int(fi[-1] - fi[0]) + 1  # the span the track covers, in frames
+        *_, frame_time, frames = _parse_bvh((tmp_path / f"gaps_track_{tid}.bvh").read_text())
+        assert frames.shape[0] == n and frame_time == pytest.approx(1 / 25, abs=1e-4)
+        d = np.load(tmp_path / f"gaps_track_{tid}.npz")
+        assert d["poses"].shape == (n, 165) and float(d["mocap_time_length"]) == pytest.approx(n / 25.0, abs=1e-3)
+        assert float(d["start_time_s"]) == pytest.approx(fi[0] / 25.0, abs=1e-3)
+        assert SMPLCodec.from_file(str(tmp_path / f"gaps_track_{tid}.smpl")).frame_count == n
+    filled = np.load(tmp_path / "gaps_track_1.npz")["frame_filled"]
+    assert list(np.nonzero(filled)[0]) == list(short - fi1[0]) and set(filled[short - fi1[0]]) == {1}
+    assert set(np.load(tmp_path / "gaps_track_2.npz")["frame_filled"][1:-1]) == {2}
+    # The interpolated pelvis runs close to where the track really was (a smooth walk).
+    trans = np.load(tmp_path / "gaps_track_1.npz")["trans"]
+    seen = np.load(tmp_path / "gaps_track_1.npz")["trans"][np.nonzero(filled == 0)[0]]
+    step = np.linalg.norm(np.diff(seen, axis=0), axis=1).max()
+    assert np.linalg.norm(np.diff(trans, axis=0), axis=1).max() < 1.5 * step + 1e-3  # no jump across the gap
+
