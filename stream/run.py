@@ -10,6 +10,7 @@ people waits for enough person-frames to set the focal), whatever the clip lengt
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -26,10 +27,9 @@ from meshstream.export.overlay import OverlayWriter, draw_inset, draw_keypoints,
 from meshstream.export.zarr_store import StoredRun, ZarrWriter, read_stored_run
 from meshstream.models.camera import Intrinsics, focal_from_fov, focal_from_rotation, fov_from_focal
 from meshstream.models.detections import Detections
-from meshstream.models.estimator import BodyEstimator, BodyFit, FocalEstimate, PersonFrames, mask_grid
+from meshstream.models.estimator import BodyFit, FocalEstimate, PersonFrames, mask_grid
 from meshstream.models.ground import focal_from_floor
 from meshstream.models.keypoints import blazepose33_to_coco23
-from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
 from meshstream.models.vanishing import focal_from_lines
 
 from .config import Config, EstimationConfig, config_to_dict
@@ -37,6 +37,7 @@ from .container_tags import PLAUSIBLE_FOCAL_35MM, focal_px_from_35mm
 from .errors import ConfigError, InputError, NothingToResume, OutputError
 from .frames import Frame, VideoInfo
 from .intrinsics import FrameUndistorter, load_intrinsics
+from .pipeline import build_estimator, build_perceiver, build_tracker
 from .sources import open_source
 
 log = logging.getLogger(__name__)
@@ -156,14 +157,11 @@ def check_resumable(stored: StoredRun, info: VideoInfo, config: Config, store: P
     """Raises unless ``stored`` was made from this input with these settings.
 
     Raises:
-        NothingToResume: The store is complete.
-        InputError: Another video (frame size, rate or length differ).
+        InputError: Another video (frame size, rate or length differ), checked first.
         ConfigError: Other settings (each differing key is named).
+        NothingToResume: The store is complete (same video, same settings).
     """
     a = stored.attrs
-    if stored.complete:
-        raise NothingToResume(f"{store} is already complete ({a.get('n_frames')} frames); nothing to resume "
-                              "(run without --resume to compute it again)")
     ours = (info.width, info.height, round(info.fps, 3), info.n_frames)
     theirs = (a.get("width"), a.get("height"), round(float(a.get("fps", 0.0)), 3), a.get("source_n_frames", ours[3]))
     if ours != theirs:
@@ -178,60 +176,41 @@ def check_resumable(stored: StoredRun, info: VideoInfo, config: Config, store: P
         shown = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in differ[:3])
         raise ConfigError(f"{store} was made with other settings ({shown}); resume with the same settings, or run "
                           "without --resume")
-
-
-def load_lifters(ec: EstimationConfig) -> tuple[LandmarkLifter | None, LandmarkLifter | None]:
-    """The estimator's landmark lifters from the config: (the pose's, the focal
-    search's). ``None`` stands for BlazePose's landmarks as given. With
-    ``focal_landmarks=pose_lifter`` both are the same object, so one structure fit
-    serves both (``BodyEstimator.fit_structures``)."""
-    pose = LandmarkLifter.load() if ec.lifter else None
-    if ec.focal_landmarks == "relief_lifter":
-        return pose, LandmarkLifter.load(RELIEF_WEIGHTS)
-    if ec.focal_landmarks == "pose_lifter":
-        return pose, pose or LandmarkLifter.load()
-    return pose, None
+    if stored.complete:
+        raise NothingToResume(f"{store} is already complete ({a.get('n_frames')} frames); nothing to resume "
+                              "(run without --resume to compute it again)")
 
 
 class _Pipeline:
     """Holds the stages and sinks of one run (``stored``: the unfinished store it resumes)."""
 
     def __init__(self, config: Config, info: VideoInfo, out_dir: Path, stem: str, software_version: str,
-                 intrinsics: Intrinsics | None = None, stored: StoredRun | None = None) -> None:
+                 intrinsics: Intrinsics | None = None, stored: StoredRun | None = None,
+                 frames_expected: int | None = None) -> None:
         from meshstream.models.body import AnnyBody
         from meshstream.models.ground import SharedGround
-        from meshstream.models.perception import PersonPerceiver
         from meshstream.models.smplx_body import SmplxBody
         from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
         from meshstream.tracking.shots import ShotDetector
-        from meshstream.tracking.tracker import PersonTracker
         from meshstream.tracking.zoom import ZoomTracker
 
         c = config
         self.config = c
         self.info = info
-        pc = c.perception
-        self.perceiver = PersonPerceiver(max_persons=pc.max_persons, detect_every=pc.detect_every, use_hog=pc.use_hog,
-                                         crop_size=pc.crop_size, min_pose_score=pc.min_pose_score, masks=pc.masks)
+        self.perceiver = build_perceiver(c.perception)
         tc = c.tracking
-        self.tracker = PersonTracker(high_score=tc.high_score, low_score=tc.low_score, min_hits=tc.min_hits,
-                                     reid_s=tc.reid_s, iou_gate=tc.iou_gate,
-                                     first_id=max(stored.track_ids, default=0) + 1 if stored else 1)
+        if frames_expected and frames_expected < tc.min_hits:  # a photo (or two): every detection counts at once
+            tc = dataclasses.replace(tc, min_hits=frames_expected)
+        self.tracker = build_tracker(tc, first_id=max(stored.track_ids, default=0) + 1 if stored else 1)
         self.shots = (ShotDetector(hist_threshold=tc.cut_hist_threshold, diff_threshold=tc.cut_diff_threshold)
                       if tc.detect_cuts else None)
         self.shot = -1
         self.zoom = ZoomTracker() if tc.detect_zoom else None
         ec = c.estimation
         self.body = (SmplxBody(ec.model_path, gender=ec.gender) if ec.body_model == "smplx" else AnnyBody())
-        pose_lifter, focal_lifter = load_lifters(ec)
         # A known height under the adults' range (a child): new tracks start from a child's body.
         base = None if ec.person_height_m is None else self.body.shape_for_stature(ec.person_height_m)
-        self.estimator = BodyEstimator(self.body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
-                                       min_keypoint_conf=ec.min_keypoint_conf,
-                                       fov_range_deg=tuple(ec.fov_range_deg), silhouette_weight=ec.silhouette_weight,
-                                       silhouette_iterations=ec.silhouette_iterations,
-                                       silhouette_search_every=ec.silhouette_search_every,
-                                       lifter=pose_lifter, focal_lifter=focal_lifter, base_shape=base)
+        self.estimator = build_estimator(ec, self.body, base_shape=base)
         self.ground = SharedGround(min_tracks=ec.ground_min_tracks) if ec.shared_ground else None
         self.ground_estimates: list = []  # the last GroundEstimate of each shot (None: too few tracks)
         self.row_scales: dict[int, list[tuple[int, float]]] = {}  # track -> (rows, scale they were fitted at)
@@ -842,32 +821,51 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
 
     Raises:
         MeshstreamError: Bad input or output (one-line message). Whatever was computed
-            before the error stays in the store (``complete`` false).
+            before the error stays in the store (``complete`` false); output folders
+            this run created and left empty are removed.
     """
+    out = Path(out_dir or config.output.dir)
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        return _run(input_path, config, out, progress=progress, software_version=software_version, resume=resume)
+    except BaseException:
+        for folder in created:  # deepest first; a folder holding anything stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _run(input_path: str, config: Config, out: Path, *, progress: bool, software_version: str,
+         resume: bool) -> RunSummary:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     dc = config.decode
     source = open_source(input_path, start_s=dc.start_s, end_s=dc.end_s, every=dc.every, max_frames=dc.max_frames,
                          image_fps=dc.image_fps, random_access=dc.random_access)
-    out = Path(out_dir or config.output.dir)
-    check_output_dir(out)
-    if config.estimation.body_model == "smplx":
-        from meshstream.models.smplx_body import find_model_file
-
-        find_model_file(config.estimation.model_path, config.estimation.gender)  # fails before any work
     info = source.info
     intrinsics = undistort = None
-    if config.estimation.intrinsics is not None:
-        intrinsics = load_intrinsics(config.estimation.intrinsics, info.width, info.height)  # before any work
-        if not intrinsics.is_ideal:
-            undistort = FrameUndistorter(intrinsics)
-    stem = Path(input_path.rstrip("/")).stem or "clip"
-    stored = read_stored_run(out / f"{stem}.zarr") if resume else None
-    if stored is not None:
-        check_resumable(stored, info, config, out / f"{stem}.zarr")  # before any work
-        if stored.n_frames == 0:
-            stored = None  # nothing committed: start again
+    try:
+        if config.estimation.body_model == "smplx":
+            from meshstream.models.smplx_body import find_model_file
+
+            find_model_file(config.estimation.model_path, config.estimation.gender)  # fails before any work
+        if config.estimation.intrinsics is not None:
+            intrinsics = load_intrinsics(config.estimation.intrinsics, info.width, info.height)  # before any work
+            if not intrinsics.is_ideal:
+                undistort = FrameUndistorter(intrinsics)
+        check_output_dir(out)
+        stem = Path(input_path.rstrip("/")).stem or "clip"
+        stored = read_stored_run(out / f"{stem}.zarr") if resume else None
+        if stored is not None:
+            check_resumable(stored, info, config, out / f"{stem}.zarr")  # before any work
+            if stored.n_frames == 0:
+                stored = None  # nothing committed: start again
+    except BaseException:
+        source.close()
+        raise
     skip_through = stored.last_pts if stored else None  # frames already stored
     frames_q: queue.Queue = queue.Queue(maxsize=16)
     write_q: queue.Queue = queue.Queue(maxsize=2)
@@ -914,7 +912,8 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
                 break
             if pipeline is None:
                 t_start = time.perf_counter()
-                pipeline = _Pipeline(config, info, out, stem, software_version, intrinsics, stored)
+                pipeline = _Pipeline(config, info, out, stem, software_version, intrinsics, stored,
+                                     frames_expected=total)
                 startup = time.perf_counter() - t_start
                 chunk = _Chunk([], [], pipeline.shot)
 

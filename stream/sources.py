@@ -21,6 +21,7 @@ from .frames import Frame, VideoInfo
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MIN_SIDE_PX = 32  # smaller frames hold no person the detectors can find (and break feature matching)
 
 
 def rotate_frame(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
@@ -99,6 +100,12 @@ class PyAVSource(FrameSource):
             w, h = h, w
         self.info = VideoInfo(path=path, width=w, height=h, fps=fps, n_frames=n, rotation_deg=rotation,
                               codec=cc.name, focal_35mm=self._probe_focal_35mm())
+        if stream.duration:
+            self.duration_s: float | None = float(stream.duration * stream.time_base)
+        elif self._container.duration:
+            self.duration_s = self._container.duration / av.time_base
+        else:
+            self.duration_s = n / fps if n else None
         self.start_s, self.end_s = start_s, end_s
         self.every = max(1, int(every))
         self.max_frames = max_frames
@@ -230,20 +237,24 @@ class DecordSource(FrameSource):
 
 
 class ImageFolderSource(FrameSource):
-    """A folder of images in name order, as frames ``fps`` apart.
+    """A folder of images in name order (or one image file), as frames ``fps`` apart.
 
     The lens's focal length is read from the images' EXIF (:func:`exif_focal_35mm`)
     when every image used gives the same value; images that disagree (a zoom during a
     burst) or carry none leave ``info.focal_35mm`` at ``None``.
 
     Args:
-        path: Folder holding ``.jpg/.png/...`` files.
+        path: Folder holding ``.jpg/.png/...`` files, or one such file (a still photo:
+            one frame).
         fps: Frame rate to time-stamp them with (an image folder has no clock).
         every, max_frames: As for :class:`PyAVSource`.
     """
 
     def __init__(self, path: str, *, fps: float = 30.0, every: int = 1, max_frames: int | None = None) -> None:
-        files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if Path(path).is_file():
+            files = [Path(path)]
+        else:
+            files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
             raise InputError(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)}); give a video file or a folder of images")
         self._files = files[:: max(1, int(every))]
@@ -251,7 +262,8 @@ class ImageFolderSource(FrameSource):
             self._files = self._files[:max_frames]
         first = _read_image(files[0])
         if first is None:
-            raise InputError(f"{files[0]}: unreadable image; remove it or convert it to PNG/JPEG")
+            fix = "convert it to PNG/JPEG" if len(files) == 1 and Path(path).is_file() else "remove it or convert it to PNG/JPEG"
+            raise InputError(f"{files[0]}: unreadable image; {fix}")
         self.every = max(1, int(every))
         self.info = VideoInfo(path=path, width=first.shape[1], height=first.shape[0], fps=fps,
                               n_frames=len(self._files), codec="images", focal_35mm=self._exif_focal_35mm(),
@@ -313,11 +325,27 @@ def open_source(path: str, *, start_s: float | None = None, end_s: float | None 
     """
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file or folder; check the path")
-    if os.path.isdir(path):
-        return ImageFolderSource(path, fps=image_fps, every=every, max_frames=max_frames)
-    if os.path.getsize(path) == 0:
+    if not os.path.isdir(path) and os.path.getsize(path) == 0:
         raise InputError(f"{path}: file is empty (0 bytes); give a video file")
+    source = _open(path, start_s=start_s, end_s=end_s, every=every, max_frames=max_frames, image_fps=image_fps,
+                   random_access=random_access)
+    w, h = source.info.width, source.info.height
+    if min(w, h) < MIN_SIDE_PX:
+        source.close()
+        raise InputError(f"{path}: frames are {w}x{h} pixels, too small to find people in; give a video at least "
+                         f"{MIN_SIDE_PX} pixels on each side")
+    return source
+
+
+def _open(path: str, *, start_s: float | None, end_s: float | None, every: int, max_frames: int | None,
+          image_fps: float, random_access: str) -> FrameSource:
+    if os.path.isdir(path) or Path(path).suffix.lower() in IMAGE_SUFFIXES:  # a folder, or a still photo: one frame
+        return ImageFolderSource(path, fps=image_fps, every=every, max_frames=max_frames)
     pyav = PyAVSource(path, start_s=start_s, end_s=end_s, every=every, max_frames=max_frames)
+    if start_s is not None and pyav.duration_s is not None and start_s >= pyav.duration_s:
+        pyav.close()
+        raise InputError(f"--start {start_s:g} s is past the end of {path} ({pyav.duration_s:.2f} s long); "
+                         "give a start time inside the clip")
     wants_random = random_access == "always" or (
         random_access == "auto" and (start_s is not None or end_s is not None or every > 1)
     )

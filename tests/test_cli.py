@@ -242,6 +242,24 @@ def test_bad_config_gets_one_line_and_exit_2(tmp_path, args, message):
     assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--start", "99"], "--start 99 s is past the end of"),
+        (["--focal-px", "-3"], "--focal-px -3.0: must be a focal length in pixels"),
+        (["--every", "0"], "--every 0: must be >= 1"),
+        (["--start", "2", "--end", "1"], "--end 1.0: must be after the start (--start"),
+        (["--intrinsics", "missing.yaml"], "intrinsics file missing.yaml does not exist"),
+    ],
+)
+def test_bad_flags_are_named_and_leave_no_output_folder(tmp_path, args, message):
+    """The error names the flag the user typed, and no empty output folder is left."""
+    res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path / "out" / "run"), "-q", *args)
+    lines = [line for line in res.stderr.splitlines() if line.startswith("meshstream:")]
+    assert res.returncode == 2 and len(lines) == 1 and message in lines[0], res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
 def test_unwritable_output_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
