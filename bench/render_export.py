@@ -1,30 +1,34 @@
-"""Renders one frame of an exported GLB with Blender (Cycles, CPU, headless) to a PNG:
-the picture of the animation files in README.md. Run with Blender's Python:
+"""Renders one frame of exported GLB tracks with Blender (Cycles, CPU, headless) to a
+PNG, seen from beside the people (not from the video's camera). Run with Blender's
+Python (``bench/overview.py`` drives it for the README's picture):
 
-    $MESHSTREAM_BLENDER_PYTHON bench/render_export.py -- TRACK.glb OUT.png [FRAME]
+    $MESHSTREAM_BLENDER_PYTHON bench/render_export.py -- OUT.png FRAME TRACK.glb [TRACK.glb ...]
 """
 
 import math
 import sys
 
 
-def main(glb: str, png: str, frame: int) -> None:
+def main(png: str, frame: int, glbs: list[str]) -> None:
     import bpy
     from mathutils import Vector
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps = 25
-    bpy.ops.import_scene.gltf(filepath=glb)
+    for glb in glbs:
+        bpy.ops.import_scene.gltf(filepath=glb)
     scene.frame_set(frame)
-    mesh = next(o for o in scene.objects if o.type == "MESH")
+    meshes = [o for o in scene.objects if o.type == "MESH"]
     deps = bpy.context.evaluated_depsgraph_get()
-    points = [mesh.matrix_world @ v.co for v in mesh.evaluated_get(deps).data.vertices]
+    points = [m.matrix_world @ v.co for m in meshes for v in m.evaluated_get(deps).data.vertices]
     centre = sum(points, Vector()) / len(points)
     mat = bpy.data.materials.new("skin")
     mat.use_nodes = True
     mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (0.85, 0.55, 0.45, 1)
-    mesh.data.materials.append(mat)
+    for mesh in meshes:
+        mesh.data.materials.clear()
+        mesh.data.materials.append(mat)
     bpy.ops.mesh.primitive_plane_add(size=8, location=(centre.x, centre.y, min(p.z for p in points)))
     cam_data = bpy.data.cameras.new("cam")
     cam = bpy.data.objects.new("cam", cam_data)
@@ -48,4 +52,4 @@ def main(glb: str, png: str, frame: int) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[sys.argv.index("--") + 1 :]
-    main(args[0], args[1], int(args[2]) if len(args) > 2 else 30)
+    main(args[0], int(args[1]), args[2:])
