@@ -166,6 +166,7 @@ def test_estimator_fits_the_body_to_the_lifted_landmarks(body):
         with_lifter._landmarks(obs, "lifted")
 
 
+@pytest.mark.slow
 def test_focal_structure_from_the_detector_landmarks_leaves_the_running_shapes(body):
     """With a pose lifter the pipeline fits the chunk twice: the focal search's landmarks
     (here the detector's; not remembered), then the lifted ones."""

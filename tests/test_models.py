@@ -57,7 +57,7 @@ def test_stature_is_the_rest_bodys_standing_height(body):
     assert low < stature[0] < high and high > stature[1] and low > stature[2]
 
 
-def test_a_childs_height_gets_a_childs_base_shape(body):
+def test_a_childs_height_gets_a_childs_base_shape(body, measured):
     """Under the adults' fitted range, ``shape_for_stature`` picks Anny's age so that the
     average body has the height, and a linear rest model built around that child stays
     exact near it (the adult-centred one is off by 8 cm there)."""
@@ -74,8 +74,9 @@ def test_a_childs_height_gets_a_childs_base_shape(body):
     exact = body.skeleton(zero, body.rest(near))[0]
     around_child = body.skeleton(zero, LinearRest(body, base_shape=child)(near))[0]
     around_adult = body.skeleton(zero, body.linear_rest()(near))[0]
-    assert (exact - around_child).norm(dim=-1).max() < 0.005  # metres
-    assert (exact - around_adult).norm(dim=-1).max() > 0.03
+    # Metres; measured 1.2 mm around the child's base, 50 mm around the adult's.
+    assert measured("child_rest_err_max_m", (exact - around_child).norm(dim=-1).max()) < 0.002
+    assert measured("adult_rest_err_max_m", (exact - around_adult).norm(dim=-1).max()) > 0.033
 
 
 def test_blazepose_to_coco23_mapping():
@@ -112,7 +113,8 @@ def test_bundle_is_built_offline_from_wheel_files(tmp_path):
     assert pose_landmarker_bundle(tmp_path) == path  # cached
 
 
-def test_perception_finds_rendered_people_at_their_true_keypoints(tmp_path, body):
+@pytest.mark.slow
+def test_perception_finds_rendered_people_at_their_true_keypoints(tmp_path, body, measured):
     from meshstream.models.perception import PersonPerceiver
     from meshstream.models.synthetic import PersonSpec, render_clip
     from meshstream.stream.sources import open_source
@@ -127,9 +129,10 @@ def test_perception_finds_rendered_people_at_their_true_keypoints(tmp_path, body
         hips = 0.5 * (dets.keypoints[:, 23, :2] + dets.keypoints[:, 24, :2])
         truth = 0.5 * (gt.keypoints2d[:, frame.index, 11] + gt.keypoints2d[:, frame.index, 12])
         dist = np.linalg.norm(hips[:, None] - truth[None], axis=-1)
-        assert dist.min(1).max() < 12.0  # pixels
+        assert measured(f"hip_err_max_f{frame.index}_px", dist.min(1).max()) < 4.6  # pixels; measured 1.7-3.0
         lm = dets.landmarks3d
-        assert np.abs(0.5 * (lm[:, 23] + lm[:, 24])).max() < 0.05  # hip-centred, metres
+        # hip-centred, metres
+        assert measured(f"hip_centre_max_f{frame.index}_m", np.abs(0.5 * (lm[:, 23] + lm[:, 24])).max()) < 0.002
     perceiver.close()
 
 

@@ -45,7 +45,7 @@ def stop_after(out: Path, frames: int, sig: signal.Signals, *extra: str) -> subp
     return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path):
+def test_killed_run_resumes_to_the_same_result(tmp_path, measured):
     """SIGKILL (nothing runs after it) at 32 of 75 frames; the resumed store holds every
     frame once, keeps the first part's tracks and focal, and finds as many persons as an
     uninterrupted run."""
@@ -71,7 +71,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         rows = t["frame_index"][:]
         assert (rows < stopped_at).all() if tid in old_ids else (rows >= stopped_at).all()
         assert tid in old_ids or tid > max(old_ids)
-        assert 1.4 < t.attrs["stature_m"] < 1.8 and t["shape"].shape == tracks[min(old_ids)]["shape"].shape
+        # both sample bodies are 1.625 m; measured 1.58-1.61 m
+        assert (1.55 < measured(f"stature_t{tid}_m", t.attrs["stature_m"]) < 1.70
+                and t["shape"].shape == tracks[min(old_ids)]["shape"].shape)
     assert any(tid not in old_ids for tid in tracks)
 
     full = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path / "full"), "-q", *CHUNK, "--no-overlay")
@@ -80,7 +82,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     person_frames = sum(t["frame_index"].shape[0] for t in tracks.values())
     ref_person_frames = sum(ref[f"tracks/{k}/frame_index"].shape[0] for k in ref["tracks"].group_keys())
     # A track found again is confirmed on its second frame, like any new track.
-    assert abs(person_frames - ref_person_frames) <= 4, (person_frames, ref_person_frames)
+    assert (measured("person_frames_diff", abs(person_frames - ref_person_frames))
+            <= 2), (person_frames, ref_person_frames)  # measured 1
     assert np.isclose(float(ref["camera/focal_px"][0]), focal_before, rtol=1e-4)
 
 
@@ -132,7 +135,7 @@ def test_resume_refuses_other_input_or_settings_and_skips_a_complete_store(tmp_p
     assert res.returncode == 0 and "already complete" in res.stderr and not res.stdout
 
 
-def test_a_zooming_shot_resumes_with_its_zoom(tmp_path, body):
+def test_a_zooming_shot_resumes_with_its_zoom(tmp_path, body, measured):
     """The store of the first 15 frames of a 1.0 -> 1.35x zoom while the camera pans 8
     degrees, left unfinished, then resumed to the end (``--max-frames`` may change on
     resume): the zoom, the focal and the camera's turn go on from where they were."""
@@ -153,16 +156,21 @@ def test_a_zooming_shot_resumes_with_its_zoom(tmp_path, body):
     assert res.returncode == 0, res.stderr
     store = zarr.open_group(str(tmp_path / "zoom.zarr"), mode="r")
     zoom, focal = store["camera/zoom"][:], store["camera/focal_px"][:]
-    assert len(zoom) == 30 and zoom[14] > 1.1
-    assert abs(zoom[-1] / 1.35 - 1) < 0.03 and np.all(np.diff(zoom) > -0.005)
-    assert abs((focal[-1] / focal[0]) / 1.35 - 1) < 0.03
+    assert len(zoom) == 30 and measured("zoom_f14", zoom[14]) > 1.1
+    measured("zoom_step_min", np.diff(zoom).min())
+    # Measured: the zoom read ends 0.60 % off 1.35, and the focal follows it as closely.
+    assert measured("zoom_end_err_rel", abs(zoom[-1] / 1.35 - 1)) < 0.009 and np.all(np.diff(zoom) > -0.005)
+    assert measured("focal_zoom_err_rel", abs((focal[-1] / focal[0]) / 1.35 - 1)) < 0.009
     # The turn goes on from the stored one (the resumed run's first frame is not the world's):
     # no jump back where the run was resumed. Like the zoom, the first resumed frame takes
     # the last stored frame's turn (it moved 0.3 degrees since).
     yaw = np.degrees(np.arctan2(store["camera/rotation"][:, 0, 2], store["camera/rotation"][:, 2, 2]))
     step = np.diff(yaw)
-    assert (step >= 0).all() and step[14] < 2 * np.median(step), step.round(3).tolist()
-    assert abs(np.median(step[15:]) / np.median(step[:14]) - 1) < 0.2, step.round(3).tolist()
+    measured("yaw_step_min_deg", step.min())
+    assert ((step >= 0).all() and measured("resumed_yaw_step_deg", step[14])
+            < 2 * measured("yaw_step_median_deg", np.median(step))), step.round(3).tolist()
+    assert (measured("yaw_step_ratio_err_rel", abs(np.median(step[15:]) / np.median(step[:14]) - 1))
+            < 0.12), step.round(3).tolist()  # measured 7.7 %
 
 
 def test_resume_over_a_damaged_store_says_so(tmp_path):

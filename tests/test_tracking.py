@@ -310,7 +310,7 @@ def test_zoom_tracker_reads_a_pan_as_a_turn_and_skips_a_one_frame_jump():
         assert abs(zooms[7] - 1) < 0.01 and not tracker.zooming
 
 
-def test_zoom_tracker_turns_follow_a_camera_that_pans_and_zooms():
+def test_zoom_tracker_turns_follow_a_camera_that_pans_and_zooms(measured):
     """A camera panning 12 degrees right and tilting 3 down while it zooms 1.0 -> 1.3
     (so the anchor moves on past each 10 % of zoom), with one blank frame (no features):
     every frame's turn since the first, chained through the anchors, is within 0.5
@@ -338,12 +338,14 @@ def test_zoom_tracker_turns_follow_a_camera_that_pans_and_zooms():
     turns = np.concatenate([tracker.turns(range(0, 10), f, np.array([320.0, 240.0])),
                             tracker.turns(range(10, n), f, np.array([320.0, 240.0]))])  # in two calls, as chunks come
     error = np.degrees(roma.rotmat_geodesic_distance(torch.as_tensor(turns), torch.as_tensor(np.array(truth)))).numpy()
-    assert error.max() < 0.5, error
+    assert measured("turn_err_max_deg", error.max()) < 0.4, error  # measured 0.26
     assert tracker.unread == 1
-    assert abs(np.degrees(np.arccos(turns[-1][2, 2])) - np.hypot(12.0, 3.0)) < 0.3  # the optical axis turned
+    # the optical axis turned
+    assert measured("axis_turn_err_deg", abs(np.degrees(np.arccos(turns[-1][2, 2])) - np.hypot(12.0, 3.0))) < 0.11
 
 
-def test_zoom_tracker_keeps_a_still_camera_still_when_a_walker_goes_unmasked(body):
+@pytest.mark.slow
+def test_zoom_tracker_keeps_a_still_camera_still_when_a_walker_goes_unmasked(body, measured):
     """A still camera over a smooth procedural background, two people walking, the far
     one missed by the detector (not masked): its features must not read as a zoom (they
     did: down to 0.936 and a zooming shot)."""
@@ -355,5 +357,5 @@ def test_zoom_tracker_keeps_a_still_camera_still_when_a_walker_goes_unmasked(bod
     frames, gt = render_frames(walkers, fov_deg=70, n_frames=30, background=background, body=body)
     tracker = ZoomTracker()
     zooms = [tracker(Frame(index=i, pts_seconds=i / 25, rgb=rgb), gt.boxes[:1, i]) for i, rgb in enumerate(frames)]
-    assert np.abs(np.array(zooms) - 1).max() < 0.01
+    assert measured("zoom_dev_max", np.abs(np.array(zooms) - 1).max()) < 0.01
     assert not tracker.zooming
