@@ -31,8 +31,9 @@ BLADE's metrics (``models/metrics.py``) for:
   clips only, chosen with ``--clips``; not in the default set of methods).
 
 ``--random N`` scores N random scenes of ``models.synthetic.random_scene`` instead
-(varied poses, phenotypes, headings, cameras and procedural backgrounds; seeds held out
-from the lifter's training).
+(varied poses, phenotypes, headings, cameras and procedural backgrounds), drawn from the
+seeds of ``--split`` (``bench/splits.py``: ``dev`` to look at, ``val`` to choose
+thresholds on, ``test`` only to report; all held out from the lifter's training).
 
 ``--tilted N`` scores N scenes of a still camera looking down at people on a floor
 instead (``models.synthetic.elevated_scene``: 0-35 degrees down, 1.2-4 m high, 1-3
@@ -80,6 +81,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from splits import seeds  # bench/splits.py, beside this script
 
 if TYPE_CHECKING:
     from meshstream.models.synthetic import Room
@@ -149,10 +151,9 @@ HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --h
 
 @dataclass
 class SceneSpec:
-    """A drawn scene: ``kind`` ``"random"`` is ``models.synthetic.random_scene`` (seeds
-    from 900000 on are held out from the lifter's training, which used 100000-100399),
+    """A drawn scene: ``kind`` ``"random"`` is ``models.synthetic.random_scene``,
     ``"tilted"`` is ``models.synthetic.elevated_scene`` (a still camera looking down at
-    people on a floor)."""
+    people on a floor); the seeds come from ``bench/splits.py``."""
 
     kind: str
     seed: int
@@ -367,10 +368,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="one short two-person clip (what the tests run)")
     parser.add_argument("--clips", default=None, help="comma-separated clip names of the suite")
     parser.add_argument("--random", type=int, default=0, metavar="N",
-                        help="instead of the suite: N random scenes (seeds 900100 on, 30 frames each)")
+                        help="instead of the suite: N random scenes of --split (30 frames each)")
     parser.add_argument("--tilted", type=int, default=0, metavar="N",
-                        help="instead of the suite: N scenes of a still camera looking down at people on a floor "
-                             "(seeds 950000 on, 48 frames each)")
+                        help="instead of the suite: N scenes of a still camera looking down at people on a floor, of "
+                             "--split (48 frames each)")
+    parser.add_argument("--split", choices=("dev", "val", "test"), default="dev",
+                        help="seed range of --random and --tilted (bench/splits.py): dev to look at, val to choose "
+                             "thresholds on, test only to report (default dev)")
     parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in HEIGHT_METHODS),
                         help=f"comma-separated from: {', '.join(METHODS)} (the true-height ones need --clips of "
                              "one-person clips)")
@@ -389,9 +393,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     suite: list = QUICK if args.quick else SUITE
     if args.random:
-        suite = [SceneSpec("random", 900_100 + i, 30) for i in range(args.random)]
+        suite = [SceneSpec("random", seed, 30) for seed in seeds("random", args.split, args.random)]
     if args.tilted:
-        suite = [SceneSpec("tilted", 950_000 + i, 48) for i in range(args.tilted)]
+        suite = [SceneSpec("tilted", seed, 48) for seed in seeds("tilted", args.split, args.tilted)]
     if args.clips:
         names = set(args.clips.split(","))
         suite = [c for c in SUITE + QUICK if c.name in names]

@@ -32,7 +32,7 @@ from meshstream.models.ground import focal_from_floor
 from meshstream.models.keypoints import blazepose33_to_coco23
 from meshstream.models.vanishing import focal_from_lines
 
-from .config import Config, EstimationConfig, config_to_dict
+from .config import Config, config_to_dict
 from .container_tags import PLAUSIBLE_FOCAL_35MM, focal_px_from_35mm
 from .errors import ConfigError, InputError, NothingToResume, OutputError
 from .frames import Frame, VideoInfo

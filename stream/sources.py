@@ -100,7 +100,7 @@ class PyAVSource(FrameSource):
             w, h = h, w
         self.info = VideoInfo(path=path, width=w, height=h, fps=fps, n_frames=n, rotation_deg=rotation,
                               codec=cc.name, focal_35mm=self._probe_focal_35mm())
-        if stream.duration:
+        if stream.duration and stream.time_base:
             self.duration_s: float | None = float(stream.duration * stream.time_base)
         elif self._container.duration:
             self.duration_s = self._container.duration / av.time_base

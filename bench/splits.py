@@ -1,0 +1,32 @@
+"""Seed ranges of the rendered scenes, split three ways (development, validation, test).
+
+Synthetic scenes come from seeds (``models.synthetic.random_scene`` and
+``elevated_scene``). A number worth reporting comes from scenes nobody tuned on:
+
+- ``dev``: look at freely, debug, design. The ranges earlier work already looked at
+  (random scenes from 900100, tilted from 950000) are development, and so is the
+  hand-made suite of ``bench/accuracy.py`` (its clips were used to design the cues).
+- ``val``: choose thresholds and hyperparameters here, not on ``dev`` alone.
+- ``test``: run only to report; a change is not tuned until its test numbers are the
+  ones it is judged by. A gain that shows on ``dev`` but not here is not a gain.
+
+The landmark lifters are trained on ``TRAIN`` (``train/train_lifter.py``), disjoint from
+all three.
+"""
+
+from __future__ import annotations
+
+TRAIN = range(100_000, 200_000)
+
+SPLITS: dict[str, dict[str, range]] = {
+    "random": {"dev": range(900_100, 901_000), "val": range(910_000, 911_000), "test": range(920_000, 921_000)},
+    "tilted": {"dev": range(950_000, 951_000), "val": range(960_000, 961_000), "test": range(970_000, 971_000)},
+}
+
+
+def seeds(kind: str, split: str, n: int) -> list[int]:
+    """The first ``n`` seeds of ``kind`` (``random`` or ``tilted``) in ``split``."""
+    pool = SPLITS[kind][split]
+    if n > len(pool):
+        raise ValueError(f"the {split} split of {kind} scenes holds {len(pool)} seeds, not {n}")
+    return list(pool[:n])
