@@ -270,7 +270,8 @@ class AnnyBody(BodyModel):
             anny.paths.set_anny_cache_path(cache_dir)
         cache = anny.paths.get_anny_cache_path()
         if not any(cache.glob("*/build_compact_model_data_*.safetensors")):
-            log.warning("first use: building the Anny body model cache in %s (about a minute, once per machine)", cache)
+            log.warning("first use: building the Anny body model cache in %s (about 100 s on 2 cores, once per "
+                        "machine; ANNY_CACHE_DIR moves it)", cache)
         try:
             model = anny.Anny()
         except OSError as exc:

@@ -901,8 +901,10 @@ def _run(input_path: str, config: Config, out: Path, *, progress: bool, software
         total = -(-total // dc.every)
     if total and dc.max_frames:
         total = min(total, dc.max_frames)
+    # The bar first shows once the models are loaded, so that what loading says (a first
+    # use's cache build) gets lines of its own.
     bar = tqdm(total=total, initial=stored.n_frames if stored else 0, unit="frame", disable=not progress,
-               dynamic_ncols=True, desc=stem)
+               dynamic_ncols=True, desc=stem, delay=0.5)
     try:
         chunk = _Chunk([], [])
         while True:
