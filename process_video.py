@@ -18,8 +18,15 @@ EXIT_INPUT_TRUNCATED = 3
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (what is wrong and where to read more), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="meshstream",
         description="Video of people -> metric 3D bodies (pelvis depth, pose, shape) and the camera "
                     "(focal length, translation), written to a Zarr store and an overlay video.",
@@ -60,8 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_export_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="meshstream export",
-                                description="Write animation files from a finished Zarr store, per track.")
+    p = _Parser(prog="meshstream export", description="Write animation files from a finished Zarr store, per track.")
     p.add_argument("store", help="a .zarr store written by meshstream")
     p.add_argument("--to", required=True, metavar="FORMATS", help="comma-separated formats: bvh,glb,fbx,npz,smpl")
     p.add_argument("-o", "--out", default=None, help="output folder (default: beside the store)")
@@ -72,7 +78,7 @@ def build_export_parser() -> argparse.ArgumentParser:
 
 
 def build_calibrate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="meshstream calibrate",
         description="Camera intrinsics (focal length, principal point, lens distortion) from a video or image "
                     "folder of a printed chessboard, written as the file --intrinsics reads.")
@@ -131,7 +137,8 @@ def _run(args: argparse.Namespace) -> int:
                              (args.gender, "estimation.gender", "--gender"),
                              (args.height_m, "estimation.person_height_m", "--height-m"),
                              (args.model_path, "estimation.model_path", "--model-path"),
-                             (args.intrinsics, "estimation.intrinsics", "--intrinsics")):
+                             (args.intrinsics, "estimation.intrinsics", "--intrinsics"),
+                             (args.out, "output.dir", "-o")):
         if value is not None:
             overrides.append(f"{key}={json.dumps(value if isinstance(value, (int, float)) else str(value))}")
             flags[key] = flag
@@ -151,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
                   resume=args.resume)
     focal = "n/a"
     if not math.isnan(summary.focal_px):
-        where = "images' EXIF" if Path(args.input).is_dir() else "video's"
+        where = "images' EXIF" if summary.from_images else "video's"
         people = {"people": f"estimated from {summary.focal_person_frames} person-frames",
                   "floor": f"estimated from the floor under {summary.focal_person_frames} person-frames",
                   "lines": "estimated from the scene's straight lines"}.get(
@@ -220,7 +227,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise InputError(f"--every {args.every}: give a positive step")
     if args.max_views < 4:
         raise InputError(f"--max-views {args.max_views}: the fit needs at least 4 views")
-    out = Path(args.out if args.out else f"{Path(args.input.rstrip('/')).stem}_intrinsics.yaml")
+    out = Path(args.out if args.out else f"{Path(args.input.rstrip('/')).stem}_intrinsics.yaml").expanduser()
     if not out.parent.is_dir():
         raise InputError(f"-o {out}: folder {out.parent} does not exist; create it or choose another file")
     with open_source(args.input, random_access="never") as source:

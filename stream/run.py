@@ -78,6 +78,7 @@ class RunSummary:
         camera_turn_deg: The largest turn of the camera from its shot's first frame
             over the frames this run stored (``camera/rotation``), degrees: 0 for a
             still camera.
+        from_images: The input was a photo or a folder of images (not a video).
     """
 
     frames: int
@@ -97,6 +98,7 @@ class RunSummary:
     statures_m: dict[int, float] = field(default_factory=dict)
     focal_cue: str = "given"
     camera_turn_deg: float = 0.0
+    from_images: bool = False
 
     @property
     def fps(self) -> float:
@@ -985,7 +987,7 @@ def _run(input_path: str, config: Config, out: Path, *, progress: bool, software
         notes=notes, input_truncated=bool(getattr(source, "stopped_early", None)), startup_seconds=startup,
         statures_m=dict(sorted(pipeline.statures.items())),
         focal_cue=(pipeline.shot_focal_cue[0] if pipeline.shot_focal_cue else None) or "people",
-        camera_turn_deg=pipeline.max_turn_deg,
+        camera_turn_deg=pipeline.max_turn_deg, from_images=info.codec == "images",
     )
 
 

@@ -246,27 +246,38 @@ class ImageFolderSource(FrameSource):
     Args:
         path: Folder holding ``.jpg/.png/...`` files, or one such file (a still photo:
             one frame).
-        fps: Frame rate to time-stamp them with (an image folder has no clock).
-        every, max_frames: As for :class:`PyAVSource`.
+        fps: Frame rate to time-stamp them with (an image folder has no clock):
+            image k (in name order) is at k / fps seconds.
+        start_s, end_s, every, max_frames: As for :class:`PyAVSource`, on those times.
     """
 
-    def __init__(self, path: str, *, fps: float = 30.0, every: int = 1, max_frames: int | None = None) -> None:
+    def __init__(self, path: str, *, fps: float = 30.0, start_s: float | None = None, end_s: float | None = None,
+                 every: int = 1, max_frames: int | None = None) -> None:
         if Path(path).is_file():
             files = [Path(path)]
         else:
             files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
             raise InputError(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)}); give a video file or a folder of images")
-        self._files = files[:: max(1, int(every))]
+        times = np.arange(len(files)) / fps  # image k is shown at k / fps, as in a video
+        keep = np.ones(len(files), bool)
+        if start_s is not None:
+            keep &= times >= start_s - 1e-6
+        if end_s is not None:
+            keep &= times < end_s
+        self._indices = np.nonzero(keep)[0][:: max(1, int(every))]
         if max_frames is not None:
-            self._files = self._files[:max_frames]
+            self._indices = self._indices[:max_frames]
+        if len(self._indices) == 0:
+            raise InputError(f"--start {start_s:g} s is past the end of {path} ({len(files)} images at "
+                             f"{fps:g} frames/s, {len(files) / fps:.2f} s); give a start time inside it")
+        self._files = [files[k] for k in self._indices]
         first = _read_image(files[0])
         if first is None:
             fix = "convert it to PNG/JPEG" if len(files) == 1 and Path(path).is_file() else "remove it or convert it to PNG/JPEG"
             raise InputError(f"{files[0]}: unreadable image; {fix}")
-        self.every = max(1, int(every))
         self.info = VideoInfo(path=path, width=first.shape[1], height=first.shape[0], fps=fps,
-                              n_frames=len(self._files), codec="images", focal_35mm=self._exif_focal_35mm(),
+                              n_frames=len(files), codec="images", focal_35mm=self._exif_focal_35mm(),
                               focal_35mm_basis="diagonal")
         self.stopped_early: str | None = None
 
@@ -281,7 +292,7 @@ class ImageFolderSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         import cv2
 
-        for i, f in enumerate(self._files):
+        for k, f in zip(self._indices, self._files):
             rgb = _read_image(f)
             if rgb is None:
                 self.stopped_early = f"unreadable image {f.name}"
@@ -289,7 +300,7 @@ class ImageFolderSource(FrameSource):
                 return
             if rgb.shape[:2] != (self.info.height, self.info.width):
                 rgb = cv2.resize(rgb, (self.info.width, self.info.height), interpolation=cv2.INTER_AREA)
-            yield Frame(index=i * self.every, pts_seconds=i * self.every / self.info.fps, rgb=rgb)
+            yield Frame(index=int(k), pts_seconds=float(k) / self.info.fps, rgb=rgb)
 
 
 def _read_image(path: Path) -> np.ndarray | None:
@@ -340,7 +351,7 @@ def open_source(path: str, *, start_s: float | None = None, end_s: float | None 
 def _open(path: str, *, start_s: float | None, end_s: float | None, every: int, max_frames: int | None,
           image_fps: float, random_access: str) -> FrameSource:
     if os.path.isdir(path) or Path(path).suffix.lower() in IMAGE_SUFFIXES:  # a folder, or a still photo: one frame
-        return ImageFolderSource(path, fps=image_fps, every=every, max_frames=max_frames)
+        return ImageFolderSource(path, fps=image_fps, start_s=start_s, end_s=end_s, every=every, max_frames=max_frames)
     pyav = PyAVSource(path, start_s=start_s, end_s=end_s, every=every, max_frames=max_frames)
     if start_s is not None and pyav.duration_s is not None and start_s >= pyav.duration_s:
         pyav.close()

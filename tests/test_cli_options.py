@@ -27,6 +27,7 @@ def test_range_and_step_with_the_fast_preset(tmp_path, measured):
     config = store.attrs["config"]
     assert config["estimation"]["iterations_3d"] == 30 and config["perception"]["detect_every"] == 10
     assert config["decode"] == {**config["decode"], "start_s": 1.0, "end_s": 2.5, "every": 2}
+    assert config["output"]["dir"] == str(tmp_path)  # -o is recorded as what it is
     assert len(list(store["tracks"].group_keys())) == 2  # the sample's two people
     for tid in store["tracks"].group_keys():
         err = store[f"tracks/{tid}/fit_error_px"][:]

@@ -129,3 +129,20 @@ def test_a_known_height_excludes_the_shared_floor():
     assert load_config(None, ["estimation.person_height_m=1.8"]).estimation.person_height_m == 1.8
     with pytest.raises(ConfigError, match="both set the bodies' size; use one"):
         load_config(None, ["estimation.person_height_m=1.8", "estimation.shared_ground=true"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["clip.mp4", "--focal-px", "500", "--fov-deg", "60"], "argument --fov-deg: not allowed with argument --focal-px"),
+    ([], "the following arguments are required: input"),
+    (["export", "out/clip.zarr"], "the following arguments are required: --to"),
+    (["calibrate", "board.mp4", "--every", "x"], "argument --every: invalid int value"),
+])
+def test_command_line_mistakes_get_one_line_and_exit_2(argv, message, capsys):
+    """argparse's own errors are one line too (no usage block), naming the --help to read."""
+    import process_video
+
+    with pytest.raises(SystemExit) as done:
+        process_video.main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert message in err and "--help)" in err

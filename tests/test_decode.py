@@ -97,6 +97,25 @@ def test_image_folder_source(tmp_path):
     assert np.allclose([f.pts_seconds for f in frames], np.arange(5) / 5.0)
 
 
+def test_image_folder_range_and_step_select_on_the_images_times(tmp_path):
+    """--start/--end/--every on a folder: image k is at k / image_fps seconds; a photo
+    alone is one frame; a start past the last image is one line."""
+    from PIL import Image
+
+    for i, rgb in enumerate(gradient_frames(10)):
+        Image.fromarray(rgb).save(tmp_path / f"{i:03d}.png")
+    src = open_source(str(tmp_path), image_fps=5.0, start_s=0.4, end_s=1.6, every=2, max_frames=3)
+    frames = list(src)
+    assert [f.index for f in frames] == [2, 4, 6]  # 0.4 s up to 1.6 s: images 2..7, every 2nd, 3 at most
+    assert [_brightness_index(f.rgb) for f in frames] == [2, 4, 6]
+    assert np.allclose([f.pts_seconds for f in frames], [0.4, 0.8, 1.2])
+    assert src.info.n_frames == 10  # the folder's count, whatever is selected
+    photo = list(open_source(str(tmp_path / "003.png")))
+    assert len(photo) == 1 and _brightness_index(photo[0].rgb) == 3 and photo[0].pts_seconds == 0.0
+    with pytest.raises(InputError, match="--start 9 s is past the end of .* \\(10 images at 5 frames/s, 2.00 s\\)"):
+        open_source(str(tmp_path), image_fps=5.0, start_s=9.0)
+
+
 def test_truncated_avi_decodes_what_is_readable(tmp_path):
     rng = np.random.default_rng(0)
     frames = [np.clip(f.astype(np.int16) + rng.integers(-30, 30, f.shape), 0, 255).astype(np.uint8)
