@@ -34,6 +34,7 @@ class FrameSource:
     """Base class: an iterable of frames with :attr:`info`; ``close()`` releases files."""
 
     info: VideoInfo
+    duration_s: float | None = None  # the input's length in seconds, where known
 
     def __iter__(self) -> Iterator[Frame]:  # pragma: no cover - interface
         raise NotImplementedError
@@ -223,6 +224,7 @@ class DecordSource(FrameSource):
         self._indices = idx
         self._times = times
         self._batch = batch
+        self.duration_s = float(times[-1] - times[0]) + 1.0 / info.fps if n else None
         self.stopped_early: str | None = None
 
     def __iter__(self) -> Iterator[Frame]:
@@ -268,9 +270,10 @@ class ImageFolderSource(FrameSource):
         self._indices = np.nonzero(keep)[0][:: max(1, int(every))]
         if max_frames is not None:
             self._indices = self._indices[:max_frames]
-        if len(self._indices) == 0:
-            raise InputError(f"--start {start_s:g} s is past the end of {path} ({len(files)} images at "
-                             f"{fps:g} frames/s, {len(files) / fps:.2f} s); give a start time inside it")
+        self.duration_s = len(files) / fps
+        if len(self._indices) == 0 and not (start_s or 0.0) >= self.duration_s:  # (that: open_source's line)
+            raise InputError(f"{path}: no image between --start and --end ({len(files)} images at {fps:g} "
+                             "frames/s, decode.image_fps); widen the range")
         self._files = [files[k] for k in self._indices]
         first = _read_image(files[0])
         if first is None:
@@ -287,7 +290,7 @@ class ImageFolderSource(FrameSource):
             log.warning("the images' EXIF focal lengths differ (%s mm, 35 mm-equivalent): none is used",
                         ", ".join("none" if v is None else f"{v:g}" for v in sorted(values, key=lambda v: v or 0)))
             return None
-        return values.pop()
+        return values.pop() if values else None
 
     def __iter__(self) -> Iterator[Frame]:
         import cv2
@@ -341,10 +344,16 @@ def open_source(path: str, *, start_s: float | None = None, end_s: float | None 
     source = _open(path, start_s=start_s, end_s=end_s, every=every, max_frames=max_frames, image_fps=image_fps,
                    random_access=random_access)
     w, h = source.info.width, source.info.height
+    problem = None
     if min(w, h) < MIN_SIDE_PX:
+        problem = (f"{path}: frames are {w}x{h} pixels, too small to find people in; give a video at least "
+                   f"{MIN_SIDE_PX} pixels on each side")
+    elif start_s is not None and source.duration_s is not None and start_s >= source.duration_s:
+        problem = (f"--start {start_s:g} s is past the end of {path} ({source.duration_s:.2f} s long); give a start "
+                   "time inside it")
+    if problem:
         source.close()
-        raise InputError(f"{path}: frames are {w}x{h} pixels, too small to find people in; give a video at least "
-                         f"{MIN_SIDE_PX} pixels on each side")
+        raise InputError(problem)
     return source
 
 
@@ -353,10 +362,6 @@ def _open(path: str, *, start_s: float | None, end_s: float | None, every: int, 
     if os.path.isdir(path) or Path(path).suffix.lower() in IMAGE_SUFFIXES:  # a folder, or a still photo: one frame
         return ImageFolderSource(path, fps=image_fps, start_s=start_s, end_s=end_s, every=every, max_frames=max_frames)
     pyav = PyAVSource(path, start_s=start_s, end_s=end_s, every=every, max_frames=max_frames)
-    if start_s is not None and pyav.duration_s is not None and start_s >= pyav.duration_s:
-        pyav.close()
-        raise InputError(f"--start {start_s:g} s is past the end of {path} ({pyav.duration_s:.2f} s long); "
-                         "give a start time inside the clip")
     wants_random = random_access == "always" or (
         random_access == "auto" and (start_s is not None or end_s is not None or every > 1)
     )
