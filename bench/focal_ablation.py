@@ -38,19 +38,10 @@ PAIRS = ("detected 2D + fitted 3D", "detected 2D + lifted 3D", "detected 2D + tr
 def observe(clip: Path):
     """PersonFrames of a clip from the real perception and tracking stages."""
     from meshstream.stream.config import load_config
-    from meshstream.stream.pipeline import build_perceiver, build_tracker
-    from meshstream.stream.run import _Chunk, _observations
-    from meshstream.stream.sources import open_source
+    from meshstream.stream.pipeline import observe_clip
 
-    config = load_config()  # the CLI's own perception and tracking settings
-    perceiver, tracker, chunk = build_perceiver(config.perception), build_tracker(config.tracking), _Chunk([], [])
-    source = open_source(str(clip))
-    for frame in source:
-        dets = tracker(perceiver(frame), frame)
-        chunk.frames.append(frame)
-        chunk.detections.append(dets[dets.track_id >= 0])
-    perceiver.close()
-    return _observations(chunk)[0], (source.info.width, source.info.height)
+    observer, info = observe_clip(str(clip), load_config())  # the CLI's own perception and tracking settings
+    return observer.observations()[0], (info.width, info.height)
 
 
 def observed(spec, work: Path, body, cache: str | None):

@@ -54,8 +54,7 @@ def main() -> None:
     from meshstream.export.zarr_store import ZarrWriter
     from meshstream.models.body import AnnyBody
     from meshstream.stream.config import load_config
-    from meshstream.stream.pipeline import build_estimator, build_perceiver, build_tracker
-    from meshstream.stream.run import _Chunk, _observations
+    from meshstream.stream.pipeline import build_estimator, observe_clip
     from meshstream.stream.sources import open_source
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -69,20 +68,16 @@ def main() -> None:
     rows.append(("decode (PyAV, RGB)", f"{1000 * (time.perf_counter() - t) / n:.1f}", f"{n} frames {info.width}x{info.height}"))
 
     config = load_config()  # the CLI's defaults
-    perceiver = build_perceiver(config.perception)
-    tracker = build_tracker(config.tracking)
     t = time.perf_counter()
-    dets = []
-    for f in frames:
-        d = tracker(perceiver(f), f)
-        dets.append(d[d.track_id >= 0])
+    observer, _ = observe_clip(args.clip, config, max_frames=args.frames)  # decoding included (a few ms/frame)
     perceive_s = time.perf_counter() - t
+    dets = observer.detections
     persons = sum(len(d) for d in dets)
     rows.append(("perception + tracking", f"{1000 * perceive_s / n:.1f}", f"{persons / n:.1f} persons/frame"))
 
     body = AnnyBody()
     size = (info.width, info.height)
-    obs, blaze = _observations(_Chunk(frames, dets), mask_size=16)  # the pipeline's default mask grid
+    obs, blaze = observer.observations(mask_size=config.estimation.silhouette_size)
     for label, weight in (("estimation (all steps)", 1.0), ("estimation without the silhouette term", 0.0)):
         estimator = build_estimator(dataclasses.replace(config.estimation, silhouette_weight=weight), body)
         t = time.perf_counter()

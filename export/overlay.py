@@ -9,7 +9,7 @@ import numpy as np
 
 from meshstream.models.rasterizer import rasterize, shade_faces
 from meshstream.stream.errors import OutputError
-from meshstream.stream.frames import Frame
+from meshstream.stream.messages import Frame
 
 _PALETTE = np.array(
     [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],

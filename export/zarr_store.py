@@ -45,16 +45,14 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from meshstream.models.estimator import BodyFit
 from meshstream.stream.errors import OutputError
+from meshstream.stream.messages import BodyFit
 
 SCHEMA_VERSION = 1
-# (body_pose (M,J,3), global_orient (M,3), transl (M,3), shape (S,)) -> (pelvis, joints3d, keypoints3d)
-Placement = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 _TIME_CHUNK = 256
 _FRAME_ARRAYS = {"frames/pts_seconds": "float64", "frames/frame_index": "int64", "frames/shot": "int32",
                  "camera/focal_px": "float32", "camera/focal_px_raw": "float32", "camera/zoom": "float32"}
@@ -235,48 +233,58 @@ class ZarrWriter:
         self._tracks[tid] = g
         return g
 
-    def set_track_shape(self, track_id: int, shape: np.ndarray, place: Placement | None = None,
-                        transl_scale: np.ndarray | None = None, stature_m: float | None = None) -> None:
+    def set_track_shape(self, track_id: int, shape: np.ndarray, stature_m: float | None = None,
+                        transl_scale: np.ndarray | None = None) -> None:
         """Writes a track's final shape (one per track, refined as the run went).
 
         Args:
             track_id: Track.
             shape: (S,) shape parameters.
-            place: Maps ``(body_pose, global_orient, transl, shape)`` to ``(pelvis,
-                joints3d, keypoints3d)`` (e.g. ``BodyEstimator.placement``). Given, every
-                stored frame of the track is placed again with ``shape``, a block of
-                rows at a time, so that its points agree with the one shape the
-                exports use; earlier chunks were placed with the running shape of
-                their time.
+            stature_m: The shape's standing height, metres, kept as the track's
+                ``stature_m`` attribute.
             transl_scale: (N,) factor per stored row on ``transl`` and ``transl_raw``
                 (rows fitted before the track's size was rescaled move with it, about
                 the camera centre), or ``None``.
-            stature_m: The shape's standing height, metres, kept as the track's
-                ``stature_m`` attribute.
         """
         if track_id not in self._tracks:
             return
         g = self._tracks[track_id]
-        shape = np.asarray(shape, np.float32)
-        g["shape"][:] = shape
+        g["shape"][:] = np.asarray(shape, np.float32)
         if stature_m is not None:
             g.attrs["stature_m"] = round(float(stature_m), 4)
-        if place is None:
+        if transl_scale is None:
             return
         n = int(g["transl"].shape[0])
-        if transl_scale is not None and len(transl_scale) != n:
+        if len(transl_scale) != n:
             raise ValueError(f"track {track_id}: transl_scale has {len(transl_scale)} rows, the store {n}")
         for start in range(0, n, _TIME_CHUNK):
             end = min(start + _TIME_CHUNK, n)
-            if transl_scale is not None and not np.all(transl_scale[start:end] == 1):
+            if not np.all(transl_scale[start:end] == 1):
                 k = np.asarray(transl_scale[start:end], np.float32)[:, None]
                 g["transl"][start:end] = g["transl"][start:end] * k
                 g["transl_raw"][start:end] = g["transl_raw"][start:end] * k
-            pelvis, joints3d, keypoints3d = place(g["body_pose"][start:end], g["global_orient"][start:end],
-                                                  g["transl"][start:end], shape)
-            g["pelvis"][start:end] = pelvis
-            g["joints3d"][start:end] = joints3d
-            g["keypoints3d_coco17"][start:end] = keypoints3d
+
+    def track_blocks(self, track_id: int):
+        """A track's stored parameters a block of rows at a time (to be placed again with
+        its final shape): yields ``(start_row, body_pose (n, J, 3), global_orient (n, 3),
+        transl (n, 3))``."""
+        if track_id not in self._tracks:
+            return
+        g = self._tracks[track_id]
+        n = int(g["transl"].shape[0])
+        for start in range(0, n, _TIME_CHUNK):
+            end = min(start + _TIME_CHUNK, n)
+            yield start, g["body_pose"][start:end], g["global_orient"][start:end], g["transl"][start:end]
+
+    def set_track_points(self, track_id: int, start_row: int, pelvis: np.ndarray, joints3d: np.ndarray,
+                         keypoints3d: np.ndarray) -> None:
+        """Overwrites a block of a track's placed points (pelvis (n, 3), joints3d (n, J, 3),
+        keypoints3d_coco17 (n, 17, 3)) from ``start_row``."""
+        g = self._tracks[track_id]
+        end = start_row + len(pelvis)
+        g["pelvis"][start_row:end] = pelvis
+        g["joints3d"][start_row:end] = joints3d
+        g["keypoints3d_coco17"][start_row:end] = keypoints3d
 
     def set_attrs(self, **attrs: Any) -> None:
         self.root.attrs.update(_jsonable(attrs))

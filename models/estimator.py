@@ -26,7 +26,9 @@ import numpy as np
 import roma
 import torch
 
-from .body import BodyModel, LinearRest
+from meshstream.stream.messages import BodyFit, FitResult, FocalEstimate, PersonFrames, ShotCamera, TrackPrior, Window
+
+from .body import BodyModel
 from .camera import (
     focal_grid,
     normalise_costs,
@@ -38,105 +40,11 @@ from .camera import (
 )
 from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from .lifter import LandmarkLifter, detector_centre
+from .placement import BodyPlacer
 from .reduced_rig import FoldedRest, ReducedRig
 from .soft_rasterizer import coarse_mesh, nearest_faces, soft_iou, soft_silhouette
 
 _TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
-FOOT_POINTS = slice(15, 23)  # COCO-23: ankles, big toes, small toes, heels
-
-
-@dataclass
-class PersonFrames:
-    """Observations of tracked persons over a chunk, flattened over (frame, person).
-
-    Attributes:
-        frame_index: (M,) int64 source frame index of each observation.
-        track_id: (M,) int64 track id.
-        bbox_xyxy: (M, 4) float32 box, pixels.
-        keypoints2d: (M, 23, 3) float32 COCO-23 keypoints: x, y pixels, confidence.
-        landmarks3d: (M, 23, 3) float32 hip-centred metric landmarks, camera axes.
-        masks: (M, R, R) float32 person-mask coverage of a square grid around each
-            person (see :func:`mask_grid`), or ``None``.
-        mask_origin: (M, 2) top-left pixel of each grid.
-        mask_cell: (M,) grid cell size, pixels.
-        mask_valid: (M, R, R) float32, 0 where a cell lies outside the frame.
-    """
-
-    frame_index: np.ndarray
-    track_id: np.ndarray
-    bbox_xyxy: np.ndarray
-    keypoints2d: np.ndarray
-    landmarks3d: np.ndarray
-    masks: np.ndarray | None = None
-    mask_origin: np.ndarray | None = None
-    mask_cell: np.ndarray | None = None
-    mask_valid: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        m = len(self.frame_index)
-        checks = [("track_id", (m,)), ("bbox_xyxy", (m, 4)), ("keypoints2d", (m, 23, 3)), ("landmarks3d", (m, 23, 3))]
-        if self.masks is not None:
-            r = self.masks.shape[-1]
-            checks += [("masks", (m, r, r)), ("mask_origin", (m, 2)), ("mask_cell", (m,)), ("mask_valid", (m, r, r))]
-        for name, shape in checks:
-            arr = getattr(self, name)
-            if arr is None or arr.shape != shape:
-                raise ValueError(f"PersonFrames.{name} must be {shape}, got {None if arr is None else arr.shape}")
-
-    def __len__(self) -> int:
-        return len(self.frame_index)
-
-
-@dataclass
-class BodyFit:
-    """Fitted bodies and camera for M person-frames.
-
-    Attributes:
-        body_model: Body model name (``"anny"`` or ``"smplx"``).
-        frame_index: (M,) int64.
-        track_id: (M,) int64.
-        global_orient: (M, 3) axis-angle rotating the body-model frame into the camera.
-        body_pose: (M, J, 3) axis-angle per bone (model's local convention).
-        shape: (M, S) shape parameters (one per track within a chunk).
-        transl: (M, 3) camera-space position of the model root, metres.
-        pelvis: (M, 3) hip midpoint in camera space, metres (Tz = pelvis[:, 2]).
-        joints3d: (M, J, 3) bone heads in camera space, metres.
-        keypoints3d: (M, 17, 3) COCO-17 keypoints in camera space, metres.
-        focal_px: Focal length used at zoom 1, pixels (a frame's is ``focal_px * zoom``).
-        principal_point: (2,) pixels.
-        fit_error_px: (M,) confidence-weighted mean keypoint reprojection error, pixels.
-        confidence: (M,) fit confidence in [0, 1].
-        fit_ok: (M,) False where the fit is not to be trusted (too few keypoints or a
-            reprojection error above 10 % of the box height).
-    """
-
-    body_model: str
-    frame_index: np.ndarray
-    track_id: np.ndarray
-    global_orient: np.ndarray
-    body_pose: np.ndarray
-    shape: np.ndarray
-    transl: np.ndarray
-    pelvis: np.ndarray
-    joints3d: np.ndarray
-    keypoints3d: np.ndarray
-    focal_px: float
-    principal_point: np.ndarray
-    fit_error_px: np.ndarray
-    confidence: np.ndarray
-    fit_ok: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.frame_index)
-
-    def __getitem__(self, index: np.ndarray) -> "BodyFit":
-        kw = {}
-        for name, value in self.__dict__.items():
-            if isinstance(value, np.ndarray) and name != "principal_point":
-                kw[name] = value[index]
-            else:
-                kw[name] = value
-        return BodyFit(**kw)
 
 
 @dataclass
@@ -152,40 +60,6 @@ class Structure:
     pose: torch.Tensor
     orient: torch.Tensor
     shape: torch.Tensor
-
-
-@dataclass
-class FocalEstimate:
-    """Result of the focal search.
-
-    Attributes:
-        focal_px: Pooled estimate over all person-frames, pixels.
-        per_frame: (frame_index -> focal) minimum of each frame's own cost, at that
-            frame's zoom, pixels.
-        grid: (F,) candidate focals, pixels.
-        cost: (F,) pooled cost.
-    """
-
-    focal_px: float
-    per_frame: dict[int, float]
-    grid: np.ndarray
-    cost: np.ndarray
-
-    @property
-    def at_range_edge(self) -> bool:
-        """True when the pooled cost is lowest at the first or last candidate: the
-        person-frames did not bracket a minimum inside the searched field-of-view range."""
-        i = int(np.nanargmin(self.cost))
-        return i == 0 or i == len(self.grid) - 1
-
-
-@dataclass(frozen=True)
-class TrackState:
-    """What :class:`BodyEstimator` carries from chunk to chunk: each track's running shape
-    ((S,), frames seen) and last pose ((J, 3) axis-angle)."""
-
-    shapes: dict
-    warm: dict
 
 
 class BodyEstimator:
@@ -273,13 +147,16 @@ class BodyEstimator:
         base = body.default_shape(1) if base_shape is None else base_shape.reshape(1, -1).to(body.dtype)
         self._base_shape = base[0]
         self._rest = body.rest(base)
-        self._linear_rest = body.linear_rest() if base_shape is None else LinearRest(body, base_shape=base)
+        self.placer = BodyPlacer(body, base_shape=base_shape)
+        self._linear_rest = self.placer.linear_rest
         self._shape_fit_index = torch.as_tensor([body.shape_names.index(n) for n in body.shape_fit_names])
         self._rig = ReducedRig(body.bone_parents, body.fit_bone_index)  # kinematics over the fitted bones only
         self.reset()
 
     def reset(self) -> None:
-        """Forgets the warm-start pose and running shape of all tracks."""
+        """Forgets the warm-start pose, running shape and size of all tracks (the
+        working state of :meth:`fit_structure` and :meth:`__call__`; :meth:`fit` starts
+        from its priors instead)."""
         self._warm: dict[int, torch.Tensor] = {}
         self._shapes: dict[int, tuple[torch.Tensor, int]] = {}  # track -> (shape (S,), frames seen)
         self._scales: dict[int, float] = {}  # track -> factor on its landmarks (metric size)
@@ -291,7 +168,7 @@ class BodyEstimator:
 
     def stature(self, shape: np.ndarray) -> float:
         """Standing height of an (S,) shape, metres (``BodyModel.stature``)."""
-        return float(self.body.stature(torch.as_tensor(shape, dtype=self.body.dtype)[None])[0])
+        return self.placer.stature(shape)
 
     def track_stature(self, track_id: int) -> float:
         """Standing height of a track's running shape, metres."""
@@ -313,30 +190,57 @@ class BodyEstimator:
             if int(tid) in self._shapes:  # its running shape was fitted at the old size: a weak prior now
                 self._shapes[int(tid)] = (self._shapes[int(tid)][0], 0)
 
-    def state(self) -> "TrackState":
-        """The running shapes and warm-start poses of all tracks, to fit a chunk again from
-        where it started with :meth:`restore`."""
-        return TrackState(dict(self._shapes), dict(self._warm))
+    def fit(self, window: Window, camera: ShotCamera, priors: dict[int, TrackPrior]) -> FitResult:
+        """Fits a window: the stateless entry point the pipeline's fitters call.
 
-    def restore(self, state: "TrackState") -> None:
-        """Returns to a :meth:`state` (track scales set since then are kept)."""
-        self._shapes = dict(state.shapes)
-        self._warm = dict(state.warm)
+        Nothing carries over between calls: the tracks' running shapes, warm-start poses
+        and sizes come in ``priors`` and go out in the result, so a refit is another
+        call with the same priors, and any fitter, in any process, gives the same answer.
 
-    @torch.no_grad()
-    def feet_and_up(self, fit: BodyFit) -> tuple[np.ndarray, np.ndarray]:
-        """Where each fitted body's feet are and which way is its up.
+        Args:
+            window: One shot's person-frames (at least one).
+            camera: The shot's camera; where its focal is ``None``, the focal is searched
+                from this window's people and the bodies fitted at what was found.
+            priors: Track id -> :class:`TrackPrior` for the window's tracks seen before
+                (others start from the base shape).
 
         Returns:
-            (M, 8, 3) camera-space ankles, toes and heels (COCO-23 order), metres, and
-            (M, 3) the body's up axis in camera space (unit vectors).
+            The fit, the window's tracks' priors after it, the focal search's estimate
+            (``None`` where ``camera.search`` is off), and the bodies' feet and up axes.
         """
-        dt = self.body.dtype
-        kp, _ = self._camera_skeleton(torch.as_tensor(fit.body_pose, dtype=dt), torch.as_tensor(fit.global_orient, dtype=dt),
-                                      torch.as_tensor(fit.transl, dtype=dt), torch.as_tensor(fit.shape, dtype=dt))
-        rot = roma.rotvec_to_rotmat(torch.as_tensor(fit.global_orient, dtype=dt))
-        up = rot @ torch.as_tensor(self.body.up_axis, dtype=dt)
-        return kp[:, FOOT_POINTS].numpy(), up.numpy()
+        obs, zoom, pp = window.obs, window.obs_zoom, camera.principal_point
+        if len(obs) == 0:
+            raise ValueError("Window has no person-frames to fit")
+        self._load(priors)
+        estimate = None
+        if camera.search:
+            structure, searched = self.fit_structures(obs)
+            estimate = self.estimate_focal(obs, searched, camera.image_size, zoom=zoom, principal_point=pp)
+        else:
+            structure = self.fit_structure(obs)
+        focal = camera.focal_px if camera.focal_px is not None else estimate.focal_px
+        fit = self(obs, focal, camera.image_size, structure=structure, zoom=zoom, principal_point=pp)
+        feet, up = self.placer.feet_and_up(fit)
+        tracks = [int(t) for t in np.unique(obs.track_id)]
+        return FitResult(fit, {t: self._prior(t) for t in tracks}, estimate, feet, up)
+
+    def _load(self, priors: dict[int, TrackPrior]) -> None:
+        """Sets the working state of a fit from the tracks' priors."""
+        self.reset()
+        for tid, p in priors.items():
+            if p.shape is not None:
+                self._shapes[int(tid)] = (torch.as_tensor(p.shape), int(p.frames_seen))
+            if p.warm_pose is not None:
+                self._warm[int(tid)] = torch.as_tensor(p.warm_pose)
+            if p.scale != 1.0:
+                self._scales[int(tid)] = float(p.scale)
+
+    def _prior(self, track_id: int) -> TrackPrior:
+        """A track's prior as the working state holds it."""
+        shape, seen = self._shapes.get(track_id, (self._base_shape, 0))
+        warm = self._warm.get(track_id)
+        return TrackPrior(shape.numpy().copy(), seen, None if warm is None else warm.numpy().copy(),
+                          self.track_scale(track_id), self.track_stature(track_id))
 
     # ----------------------------------------------------------------- public API
     def fit_structure(self, obs: PersonFrames, *, landmarks: str = "pose", remember: bool = True,
@@ -646,50 +550,9 @@ class BodyEstimator:
             loss = loss + self.temporal_weight * ((theta[a] - theta[b]) ** 2).sum((1, 2)).mean()
         return loss
 
-    def _camera_skeleton(self, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
-                         shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, 23, 3) keypoints and (M, J, 3) joints in camera space, metres."""
-        kp, joints = self.body.skeleton(pose, self._linear_rest(shape))
-        rot = roma.rotvec_to_rotmat(orient)
-        return kp @ rot.transpose(-1, -2) + transl[:, None], joints @ rot.transpose(-1, -2) + transl[:, None]
-
-    @torch.no_grad()
-    def place(self, fit: BodyFit) -> BodyFit:
-        """Recomputes ``pelvis``, ``joints3d`` and ``keypoints3d`` of ``fit`` from its
-        ``body_pose``, ``global_orient`` and ``transl`` (after temporal filtering).
-        ``fit_error_px`` and ``confidence`` still describe the per-frame fit."""
-        pelvis, joints3d, keypoints3d = self.placement(fit.body_pose, fit.global_orient, fit.transl, fit.shape)
-        return dataclasses.replace(fit, pelvis=pelvis, joints3d=joints3d, keypoints3d=keypoints3d)
-
-    @torch.no_grad()
-    def placement(self, body_pose: np.ndarray, global_orient: np.ndarray, transl: np.ndarray,
-                  shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Camera-space points of M bodies given by their parameters.
-
-        Args:
-            body_pose: (M, J, 3) axis-angle per bone.
-            global_orient: (M, 3) axis-angle, body-model frame -> camera.
-            transl: (M, 3) camera-space position of the model root, metres.
-            shape: (M, S) shape parameters, or (S,) shared by all M.
-
-        Returns:
-            pelvis (M, 3), joints3d (M, J, 3) and COCO-17 keypoints3d (M, 17, 3), metres,
-            float32.
-        """
-        dt = self.body.dtype
-        shape = torch.as_tensor(np.asarray(shape), dtype=dt)
-        if shape.ndim == 1:
-            shape = shape.expand(len(transl), -1)
-        kp_cam, joints_cam = self._camera_skeleton(torch.as_tensor(body_pose, dtype=dt),
-                                                   torch.as_tensor(global_orient, dtype=dt),
-                                                   torch.as_tensor(transl, dtype=dt), shape)
-        pelvis = 0.5 * (kp_cam[:, LEFT_HIP] + kp_cam[:, RIGHT_HIP])
-        return (pelvis.numpy().astype(np.float32), joints_cam.numpy().astype(np.float32),
-                kp_cam[:, :17].numpy().astype(np.float32))
-
     def _assemble(self, obs: PersonFrames, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
                   shape: torch.Tensor, focal: float, focal_each: torch.Tensor, pp: torch.Tensor) -> BodyFit:
-        kp_cam, joints_cam = self._camera_skeleton(pose, orient, transl, shape)
+        kp_cam, joints_cam = self.placer.camera_skeleton(pose, orient, transl, shape)
         uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=kp_cam.dtype)
         w = self._weights2d(obs)
         err = ((project(kp_cam, focal_each, pp) - uv) ** 2).sum(-1).sqrt()

@@ -14,9 +14,9 @@ import contextlib
 
 import numpy as np
 
-from meshstream.stream.frames import Frame
+from meshstream.stream.messages import Detections, Frame
 
-from .detections import Detections, box_iou
+from .detections import box_iou
 from .mediapipe_bundle import pose_landmarker_bundle
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from meshstream.models.camera import Intrinsics
 
 from .errors import InputError, OutputError
-from .frames import Frame
+from .messages import Frame
 
 MIN_VIEWS = 4
 """Views the fit needs at least: each gives 8 constraints, the camera 9 unknowns

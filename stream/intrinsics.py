@@ -26,7 +26,7 @@ import numpy as np
 
 from meshstream.models.camera import Intrinsics
 from meshstream.stream.errors import ConfigError
-from meshstream.stream.frames import Frame
+from meshstream.stream.messages import Frame
 
 _HINT = ("give fx, fy, cx, cy in pixels (and optionally distortion, width, height), or OpenCV's "
          "camera_matrix and distortion_coefficients")

@@ -1,13 +1,17 @@
 """Builds the stages from the typed config: the one place their settings come from.
 
+:func:`build_clip` wires one clip's stages (:class:`~meshstream.stream.clip.Clip`);
+:func:`fitter_spec` turns the config into the picklable recipe a fitter is built from
+in any process (:func:`build_fitter`: this one, or a Ray actor on another machine).
 The command line, ``bench/`` and ``train/`` build their perceiver, tracker and
-estimator here, so all of them run the same perception and fitting as a user's run
+estimator here too, so all of them run the same perception and fitting as a user's run
 (the stages' own keyword defaults equal the config's, which ``tests/test_config.py``
 checks, but a caller should not rely on two copies staying equal).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .config import EstimationConfig, PerceptionConfig, TrackingConfig
@@ -70,3 +74,199 @@ def build_estimator(ec: EstimationConfig, body: BodyModel, base_shape: torch.Ten
                          silhouette_weight=ec.silhouette_weight, silhouette_iterations=ec.silhouette_iterations,
                          silhouette_search_every=ec.silhouette_search_every, lifter=pose_lifter,
                          focal_lifter=focal_lifter, base_shape=base_shape)
+
+
+@dataclass(frozen=True)
+class FitterSpec:
+    """What a body fitter is built from (picklable: a Ray actor builds its own).
+
+    Attributes:
+        estimation: The estimation settings.
+        device: Where the fitter runs (``"cpu"``).
+    """
+
+    estimation: EstimationConfig
+    device: str = "cpu"
+
+
+def fitter_spec(config, device: str = "cpu") -> FitterSpec:
+    """The recipe of ``config``'s body fitter."""
+    return FitterSpec(config.estimation, device)
+
+
+def build_body(ec: EstimationConfig):
+    """The body model of ``ec`` and the shape new tracks start from ((1, S), or ``None``:
+    the average body; a known height under the adults' range gives a child's)."""
+    from meshstream.models.body import AnnyBody
+    from meshstream.models.smplx_body import SmplxBody
+
+    body = SmplxBody(ec.model_path, gender=ec.gender) if ec.body_model == "smplx" else AnnyBody()
+    base = None if ec.person_height_m is None else body.shape_for_stature(ec.person_height_m)
+    return body, base
+
+
+def build_fitter(spec: FitterSpec) -> BodyEstimator:
+    """The body fitter of ``spec``: an estimator whose :meth:`~BodyEstimator.fit` is
+    called with each window, its shot's camera and its tracks' priors."""
+    if spec.device != "cpu":
+        raise ValueError(f"device {spec.device!r}: the fitter runs on the CPU only")
+    body, base = build_body(spec.estimation)
+    return build_estimator(spec.estimation, body, base_shape=base)
+
+
+def build_clip(config, info, out_dir, stem: str, software_version: str, *, intrinsics=None, stored=None,
+               frames_expected: int | None = None, body=None):
+    """Wires one clip's stages from ``config``.
+
+    Args:
+        config: The validated :class:`~meshstream.stream.config.Config`.
+        info: The source's :class:`~meshstream.stream.messages.VideoInfo`.
+        out_dir: Output folder (a ``Path``).
+        stem: Output files' stem.
+        software_version: Stored in the store's attributes.
+        intrinsics: The user's camera (frames arrive resampled to its ideal pinhole), or ``None``.
+        stored: The unfinished store this run continues (``StoredRun``), or ``None``.
+        frames_expected: Frames the source will give, where known (a photo or two: every
+            detection counts at once).
+        body: ``(body model, base shape)`` already loaded (``build_body``), or ``None``.
+
+    Returns:
+        The :class:`~meshstream.stream.clip.Clip`, not yet set up.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from meshstream.models.camera import focal_from_fov
+    from meshstream.models.ground import SharedGround
+    from meshstream.models.placement import BodyPlacer
+    from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
+    from meshstream.tracking.shots import ShotDetector
+    from meshstream.tracking.zoom import ZoomTracker
+
+    from .clip import Clip
+    from .clip_stages import CameraTurns, FramePerceiver, TrackFilter, Windower
+    from .config import config_to_dict
+    from .focal_cues import FloorCue, LinesCue, RotationCue
+    from .shot_solver import ShotSolver
+    from .sinks import Finalizer, Mesher, OverlaySink, ZarrSink
+    from .store_attrs import metadata_focal, store_attrs
+
+    c, ec, tc = config, config.estimation, config.tracking
+    notes: list[str] = []
+    body, base = body or build_body(ec)
+    size = (info.width, info.height)
+    pp = intrinsics.principal_point if intrinsics is not None else np.array([size[0] / 2, size[1] / 2], np.float32)
+    focal_source = "user"
+    if intrinsics is not None:
+        user_focal = intrinsics.fx
+    elif ec.focal_px is not None:
+        user_focal = float(ec.focal_px)
+    elif ec.fov_deg is not None:
+        user_focal = focal_from_fov(ec.fov_deg, info.width)
+    else:
+        user_focal = metadata_focal(info, notes) if ec.metadata_focal else None
+        focal_source = "estimated" if user_focal is None else "metadata"
+    height_m = ec.person_height_m
+    if height_m is not None:  # a size the shapes cannot take would bend the fit instead
+        low, high = body.stature_range(base)
+        height_m = float(np.clip(height_m, low, high))
+        if height_m != ec.person_height_m:
+            notes.append(f"--height-m {ec.person_height_m:g} m is outside the standing heights the fitted body "
+                         f"shapes reach ({low:.2f}-{high:.2f} m), so bodies are sized to {height_m:.2f} m")
+    if frames_expected and frames_expected < tc.min_hits:
+        tc = dataclasses.replace(tc, min_hits=frames_expected)
+    zoom = ZoomTracker() if tc.detect_zoom else None
+    fov_range = tuple(ec.fov_range_deg)
+    cues = []
+    if ec.rotation_focal and zoom is not None:
+        cues.append(RotationCue(zoom=zoom, image_size=size, principal_point=pp, fov_range_deg=fov_range))
+    if ec.lines_focal:
+        cues.append(LinesCue(principal_point=pp, fov_range_deg=fov_range, max_up_deg=ec.lines_max_up_deg))
+    if ec.floor_focal:
+        cues.append(FloorCue(image_size=size, principal_point=pp, fov_range_deg=fov_range,
+                             min_keypoint_conf=ec.min_keypoint_conf))
+    solver = ShotSolver(image_size=size, principal_point=pp, user_focal=user_focal, cues=cues,
+                        fov_range_deg=fov_range, ground=SharedGround(min_tracks=ec.ground_min_tracks)
+                        if ec.shared_ground else None, height_m=height_m, min_keypoint_conf=ec.min_keypoint_conf,
+                        zoom=zoom)
+    perceive = FramePerceiver(
+        perceiver=build_perceiver(c.perception),
+        tracker=build_tracker(tc, first_id=max(stored.track_ids, default=0) + 1 if stored else 1),
+        shots=ShotDetector(hist_threshold=tc.cut_hist_threshold, diff_threshold=tc.cut_diff_threshold)
+        if tc.detect_cuts else None, zoom=zoom, continues_shot=stored is not None,
+        zoom_base=stored.last_zoom if stored is not None and zoom is not None else 1.0)
+    placer = BodyPlacer(body, base_shape=base)
+    fc = c.filter
+    track_filter = TrackFilter(
+        translation=TranslationSmoother(accel_std=fc.accel_std, causal=fc.causal) if fc.smooth_translation else None,
+        pose=PoseSmoother(sigma_s=fc.pose_sigma_s, causal=fc.causal) if fc.smooth_pose else None, placer=placer)
+    zarr_path = out_dir / f"{stem}.zarr"
+    overlay_path = out_dir / f"{stem}_overlay.mp4" if c.output.overlay else None
+    if stored and overlay_path is not None:  # a resumed run keeps the earlier overlay, writes the rest beside
+        k = 2
+        while overlay_path.exists():
+            overlay_path, k = out_dir / f"{stem}_overlay_{k}.mp4", k + 1
+    attrs = store_attrs(info, body, config_to_dict(c), software_version, focal_source, intrinsics)
+    store = ZarrSink(path=zarr_path, attrs=attrs, principal_point=pp, num_joints=body.num_bones,
+                     reopen=stored is not None, shot_first_row={stored.last_shot: stored.shot_first_row}
+                     if stored else None)
+    overlay = (OverlaySink(path=overlay_path, size=size, fps=info.fps, crf=c.output.overlay_crf, faces=body.faces,
+                           principal_point=pp, inset=c.output.overlay_inset, keypoints=c.output.overlay_keypoints)
+               if overlay_path else None)
+    turns = None if zoom is None else CameraTurns(zoom=zoom, principal_point=pp,
+                                                  turn_base=stored.last_rotation if stored else None)
+    clip = Clip(perceive=perceive, windower=Windower(chunk_frames=ec.chunk_frames,
+                                                     min_person_frames=ec.focal_min_person_frames,
+                                                     mask_size=ec.silhouette_size),
+                solver=solver, turns=turns, track_filter=track_filter, store=store, overlay=overlay,
+                mesher=Mesher(placer=placer), finalizer=Finalizer(placer=placer), notes=notes,
+                person_frames=stored.person_frames if stored else 0,
+                track_ids=set(stored.track_ids) if stored else None, world_axes=fc.world_axes)
+    clip.focal_source = focal_source
+    clip.zarr_path = zarr_path
+    if stored:
+        _resume(clip, stored, zoom)
+    return clip
+
+
+def _resume(clip, stored, zoom) -> None:
+    """Continues the stored run's last shot (its focal, if set) and counts its tracks,
+    which end where it stopped: their stored shapes are placed again when this run
+    ends, and tracks found from here on get new ids."""
+    a = stored.attrs
+    n = stored.last_shot + 1
+    clip.solver.resume(n, (list(a.get("shot_focal_px") or []) + [None] * n)[:n],
+                       (list(a.get("shot_focal_person_frames") or []) + [0] * n)[:n],
+                       (list(a.get("shot_focal_cue") or []) + [None] * n)[:n], dict(stored.shapes))
+    clip.chunk.shot = clip.solver.shot
+    if zoom is not None and clip.solver.focal is not None:
+        zoom.focal_px = clip.solver.focal * clip.perceive.zoom_base  # the resumed frames' own focal
+    resumed = (f"resumed after {stored.n_frames} stored frames (source frame {stored.last_frame_index}): "
+               "tracks found after it have new ids")
+    if clip.overlay is not None:
+        resumed += f", and the overlay of the rest is {clip.overlay.path.name}"
+    clip.notes[:] = list(dict.fromkeys([*(a.get("notes") or []), *clip.notes, resumed]))
+
+
+def observe_clip(path: str, config, max_frames: int | None = None):
+    """Perception and tracking of a clip as a user's run has them (the inline
+    executor; bench/ and train/ read their person-frames here).
+
+    Returns:
+        The :class:`~meshstream.stream.clip_stages.Observer` (its ``frames``,
+        ``detections`` and ``observations()``) and the source's ``VideoInfo``.
+    """
+    from .clip_stages import FramePerceiver, Observer
+    from .executors import InlineExecutor
+    from .sources import open_source
+
+    source = open_source(str(path), max_frames=max_frames)
+    observer = Observer(perceive=FramePerceiver(perceiver=build_perceiver(config.perception),
+                                                tracker=build_tracker(config.tracking)))
+    try:
+        InlineExecutor().run(source, observer)
+    finally:
+        observer.perceive.close()
+        source.close()
+    return observer, source.info

@@ -1,6 +1,6 @@
 """Frame sources: video files (PyAV streaming, decord random access) and image folders.
 
-Every source yields :class:`~stream.frames.Frame` objects whose ``pts_seconds`` come
+Every source yields :class:`~meshstream.stream.messages.Frame` objects whose ``pts_seconds`` come
 from the container (variable frame rate is honoured) and whose pixels have the
 container's rotation metadata applied.
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 from .container_tags import FOCAL_35MM_KEY, exif_focal_35mm, focal_35mm_from_value, quicktime_items
 from .errors import InputError
-from .frames import Frame, VideoInfo
+from .messages import Frame, VideoInfo
 
 log = logging.getLogger(__name__)
 

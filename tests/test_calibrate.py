@@ -17,7 +17,7 @@ from conftest import DATA, run_cli, write_clip
 from meshstream.models.camera import Intrinsics
 from meshstream.stream.calibrate import board_views, calibrate, parse_board
 from meshstream.stream.errors import InputError
-from meshstream.stream.frames import Frame
+from meshstream.stream.messages import Frame
 from meshstream.stream.intrinsics import load_intrinsics
 
 BOARD = (9, 6)

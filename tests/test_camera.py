@@ -72,7 +72,7 @@ def test_focal_search_with_exact_structure_finds_true_focal():
     f_hat = refine_minimum(grid, cost)
     assert abs(f_hat - f_true) / f_true < 0.05
     # The minimum is inside the range; a range that excludes the true focal ends at its edge.
-    from meshstream.models.estimator import FocalEstimate
+    from meshstream.stream.messages import FocalEstimate
 
     assert not FocalEstimate(f_hat, {}, grid, cost).at_range_edge
     narrow = focal_grid(640, 480, 100.0, 120.0)  # wider than the true 74 degrees

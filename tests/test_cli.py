@@ -441,7 +441,7 @@ def test_a_track_is_stored_with_one_shape_across_chunks(tmp_path, body):
     child = np.nonzero(body.bone_parents >= 0)[0]
     length = np.linalg.norm(joints[:, child] - joints[:, body.bone_parents[child]], axis=-1)  # (N, bones)
     assert length.std(0).max() < 1e-4  # metres, every bone, across two chunks
-    pelvis, placed, coco = BodyEstimator(body).placement(t["body_pose"][:], t["global_orient"][:], t["transl"][:],
+    pelvis, placed, coco = BodyEstimator(body).placer.placement(t["body_pose"][:], t["global_orient"][:], t["transl"][:],
                                                          t["shape"][:])
     assert np.abs(placed - joints).max() < 1e-5
     assert np.abs(pelvis - t["pelvis"][:]).max() < 1e-5 and np.abs(coco - t["keypoints3d_coco17"][:]).max() < 1e-5

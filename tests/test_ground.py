@@ -88,9 +88,11 @@ def test_shared_ground_rescales_the_one_person_whose_size_disagrees():
 
 def test_rows_fitted_before_a_rescale_move_with_it(tmp_path, body):
     from meshstream.export.zarr_store import ZarrWriter
-    from meshstream.models.estimator import BodyEstimator, BodyFit
+    from meshstream.models.placement import BodyPlacer
+    from meshstream.stream.messages import BodyFit
+    from meshstream.stream.sinks import Finalizer, ZarrSink
 
-    est = BodyEstimator(body)
+    est = BodyPlacer(body)
     n = 6
     pose = np.zeros((n, body.num_bones, 3), np.float32)
     orient = np.tile(np.array([math.pi / 2, 0, 0], np.float32), (n, 1))
@@ -104,8 +106,11 @@ def test_rows_fitted_before_a_rescale_move_with_it(tmp_path, body):
     w.append_fits(fit, np.zeros((n, 4)), np.zeros((n, 33, 3)), transl)
     factor = np.array([0.8, 0.8, 0.8, 1.0, 1.0, 1.0], np.float32)
     with pytest.raises(ValueError):
-        w.set_track_shape(1, shape[0], place=est.placement, transl_scale=factor[:4])
-    w.set_track_shape(1, shape[0], place=est.placement, transl_scale=factor)
+        w.set_track_shape(1, shape[0], transl_scale=factor[:4])
+    sink = ZarrSink(path=tmp_path / "s.zarr", attrs={}, principal_point=np.zeros(2), num_joints=body.num_bones)
+    sink.writer = w
+    # Three rows fitted at size 1.25, then three at 1 (the final): the first rows move by 1 / 1.25 = 0.8.
+    Finalizer(placer=est)(sink, {1: shape[0]}, {1: [(3, 1.25), (3, 1.0)]})
     w.close()
     t = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")["tracks/1"]
     assert np.allclose(t["transl"][:], transl * factor[:, None], atol=1e-6)

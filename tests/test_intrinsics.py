@@ -12,7 +12,7 @@ import zarr
 
 from meshstream.models.camera import Intrinsics
 from meshstream.stream.errors import ConfigError
-from meshstream.stream.frames import Frame
+from meshstream.stream.messages import Frame
 from meshstream.stream.intrinsics import FrameUndistorter, load_intrinsics
 
 from conftest import DATA, run_cli, write_clip

@@ -151,7 +151,8 @@ def test_shipped_weights_bring_landmarks_closer_to_the_truth_on_held_out_scenes(
 
 
 def test_estimator_fits_the_body_to_the_lifted_landmarks(body):
-    from meshstream.models.estimator import BodyEstimator, PersonFrames
+    from meshstream.models.estimator import BodyEstimator
+    from meshstream.stream.messages import PersonFrames
 
     kp, box, lm = _random_inputs(np.random.default_rng(5), m=4)
     obs = PersonFrames(np.arange(4), np.zeros(4, np.int64), box, kp, lm)
@@ -170,7 +171,8 @@ def test_estimator_fits_the_body_to_the_lifted_landmarks(body):
 def test_focal_structure_from_the_detector_landmarks_leaves_the_running_shapes(body):
     """With a pose lifter the pipeline fits the chunk twice: the focal search's landmarks
     (here the detector's; not remembered), then the lifted ones."""
-    from meshstream.models.estimator import BodyEstimator, PersonFrames
+    from meshstream.models.estimator import BodyEstimator
+    from meshstream.stream.messages import PersonFrames
 
     kp, box, lm = _random_inputs(np.random.default_rng(6), m=4)
     obs = PersonFrames(np.arange(4), np.zeros(4, np.int64), box, kp, lm)

@@ -8,7 +8,8 @@ import torch
 
 from conftest import DATA
 from meshstream.models.body import FIT_BONES, MODEL_TO_UPRIGHT_FACING_CAMERA
-from meshstream.models.detections import Detections, box_iou
+from meshstream.models.detections import box_iou
+from meshstream.stream.messages import Detections
 from meshstream.models.keypoints import BLAZEPOSE33_NAMES, COCO23_NAMES, blazepose33_to_coco23
 from meshstream.models.mediapipe_bundle import pose_landmarker_bundle
 

@@ -114,7 +114,8 @@ def test_estimator_recovers_focal_depth_and_shape_with_smplx(smplx_body, measure
     hip-centred 3D landmarks (1 cm noise, in the frame of the viewing ray as BlazePose
     gives them) of one person over 24 frames."""
     from meshstream.models.camera import ray_rotation
-    from meshstream.models.estimator import BodyEstimator, PersonFrames
+    from meshstream.models.estimator import BodyEstimator
+    from meshstream.stream.messages import PersonFrames
 
     gen = torch.Generator().manual_seed(1)
     n, focal, pp = 24, 700.0, torch.tensor([320.0, 240.0])

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from meshstream.models.detections import Detections
-from meshstream.stream.frames import Frame
+from meshstream.stream.messages import Detections, Frame
 from meshstream.tracking.filters import TranslationSmoother, robust_focal
 from meshstream.tracking.tracker import _COCO_FROM_BLAZE, PersonTracker
 

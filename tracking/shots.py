@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from meshstream.stream.frames import Frame
+from meshstream.stream.messages import Frame
 
 
 def frame_signature(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,9 +25,9 @@ import numpy as np
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 
-from meshstream.models.detections import Detections, box_iou
+from meshstream.models.detections import box_iou
 from meshstream.models.keypoints import BLAZEPOSE33_NAMES, COCO17_NAMES
-from meshstream.stream.frames import Frame
+from meshstream.stream.messages import Detections, Frame
 
 # COCO keypoint sigmas (Ronchi & Perona), in COCO-17 order.
 _OKS_SIGMAS = np.array([0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,

@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from meshstream.models.camera import fill_rotations, focal_from_fov, focal_from_rotation, rotation_between, zoom_between
-from meshstream.stream.frames import Frame
+from meshstream.stream.messages import Frame
 
 
 class ZoomTracker:

@@ -34,9 +34,7 @@ def render_records(seed: int, work: Path, body) -> dict[str, np.ndarray]:
     """Perception output of one random clip, matched to its ground truth."""
     from meshstream.models.synthetic import random_scene, render_frames, write_video
     from meshstream.stream.config import load_config
-    from meshstream.stream.pipeline import build_perceiver, build_tracker
-    from meshstream.stream.run import _Chunk, _observations
-    from meshstream.stream.sources import open_source
+    from meshstream.stream.pipeline import observe_clip
 
     kw = random_scene(seed)
     crf = kw.pop("crf")
@@ -44,14 +42,9 @@ def render_records(seed: int, work: Path, body) -> dict[str, np.ndarray]:
     clip = work / f"{seed}.mp4"
     write_video(clip, frames, 25.0, crf=crf)
     config = load_config()  # the CLI's own perception and tracking settings
-    perceiver, tracker, chunk = build_perceiver(config.perception), build_tracker(config.tracking), _Chunk([], [])
-    for frame in open_source(str(clip)):
-        dets = tracker(perceiver(frame), frame)
-        chunk.frames.append(frame)
-        chunk.detections.append(dets[dets.track_id >= 0])
-    perceiver.close()
+    observer, _ = observe_clip(str(clip), config)
     clip.unlink()
-    obs = _observations(chunk)[0]
+    obs = observer.observations()[0]
     person = gt.match(obs.frame_index, obs.bbox_xyxy)
     rows = np.nonzero(person >= 0)[0]
     person = person[rows]
