@@ -25,14 +25,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="meshstream",
-        description="Video of people -> metric 3D bodies (pelvis depth, pose, shape) and the camera "
-                    "(focal length, translation), written to a Zarr store and an overlay video.",
-    )
-    p.add_argument("input", help="video file (any format FFmpeg reads) or a folder of images")
-    p.add_argument("-o", "--out", default=None, help="output folder (default: output.dir of the config, 'out')")
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """The flags that set the configuration (shared by a run and a batch)."""
     p.add_argument("--config", default=None, help="YAML preset, e.g. configs/fast.yaml (over configs/default.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set estimation.chunk_frames=32 (repeatable)")
@@ -55,14 +49,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, default=None, help="end time, seconds")
     p.add_argument("--every", type=int, default=None, help="keep every n-th frame")
     p.add_argument("--no-overlay", action="store_true", help="do not write the overlay video")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the unfinished store of this input in the output folder (same settings) after "
-                        "its last finished chunk; without a store, a normal run")
     p.add_argument("--export", default=None, metavar="FORMATS",
                    help="also write animation files per track: comma-separated from bvh,glb,fbx,npz,smpl "
                         "(later, without re-running: meshstream export OUT.zarr --to glb,npz)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log what each stage decides")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="meshstream",
+        description="Video of people -> metric 3D bodies (pelvis depth, pose, shape) and the camera "
+                    "(focal length, translation), written to a Zarr store and an overlay video. "
+                    "Subcommands: batch, export, calibrate (meshstream SUBCOMMAND --help).",
+    )
+    p.add_argument("input", help="video file (any format FFmpeg reads) or a folder of images")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: output.dir of the config, 'out')")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the unfinished store of this input in the output folder (same settings) after "
+                        "its last finished chunk; without a store, a normal run")
+    _add_config_options(p)
+    return p
+
+
+def build_batch_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="meshstream batch",
+                description="Many clips into one output folder, one after another in this process or on a Ray "
+                            "pool (started here, or a cluster with --address); a table and OUT/batch.json "
+                            "summarise them.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video files, folders (their videos; a folder of images is one clip), glob patterns or "
+                        "a .txt manifest with one path per line")
+    p.add_argument("-o", "--out", required=True, help="output folder (on a cluster: a path every node reaches)")
+    p.add_argument("--executor", choices=("threaded", "ray"), default="threaded",
+                   help="threaded: clips one after another here (default); ray: clip actors and a pool of "
+                        "fitter actors")
+    p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="Ray cluster to join (default: start Ray on this machine for the batch)")
+    p.add_argument("--fitters", type=int, default=1, help="ray: fitter actors in the pool (default 1)")
+    p.add_argument("--gpus-per-fitter", type=float, default=0.0, metavar="F",
+                   help="ray: GPUs each fitter actor reserves (default 0)")
+    p.add_argument("--clips", type=int, default=1, help="ray: clips processed at once, one actor each (default 1)")
+    p.add_argument("--device", default="cpu", help="where fitters run (cpu)")
+    p.add_argument("--resume", action="store_true", help="skip finished clips and continue unfinished ones")
+    _add_config_options(p)
     return p
 
 
@@ -98,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["export"]:
         return _guarded(_export, build_export_parser().parse_args(argv[1:]))
+    if argv[:1] == ["batch"]:
+        return _guarded(_batch, build_batch_parser().parse_args(argv[1:]))
     if argv[:1] == ["calibrate"]:
         return _guarded(_calibrate, build_calibrate_parser().parse_args(argv[1:]))
     return _guarded(_run, build_parser().parse_args(argv))
@@ -120,11 +152,9 @@ def _guarded(command, args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
-def _run(args: argparse.Namespace) -> int:
-    from importlib.metadata import PackageNotFoundError, version
-
+def _config(args: argparse.Namespace):
+    """The validated configuration of a run's or a batch's flags."""
     from meshstream.stream.config import load_config
-    from meshstream.stream.run import run
 
     overrides = list(args.overrides)
     flags: dict[str, str] = {}  # config key -> the flag the user typed, for error messages
@@ -144,16 +174,33 @@ def _run(args: argparse.Namespace) -> int:
             flags[key] = flag
     if args.no_overlay:
         overrides.append("output.overlay=false")
-    config = load_config(args.config, overrides, flags)
-    formats = None
-    if args.export:
-        from meshstream.export.files import parse_formats
+    return load_config(args.config, overrides, flags)
 
-        formats = parse_formats(args.export)  # fails before any processing
+
+def _software_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        software = version("meshstream")
+        return version("meshstream")
     except PackageNotFoundError:
-        software = "0+unknown"
+        return "0+unknown"
+
+
+def _formats(args: argparse.Namespace) -> list[str] | None:
+    """The export formats asked for (checked before any processing)."""
+    if not args.export:
+        return None
+    from meshstream.export.files import parse_formats
+
+    return parse_formats(args.export)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from meshstream.stream.run import run
+
+    config = _config(args)
+    formats = _formats(args)
+    software = _software_version()
     summary = run(args.input, config, out_dir=args.out, progress=not args.quiet, software_version=software,
                   resume=args.resume)
     focal = "n/a"
@@ -188,6 +235,40 @@ def _run(args: argparse.Namespace) -> int:
     if formats:
         code = max(code, _write_exports(summary.zarr_path, formats, summary.zarr_path.parent))
     return code
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from meshstream.stream.batch import EXIT_SOME_FAILED, expand_inputs, run_batch
+    from meshstream.stream.errors import InputError
+
+    config = _config(args)
+    formats = _formats(args)
+    for value, flag in ((args.fitters, "--fitters"), (args.clips, "--clips")):
+        if value < 1:
+            raise InputError(f"{flag} {value}: give at least 1")
+    if args.gpus_per_fitter < 0:
+        raise InputError(f"--gpus-per-fitter {args.gpus_per_fitter}: give 0 or more")
+    if args.executor != "ray" and (args.address or args.fitters != 1 or args.clips != 1 or args.gpus_per_fitter):
+        raise InputError("--address, --fitters, --clips and --gpus-per-fitter need --executor ray")
+    clips = expand_inputs(args.inputs)
+    out = Path(args.out).expanduser()
+    result = run_batch(clips, config, out, executor=args.executor, address=args.address, fitters=args.fitters,
+                       gpus_per_fitter=args.gpus_per_fitter, clips_in_flight=args.clips, device=args.device,
+                       resume=args.resume, software_version=_software_version(), progress=not args.quiet)
+    print(result.table())
+    frames = sum(o.summary.frames for o in result.outcomes if o.summary is not None)
+    print(f"batch       {len(result.outcomes) - len(result.failed)} of {len(result.outcomes)} clips, {frames} "
+          f"frames in {result.seconds:.1f} s ({frames / max(result.seconds, 1e-9):.2f} frames/s); "
+          f"{out / 'batch.json'}")
+    code = 0
+    for o in result.failed:
+        reason = o.reason if o.reason.startswith(o.input) else f"{o.input}: {o.reason}"
+        print(f"meshstream: error: {reason}", file=sys.stderr)
+    if formats:
+        for o in result.outcomes:
+            if o.summary is not None:
+                code = max(code, _write_exports(o.summary.zarr_path, formats, o.summary.zarr_path.parent))
+    return EXIT_SOME_FAILED if result.failed else code
 
 
 def _statures(statures: dict[int, float], most: int = 6) -> str:

@@ -42,7 +42,8 @@ from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from .lifter import LandmarkLifter, detector_centre
 from .placement import BodyPlacer
 from .reduced_rig import FoldedRest, ReducedRig
-from .soft_rasterizer import coarse_mesh, nearest_faces, soft_iou, soft_silhouette
+from .silhouette_term import SilhouetteTargets, silhouette_iou, silhouette_targets
+from .soft_rasterizer import coarse_mesh
 
 _TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
 
@@ -425,7 +426,7 @@ class BodyEstimator:
                 t = torch.cat([txy, log_tz.exp()[:, None]], 1)
                 if (it - self.iterations_2d + self.silhouette_iterations) % self.silhouette_search_every == 0:
                     candidates = None
-                iou, candidates = _silhouette_iou(silhouette, transforms, rot, t, f, pp, candidates)
+                iou, candidates = silhouette_iou(silhouette, transforms, rot, t, f, pp, candidates)
                 loss = loss + self.silhouette_weight * (1.0 - iou).mean()
             loss.backward()
             opt.step()
@@ -441,40 +442,17 @@ class BodyEstimator:
 
     # ---------------------------------------------------------------- internals
     def _silhouette_setup(self, obs: PersonFrames, shape: torch.Tensor, folded: FoldedRest,
-                          group_of: torch.Tensor) -> "_SilhouetteTargets | None":
-        """The coarse mesh's vertices folded onto the fitted bones (:class:`ReducedRig`)
-        and the mask grids of the person-frames that have a usable mask (``None`` when
-        there is none or the term is off)."""
+                          group_of: torch.Tensor) -> SilhouetteTargets | None:
+        """The silhouette term's targets (``None`` when no person-frame has a usable
+        mask or the term is off); the coarse mesh is built once per estimator."""
         if self.silhouette_weight <= 0 or self.silhouette_iterations <= 0 or obs.masks is None:
             return None
-        usable = np.nonzero((obs.masks * obs.mask_valid).sum((1, 2)) >= 8)[0]
-        if len(usable) == 0:
-            return None
-        body, dt = self.body, self.body.dtype
-        if self._coarse is None:  # once per estimator: the topology is the same for every shape
+        if self._coarse is None:  # the topology is the same for every shape
+            body, dt = self.body, self.body.dtype
             with torch.no_grad():
                 rest_v = body.vertices(torch.zeros(1, body.num_bones, 3, dtype=dt), self._rest)[0].double().numpy()
             self._coarse = coarse_mesh(rest_v, body.faces, self.silhouette_mesh_cell_m)
-        index = torch.as_tensor(self._coarse.vertex_index)
-        groups = group_of[torch.as_tensor(usable)]
-        used, inverse = torch.unique(groups, return_inverse=True)
-        first = [int(usable[(groups == g).nonzero()[0, 0]]) for g in used]
-        with torch.no_grad():
-            rest_v = body.vertices(torch.zeros(len(first), body.num_bones, 3, dtype=dt), body.rest(shape[first]))[:, index]
-            homog = torch.cat([rest_v, torch.ones_like(rest_v[..., :1])], -1)  # (G, Vc, 4)
-            bone_points = body.skin_weights[index][None, :, :, None] * homog[:, :, None]  # (G, Vc, J, 4)
-            sub = folded.select(used)
-            points, fixed = self._rig.fold_points(sub, bone_points)
-        return _SilhouetteTargets(
-            rows=torch.as_tensor(usable),
-            points=points[inverse],
-            fixed_points=fixed[inverse],
-            faces=torch.as_tensor(self._coarse.faces),
-            target=torch.as_tensor(obs.masks[usable], dtype=dt),
-            valid=torch.as_tensor(obs.mask_valid[usable], dtype=dt),
-            origin=torch.as_tensor(obs.mask_origin[usable], dtype=dt),
-            cell=torch.as_tensor(obs.mask_cell[usable], dtype=dt),
-        )
+        return silhouette_targets(self.body, self._rig, self._coarse, obs, shape, folded, group_of)
 
     def _weights2d(self, obs: PersonFrames) -> torch.Tensor:
         conf = torch.as_tensor(obs.keypoints2d[..., 2], dtype=self.body.dtype)
@@ -591,52 +569,6 @@ class BodyEstimator:
                        z(0, np.float32), z(0, np.float32), z(0, bool))
 
 
-@dataclass
-class _SilhouetteTargets:
-    """What the silhouette term needs for the U person-frames with a usable mask.
-
-    Attributes:
-        rows: (U,) their rows in the chunk's ``PersonFrames``.
-        points: (U, Vc, A, 4) the coarse mesh's vertices in their track's shape, folded
-            onto the A fitted bones (:meth:`ReducedRig.fold_points`).
-        fixed_points: (U, Vc, 3) their part carried by bones with no fitted ancestor.
-        faces: (Fc, 3) coarse-mesh triangles.
-        target: (U, R, R) person-mask coverage.
-        valid: (U, R, R) 0 where a cell lies outside the frame.
-        origin: (U, 2) top-left pixel of each grid.
-        cell: (U,) grid cell size, pixels.
-    """
-
-    rows: torch.Tensor
-    points: torch.Tensor
-    fixed_points: torch.Tensor
-    faces: torch.Tensor
-    target: torch.Tensor
-    valid: torch.Tensor
-    origin: torch.Tensor
-    cell: torch.Tensor
-
-
-def _silhouette_iou(sil: _SilhouetteTargets, transforms: torch.Tensor, rot: torch.Tensor, transl: torch.Tensor,
-                    focal: torch.Tensor, pp: torch.Tensor, candidates: torch.Tensor | None = None,
-                    nearest: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """(U,) soft IoU with the masks of the coarse bodies, skinned by the chunk's
-    (M, A, 4, 4) transforms of the fitted bones (:meth:`ReducedRig.transforms`) and
-    placed by ``rot`` (M, 3, 3) and ``transl`` (M, 3),
-    and each mask cell's candidate faces: its ``4 * nearest`` nearest, searched here when
-    ``candidates`` is ``None``; each cell renders the ``nearest`` among them."""
-    rows = sil.rows
-    verts = ReducedRig.apply(transforms[rows], sil.points, sil.fixed_points)  # (U, Vc, 3) model frame
-    cam = verts @ rot[rows].transpose(-1, -2) + transl[rows, None]
-    uv = project(cam, focal[rows], pp)
-    size = sil.target.shape[-1]
-    if candidates is None:
-        candidates = nearest_faces(uv, sil.faces, sil.origin, sil.cell, size, nearest=4 * nearest)
-    index = nearest_faces(uv, sil.faces, sil.origin, sil.cell, size, nearest=nearest, candidates=candidates)
-    rendered = soft_silhouette(uv, sil.faces, sil.origin, sil.cell, size, nearest=nearest, face_index=index)
-    return soft_iou(rendered, sil.target, sil.valid), candidates
-
-
 def _principal_point(image_size: tuple[int, int], principal_point: np.ndarray | None, dtype) -> torch.Tensor:
     """(2,) principal point, pixels: the given one or the image centre."""
     if principal_point is None:
@@ -682,38 +614,3 @@ def _with_free(pose: torch.Tensor, free: torch.Tensor, theta: torch.Tensor) -> t
     full = pose.clone()
     full[:, free] = theta
     return full
-
-
-def mask_grid(mask: np.ndarray, box_xyxy: np.ndarray, size: int, margin: float = 1.25
-              ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    """Samples a full-frame person mask on a square grid around the person's box.
-
-    Args:
-        mask: (H, W) bool person mask.
-        box_xyxy: (4,) the person's box, pixels.
-        size: Cells per side.
-        margin: Grid side as a multiple of the box's longer side.
-
-    Returns:
-        coverage: (size, size) float32 fraction of each cell covered by the mask.
-        origin: (2,) float32 top-left pixel of the grid.
-        cell: Cell size, pixels.
-        valid: (size, size) float32, 1 where the cell lies inside the frame.
-    """
-    import cv2
-
-    h, w = mask.shape
-    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
-    side = max(margin * max(x1 - x0, y1 - y0), float(size))
-    origin = np.array([(x0 + x1 - side) / 2, (y0 + y1 - side) / 2], np.float32)
-    cell = side / size
-    # Sample the grid 4x finer (cells outside the frame read 0), then average down.
-    fine = 4 * size
-    warp = np.array([[cell / 4, 0, origin[0]], [0, cell / 4, origin[1]]], np.float32)
-    sampled = cv2.warpAffine(mask.astype(np.float32), warp, (fine, fine), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    coverage = cv2.resize(sampled, (size, size), interpolation=cv2.INTER_AREA)
-    centres = origin[None] + (np.arange(size)[:, None] + 0.5) * cell  # (size, 2): x, y of column/row centres
-    inside_x = (centres[:, 0] >= 0) & (centres[:, 0] < w)
-    inside_y = (centres[:, 1] >= 0) & (centres[:, 1] < h)
-    valid = (inside_y[:, None] & inside_x[None, :]).astype(np.float32)
-    return coverage.astype(np.float32), origin, float(cell), valid

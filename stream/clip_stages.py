@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meshstream.models.estimator import mask_grid
+from meshstream.models.silhouette_term import mask_grid
 from meshstream.models.keypoints import blazepose33_to_coco23
 
 from .messages import BodyFit, Detections, Frame, PersonFrames, Window

@@ -90,8 +90,19 @@ class FitterSpec:
 
 
 def fitter_spec(config, device: str = "cpu") -> FitterSpec:
-    """The recipe of ``config``'s body fitter."""
+    """The recipe of ``config``'s body fitter (the device checked first)."""
+    check_device(device)
     return FitterSpec(config.estimation, device)
+
+
+def check_device(device: str) -> None:
+    """Raises ``ConfigError`` unless the fitter can run on ``device``."""
+    from .errors import ConfigError
+
+    if device != "cpu":
+        raise ConfigError(f"--device {device}: the body fitter runs on the CPU only in this version (its body "
+                          "model and rasteriser are not yet moved to CUDA); use --device cpu, and GPUs through "
+                          "--gpus-per-fitter once they are supported")
 
 
 def build_body(ec: EstimationConfig):
@@ -105,12 +116,12 @@ def build_body(ec: EstimationConfig):
     return body, base
 
 
-def build_fitter(spec: FitterSpec) -> BodyEstimator:
+def build_fitter(spec: FitterSpec, body=None) -> BodyEstimator:
     """The body fitter of ``spec``: an estimator whose :meth:`~BodyEstimator.fit` is
-    called with each window, its shot's camera and its tracks' priors."""
-    if spec.device != "cpu":
-        raise ValueError(f"device {spec.device!r}: the fitter runs on the CPU only")
-    body, base = build_body(spec.estimation)
+    called with each window, its shot's camera and its tracks' priors (``body``: the
+    ``build_body`` pair already loaded in this process, or ``None``)."""
+    check_device(spec.device)
+    body, base = body or build_body(spec.estimation)
     return build_estimator(spec.estimation, body, base_shape=base)
 
 

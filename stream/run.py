@@ -148,7 +148,8 @@ def check_resumable(stored: StoredRun, info: VideoInfo, config: Config, store: P
 
 
 def run(input_path: str, config: Config, *, out_dir: str | None = None, progress: bool = True,
-        software_version: str = "0", resume: bool = False, executor=None, fitter=None) -> RunSummary:
+        software_version: str = "0", resume: bool = False, executor=None, fitter=None, body=None,
+        on_frame=None) -> RunSummary:
     """Processes one clip end to end.
 
     Args:
@@ -164,6 +165,9 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         fitter: The body fitter windows are fitted with, ``(window, camera, priors) ->
             FitResult`` (default: an estimator in this process; a batch on Ray passes
             its pool's).
+        body: ``(body model, base shape)`` already loaded (``pipeline.build_body``; a
+            batch loads it once), or ``None``.
+        on_frame: Called after each frame is processed (a batch's progress).
 
     Returns:
         The :class:`RunSummary`.
@@ -177,7 +181,7 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
     created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         return _run(input_path, config, out, progress=progress, software_version=software_version, resume=resume,
-                    executor=executor or ThreadedExecutor(), fitter=fitter)
+                    executor=executor or ThreadedExecutor(), fitter=fitter, body=body, on_frame=on_frame)
     except BaseException:
         for folder in created:  # deepest first; a folder holding anything stays
             try:
@@ -199,7 +203,7 @@ def _frames(source, skip_through: float | None, undistort) -> Iterator[Frame]:
 
 
 def _run(input_path: str, config: Config, out: Path, *, progress: bool, software_version: str,
-         resume: bool, executor, fitter) -> RunSummary:
+         resume: bool, executor, fitter, body, on_frame) -> RunSummary:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -249,7 +253,7 @@ def _run(input_path: str, config: Config, out: Path, *, progress: bool, software
             raise InputError(f"{input_path}: no frame could be decoded{f' ({reason})' if reason else ''}; "
                              "the file is empty, truncated before its first frame, or not a video")
         t_start = time.perf_counter()
-        body = build_body(config.estimation)
+        body = body or build_body(config.estimation)
         clip = build_clip(config, info, out, stem, software_version, intrinsics=intrinsics, stored=stored,
                           frames_expected=total, body=body)
         clip.setup(fitter or build_estimator(config.estimation, *body).fit)
@@ -258,6 +262,8 @@ def _run(input_path: str, config: Config, out: Path, *, progress: bool, software
         def tick() -> None:
             bar.update(1)
             bar.set_postfix(persons=clip.persons_seen, refresh=False)
+            if on_frame is not None:
+                on_frame()
 
         if first is not None:  # a resumed run with every frame already stored only finishes the store
             n_frames = executor.run(itertools.chain([first], frames), clip, on_frame=tick)

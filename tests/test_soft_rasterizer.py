@@ -9,7 +9,7 @@ import roma
 import torch
 
 from meshstream.models import metrics as M
-from meshstream.models.estimator import mask_grid
+from meshstream.models.silhouette_term import mask_grid
 from meshstream.models.rasterizer import rasterize
 from meshstream.models.soft_rasterizer import coarse_mesh, nearest_faces, pixel_grid, soft_iou, soft_silhouette
 

@@ -1,0 +1,260 @@
+"""The Ray executor: a batch of clips over a pool of fitter actors, on one machine or a
+cluster. Nothing else in meshstream imports Ray.
+
+Layout (DESIGN §7):
+
+- one **clip actor** per clip in flight: decode -> perceive -> track -> window ->
+  filter -> write, in order (:func:`meshstream.stream.run.run` with the inline
+  executor); it fits each window by calling a fitter actor and waits for the answer,
+  so at most one window per clip is in flight (back-pressure) and memory is bounded by
+  the number of clip actors, whatever the number and length of the clips;
+- a **pool of fitter actors** shared by all clips (``num_gpus`` each where asked), each
+  holding an estimator built from the same :class:`~meshstream.stream.pipeline.FitterSpec`.
+
+Faults: the fitter is stateless (a window travels with its tracks' priors), so a fitter
+actor that dies is restarted by Ray and its call retried (``max_restarts``,
+``max_task_retries``) with the same answer. A clip actor that dies is restarted and its
+clip continued from the store's last committed window (the ``--resume`` machinery):
+everything is written keyed by frame index and committed window by window, so a replay
+is harmless. A clip that fails (a corrupt file) is reported with its one-line reason
+while the others go on.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipJob:
+    """One clip of a batch.
+
+    Attributes:
+        input: The clip (a file, or a folder of images).
+        out_dir: Its output folder.
+        resume: Continue its unfinished store.
+    """
+
+    input: str
+    out_dir: str
+    resume: bool = False
+
+
+@dataclass
+class ClipOutcome:
+    """What became of one clip.
+
+    Attributes:
+        input: The clip.
+        status: ``"done"``, ``"failed"`` or ``"skipped"`` (already complete).
+        summary: The run's :class:`~meshstream.stream.run.RunSummary` (``None`` unless done).
+        reason: One line on why it failed or was skipped.
+        seconds: Wall time spent on it, seconds.
+        restarts: Times its clip actor was restarted while processing it.
+    """
+
+    input: str
+    status: str
+    summary: object = None
+    reason: str = ""
+    seconds: float = 0.0
+    restarts: int = 0
+
+
+def process_clip(job: ClipJob, config, software_version: str, fitter: Callable | None, body=None,
+                 on_frame: Callable[[], None] | None = None, resume: bool = False, executor=None) -> ClipOutcome:
+    """Runs one clip of a batch in this process (``executor``: inline by default); a
+    user error becomes a failed outcome with its one line, a store already complete a
+    skipped one."""
+    from .errors import MeshstreamError, NothingToResume
+    from .executors import InlineExecutor
+    from .run import run
+
+    t0 = time.perf_counter()
+    try:
+        summary = run(job.input, config, out_dir=job.out_dir, progress=False, software_version=software_version,
+                      resume=job.resume or resume, executor=executor or InlineExecutor(), fitter=fitter, body=body,
+                      on_frame=on_frame)
+    except NothingToResume as exc:
+        return ClipOutcome(job.input, "skipped", reason=str(exc), seconds=time.perf_counter() - t0)
+    except MeshstreamError as exc:
+        return ClipOutcome(job.input, "failed", reason=str(exc), seconds=time.perf_counter() - t0)
+    return ClipOutcome(job.input, "done", summary, seconds=time.perf_counter() - t0)
+
+
+class RayExecutor:
+    """Runs a batch on Ray: clip actors and a shared pool of fitter actors.
+
+    Args:
+        address: A running cluster's address (``"auto"``, ``"HOST:PORT"``, ``"ray://..."``),
+            or ``None``: Ray starts on this machine for the batch.
+        fitters: Fitter actors in the pool.
+        gpus_per_fitter: GPUs each fitter actor asks for (0: CPU).
+        clips_in_flight: Clip actors (clips processed at once).
+        num_cpus: CPUs a local Ray may schedule (``None``: this machine's, at least one
+            per actor).
+        fitter_exit_at: Test hook: the first fitter actor exits the process at this call
+            (``None``: never), so that its restart and retry are exercised.
+        clip_exit_at: Test hook: a clip actor exits at this frame of its first clip.
+    """
+
+    def __init__(self, *, address: str | None = None, fitters: int = 1, gpus_per_fitter: float = 0.0,
+                 clips_in_flight: int = 1, num_cpus: int | None = None, fitter_exit_at: int | None = None,
+                 clip_exit_at: int | None = None) -> None:
+        self.address = address
+        self.fitters = fitters
+        self.gpus_per_fitter = gpus_per_fitter
+        self.clips_in_flight = clips_in_flight
+        self.num_cpus = num_cpus
+        self.fitter_exit_at = fitter_exit_at
+        self.clip_exit_at = clip_exit_at
+
+    def run_batch(self, jobs: list[ClipJob], config, fitter_spec, software_version: str,
+                  on_progress: Callable[[int, ClipOutcome | None], None] | None = None) -> list[ClipOutcome]:
+        """Processes ``jobs``; returns their outcomes in the jobs' order.
+
+        Args:
+            jobs: The clips.
+            config: The run's configuration (the same for every clip).
+            fitter_spec: What the fitter actors build.
+            software_version: Stored in each store.
+            on_progress: Called with (frames done since the last call, a finished clip's
+                outcome or ``None``), from this thread, about twice a second.
+        """
+        import ray
+
+        started = not ray.is_initialized()
+        if started:
+            actors = self.fitters + min(self.clips_in_flight, len(jobs))
+            kw = {"address": self.address} if self.address else {
+                "num_cpus": self.num_cpus or max(os.cpu_count() or 1, actors), "include_dashboard": False}
+            ray.init(**kw, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            return self._run(ray, jobs, config, fitter_spec, software_version, on_progress)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _run(self, ray, jobs, config, fitter_spec, software_version, on_progress) -> list[ClipOutcome]:
+        fitter_cls = ray.remote(num_cpus=1, num_gpus=self.gpus_per_fitter, max_restarts=-1,
+                                max_task_retries=-1)(_FitterActor)
+        clip_cls = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3, max_concurrency=2)(_ClipActor)
+        pool = [fitter_cls.remote(fitter_spec, self.fitter_exit_at if i == 0 else None) for i in range(self.fitters)]
+        n_clips = min(self.clips_in_flight, len(jobs))
+        clips = [clip_cls.remote(config, software_version, pool, i, self.clip_exit_at) for i in range(n_clips)]
+        outcomes: dict[int, ClipOutcome] = {}
+        pending = list(enumerate(jobs))
+        running: dict = {}  # ObjectRef -> (job index, actor)
+        for actor in clips:
+            if pending:
+                i, job = pending.pop(0)
+                running[actor.process.remote(job)] = (i, actor)
+        seen = [0] * len(clips)  # frames each clip actor had processed at the last look
+        try:
+            while running:
+                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+                frames = 0
+                try:
+                    totals = ray.get([a.frames_done.remote() for a in clips], timeout=5)
+                except (ray.exceptions.RayError, TimeoutError):  # an actor restarting: count it next time
+                    totals = seen
+                for k, total in enumerate(totals):
+                    frames += max(total - seen[k], 0)  # a restarted actor counts from 0 again
+                    seen[k] = total
+                for ref in done:
+                    i, actor = running.pop(ref)
+                    try:
+                        outcomes[i] = ray.get(ref)
+                    except ray.exceptions.RayError as exc:  # the actor died more often than it may restart
+                        outcomes[i] = ClipOutcome(jobs[i].input, "failed", reason=_one_line(exc))
+                    if on_progress is not None:
+                        on_progress(frames, outcomes[i])
+                        frames = 0
+                    if pending:
+                        j, job = pending.pop(0)
+                        running[actor.process.remote(job)] = (j, actor)
+                if on_progress is not None and frames:
+                    on_progress(frames, None)
+        except KeyboardInterrupt:
+            for actor in clips:  # each store keeps its committed windows, complete=false
+                ray.kill(actor, no_restart=True)
+            raise
+        return [outcomes[i] for i in range(len(jobs))]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"
+
+
+class _FitterActor:
+    """A fitter in the pool: an estimator built once, called with each window."""
+
+    def __init__(self, spec, exit_at: int | None = None) -> None:
+        import ray
+        import torch
+
+        from .pipeline import build_fitter
+
+        torch.set_num_threads(1)
+        self.estimator = build_fitter(spec)
+        reborn = ray.get_runtime_context().was_current_actor_reconstructed
+        self.exit_at = None if reborn else exit_at
+        self.calls = 0
+
+    def fit(self, window, camera, priors):
+        self.calls += 1
+        if self.exit_at is not None and self.calls == self.exit_at:
+            os._exit(1)  # test hook: the process dies as a crashed GPU worker would
+        return self.estimator.fit(window, camera, priors)
+
+
+class _ClipActor:
+    """Processes clips one after another; fits their windows on the shared pool."""
+
+    def __init__(self, config, software_version: str, pool: list, index: int, exit_at: int | None = None) -> None:
+        import ray
+        import torch
+
+        from .pipeline import build_body
+
+        torch.set_num_threads(1)
+        self.config = config
+        self.software_version = software_version
+        self.pool = pool
+        self.turn = index  # round-robin over the pool, each clip actor from its own place
+        self.body = build_body(config.estimation)
+        self.reborn = ray.get_runtime_context().was_current_actor_reconstructed
+        self.exit_at = None if self.reborn else exit_at
+        self.frames = 0
+
+    def _fit(self, window, camera, priors):
+        import ray
+
+        actor = self.pool[self.turn % len(self.pool)]
+        self.turn += 1
+        # Arrays from the object store are read-only views; the clip's filters write in place.
+        return copy.deepcopy(ray.get(actor.fit.remote(window, camera, priors)))
+
+    def _tick(self) -> None:
+        self.frames += 1
+        if self.exit_at is not None and self.frames == self.exit_at:
+            os._exit(1)  # test hook: the clip actor's process dies mid-clip
+
+    def frames_done(self) -> int:
+        """Frames this actor has processed (since it last started)."""
+        return self.frames
+
+    def process(self, job: ClipJob) -> ClipOutcome:
+        # Restarted after a crash: continue the clip from its last committed window.
+        outcome = process_clip(job, self.config, self.software_version, self._fit, body=self.body,
+                               on_frame=self._tick, resume=self.reborn)
+        outcome.restarts, self.reborn = int(self.reborn), False
+        return outcome
