@@ -81,9 +81,9 @@ def build_batch_parser() -> argparse.ArgumentParser:
                    help="video files, folders (their videos; a folder of images is one clip), glob patterns or "
                         "a .txt manifest with one path per line")
     p.add_argument("-o", "--out", required=True, help="output folder (on a cluster: a path every node reaches)")
-    p.add_argument("--executor", choices=("threaded", "ray"), default="threaded",
-                   help="threaded: clips one after another here (default); ray: clip actors and a pool of "
-                        "fitter actors")
+    p.add_argument("--executor", choices=("threaded", "inline", "ray"), default="threaded",
+                   help="threaded: clips one after another here, decoding, fitting and writing overlapped "
+                        "(default); inline: the same on one thread; ray: clip actors and a pool of fitter actors")
     p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
                    help="Ray cluster to join (default: start Ray on this machine for the batch)")
     p.add_argument("--fitters", type=int, default=1, help="ray: fitter actors in the pool (default 1)")

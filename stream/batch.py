@@ -121,7 +121,9 @@ def run_batch(clips: list[str], config, out_dir: Path, *, executor: str = "threa
         clips: From :func:`expand_inputs`.
         config: The validated configuration, the same for every clip.
         out_dir: Output folder (every node of a cluster must reach it).
-        executor: ``"threaded"`` (one clip after another in this process) or ``"ray"``.
+        executor: ``"threaded"`` (one clip after another in this process, decoding,
+            fitting and writing overlapped), ``"inline"`` (the same on one thread) or
+            ``"ray"``.
         address: Ray: a cluster's address, or ``None`` to start Ray here.
         fitters: Ray: fitter actors in the pool.
         gpus_per_fitter: Ray: GPUs per fitter actor.
@@ -148,7 +150,7 @@ def run_batch(clips: list[str], config, out_dir: Path, *, executor: str = "threa
                                    clips_in_flight=clips_in_flight, **(ray_options or {}))
             outcomes = ray_exec.run_batch(jobs, config, spec, software_version, on_progress=view.update)
         else:
-            outcomes = _threaded(jobs, config, spec, software_version, view)
+            outcomes = _in_process(jobs, config, spec, software_version, view, threaded=executor == "threaded")
     finally:
         view.close()
     result = BatchResult(outcomes, time.perf_counter() - t0)
@@ -157,9 +159,10 @@ def run_batch(clips: list[str], config, out_dir: Path, *, executor: str = "threa
     return result
 
 
-def _threaded(jobs: list[ClipJob], config, spec, software_version: str, view: "_Progress") -> list[ClipOutcome]:
+def _in_process(jobs: list[ClipJob], config, spec, software_version: str, view: "_Progress",
+                threaded: bool) -> list[ClipOutcome]:
     """One clip after another in this process, the models loaded once."""
-    from .executors import ThreadedExecutor
+    from .executors import InlineExecutor, ThreadedExecutor
     from .pipeline import build_body, build_fitter
 
     body = build_body(config.estimation)
@@ -167,7 +170,7 @@ def _threaded(jobs: list[ClipJob], config, spec, software_version: str, view: "_
     outcomes = []
     for job in jobs:
         outcome = process_clip(job, config, software_version, fitter, body=body, on_frame=lambda: view.update(1),
-                               executor=ThreadedExecutor())
+                               executor=ThreadedExecutor() if threaded else InlineExecutor())
         outcomes.append(outcome)
         view.update(0, outcome)
     return outcomes
