@@ -19,7 +19,6 @@ Units: metres, pixels, radians; OpenCV camera axes.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np

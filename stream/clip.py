@@ -128,12 +128,12 @@ class Clip:
     def _start_shot(self) -> None:
         with self._lock:
             self.solver.start_shot()
+            if self.turns is not None:
+                self.turns.start_shot()
         if self.solver.shot > 0:
             log.info("shot %d starts (cut detected)", self.solver.shot)
             self.track_filter.start_shot()
         self.perceive.start_shot(self.solver.shot, self.solver.user_focal)
-        if self.turns is not None:
-            self.turns.start_shot()
         self.chunk = Chunk(self.solver.shot)
 
     def _close(self) -> WindowOutput:
@@ -141,12 +141,12 @@ class Clip:
         chunk, self.chunk = self.chunk, Chunk(self.solver.shot)
         zooming = self.perceive.zooming
         window = self.windower.window(chunk, zooming)
-        with self._lock:
+        with self._lock:  # the writer thread reads the solver's records and the notes
             solved = self.solver.solve(window, chunk.frames, chunk.detections[len(chunk.detections) // 2].xyxy,
                                        self.fitter, zooming)
-        turns = None
-        if self.turns is not None:
-            turns = self.turns(chunk.shot, window.frame_index, solved.focal_px, self.perceive.zoom_base)
+            turns = None
+            if self.turns is not None:
+                turns = self.turns(chunk.shot, window.frame_index, solved.focal_px, self.perceive.zoom_base)
         out = WindowOutput(chunk.shot, chunk.frames, solved.focal_raw, solved.focal_px, window.zoom, turns=turns)
         if solved.result is None:
             return out
@@ -176,8 +176,8 @@ class Clip:
         if self.overlay is not None:
             self.overlay.write(out, self.mesher(out.fit))
         with self._lock:
-            records = self._records()
-        self.store.commit(**records, notes=self.all_notes())
+            records, notes = self._records(), self.all_notes()
+        self.store.commit(**records, notes=notes)
 
     def _records(self) -> dict:
         s = self.solver

@@ -100,13 +100,15 @@ class RayExecutor:
         clips_in_flight: Clip actors (clips processed at once).
         num_cpus: CPUs a local Ray may schedule (``None``: this machine's, at least one
             per actor).
-        fitter_exit_at: Test hook: the first fitter actor exits the process at this call
-            (``None``: never), so that its restart and retry are exercised.
+        fitter_exit_at: Test hook: ``(n, marker path)``: the first fitter actor writes the
+            marker file and exits its process at its n-th call (``None``: never), so that
+            its restart and retry are exercised and seen.
         clip_exit_at: Test hook: a clip actor exits at this frame of its first clip.
     """
 
     def __init__(self, *, address: str | None = None, fitters: int = 1, gpus_per_fitter: float = 0.0,
-                 clips_in_flight: int = 1, num_cpus: int | None = None, fitter_exit_at: int | None = None,
+                 clips_in_flight: int = 1, num_cpus: int | None = None,
+                 fitter_exit_at: tuple[int, str] | None = None,
                  clip_exit_at: int | None = None) -> None:
         self.address = address
         self.fitters = fitters
@@ -197,7 +199,7 @@ def _one_line(exc: BaseException) -> str:
 class _FitterActor:
     """A fitter in the pool: an estimator built once, called with each window."""
 
-    def __init__(self, spec, exit_at: int | None = None) -> None:
+    def __init__(self, spec, exit_at: tuple[int, str] | None = None) -> None:
         import ray
         import torch
 
@@ -211,7 +213,9 @@ class _FitterActor:
 
     def fit(self, window, camera, priors):
         self.calls += 1
-        if self.exit_at is not None and self.calls == self.exit_at:
+        if self.exit_at is not None and self.calls == self.exit_at[0]:
+            with open(self.exit_at[1], "w") as marker:
+                marker.write(f"fitter exited at call {self.calls}\n")
             os._exit(1)  # test hook: the process dies as a crashed GPU worker would
         return self.estimator.fit(window, camera, priors)
 

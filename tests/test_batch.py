@@ -123,8 +123,10 @@ def test_ray_batch_equals_one_process_and_survives_a_fitter_that_dies(tmp_path):
     finally:
         torch.set_num_threads(threads)
     run_batch(clips, config, tmp_path / "ray", executor="ray", progress=False)
+    marker = tmp_path / "fitter-exited"
     result = run_batch(clips, config, tmp_path / "fault", executor="ray", progress=False,
-                       ray_options={"fitter_exit_at": 3})
+                       ray_options={"fitter_exit_at": (3, str(marker))})
+    assert marker.read_text() == "fitter exited at call 3\n"  # the fault happened
     assert [o.status for o in result.outcomes] == ["done", "done"]
     for stem in ("sample", "vtest_cut"):
         reference = tmp_path / "one" / f"{stem}.zarr"
@@ -166,3 +168,45 @@ def test_ray_clip_actor_that_dies_resumes_its_clip_and_a_batch_resumes(tmp_path)
     assert again.outcomes[1].summary.frames == 8  # only the frames after the stored ones
     resumed = zarr.open_group(str(partial / "vtest_cut.zarr"), mode="r")
     assert resumed.attrs["complete"] is True and resumed.attrs["n_frames"] == 20
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_ray_batch_keeping_its_committed_windows(tmp_path):
+    """SIGINT once the store has its first window: exit 130, the store keeps its
+    committed windows (complete=false), and --resume completes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    out = tmp_path / "out"
+    args = [str(DATA / "sample.mp4"), "-o", str(out), "--max-frames", "40", "--set", "estimation.chunk_frames=8",
+            "--no-overlay", "-q"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "process_video.py"), "batch", *args, "--executor", "ray"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO),
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    committed = 0
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and committed == 0:
+            time.sleep(0.5)
+            try:
+                committed = zarr.open_group(str(out / "sample.zarr"), mode="r").attrs.get("n_frames", 0)
+            except (FileNotFoundError, KeyError, ValueError):
+                continue
+        assert committed > 0 and proc.poll() is None, "no window was committed before the batch ended"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    store = zarr.open_group(str(out / "sample.zarr"), mode="r")
+    assert store.attrs["complete"] is False and 8 <= store.attrs["n_frames"] < 40
+    again = run_cli("batch", *args, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert zarr.open_group(str(out / "sample.zarr"), mode="r").attrs["n_frames"] == 40
