@@ -166,29 +166,10 @@ class BodyEstimator:
         shape = self._shapes.get(int(track_id), (self._base_shape, 0))[0]
         return shape.numpy().astype(np.float32)
 
-    def stature(self, shape: np.ndarray) -> float:
-        """Standing height of an (S,) shape, metres (``BodyModel.stature``)."""
-        return self.placer.stature(shape)
-
-    def track_stature(self, track_id: int) -> float:
-        """Standing height of a track's running shape, metres."""
-        return self.stature(self.track_shape(track_id))
-
     def track_scale(self, track_id: int) -> float:
-        """Factor on a track's relative 3D landmarks, i.e. on its fitted body size (1 unless
-        :meth:`set_track_scales` changed it)."""
+        """Factor on a track's relative 3D landmarks, i.e. on its fitted body size (its
+        prior's ``scale``; 1 for a new track)."""
         return self._scales.get(int(track_id), 1.0)
-
-    def set_track_scales(self, scales: dict[int, float]) -> None:
-        """Sets the metric size of tracks (e.g. from ``models.ground.SharedGround``): their
-        landmarks are multiplied by the factor in later fits, so the fitted shape, and with
-        it the depth, follow."""
-        for tid, scale in scales.items():
-            if not (np.isfinite(scale) and scale > 0):
-                raise ValueError(f"track {tid}: scale must be a positive number, got {scale}")
-            self._scales[int(tid)] = float(scale)
-            if int(tid) in self._shapes:  # its running shape was fitted at the old size: a weak prior now
-                self._shapes[int(tid)] = (self._shapes[int(tid)][0], 0)
 
     def fit(self, window: Window, camera: ShotCamera, priors: dict[int, TrackPrior]) -> FitResult:
         """Fits a window: the stateless entry point the pipeline's fitters call.
@@ -240,7 +221,7 @@ class BodyEstimator:
         shape, seen = self._shapes.get(track_id, (self._base_shape, 0))
         warm = self._warm.get(track_id)
         return TrackPrior(shape.numpy().copy(), seen, None if warm is None else warm.numpy().copy(),
-                          self.track_scale(track_id), self.track_stature(track_id))
+                          self.track_scale(track_id), self.placer.stature(self.track_shape(track_id)))
 
     # ----------------------------------------------------------------- public API
     def fit_structure(self, obs: PersonFrames, *, landmarks: str = "pose", remember: bool = True,

@@ -72,12 +72,13 @@ class Clip:
         person_frames: A resumed run's stored person-frames.
         track_ids: A resumed run's stored tracks.
         world_axes: Filter in the shot's world axes where the camera turns.
+        focal_source: ``"user"``, ``"metadata"`` or ``"estimated"`` (for the summary).
     """
 
     def __init__(self, *, perceive: FramePerceiver, windower: Windower, solver: ShotSolver,
                  turns: CameraTurns | None, track_filter: TrackFilter, store: ZarrSink, overlay: OverlaySink | None,
                  mesher: Mesher, finalizer: Finalizer, notes: list[str], person_frames: int = 0,
-                 track_ids: set[int] | None = None, world_axes: bool = True) -> None:
+                 track_ids: set[int] | None = None, world_axes: bool = True, focal_source: str = "estimated") -> None:
         self.perceive = perceive
         self.windower = windower
         self.solver = solver
@@ -89,6 +90,7 @@ class Clip:
         self.finalizer = finalizer
         self.notes = notes
         self.world_axes = world_axes
+        self.focal_source = focal_source
         self.totals = ClipTotals(person_frames, set(track_ids or ()))
         self.fitter: Fitter | None = None
         self.chunk = Chunk(solver.shot)
@@ -204,3 +206,7 @@ class Clip:
     @property
     def overlay_path(self) -> Path | None:
         return None if self.overlay is None else self.overlay.path
+
+    @property
+    def zarr_path(self) -> Path:
+        return self.store.path

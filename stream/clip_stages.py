@@ -47,9 +47,6 @@ class FramePerceiver:
         self._started = continues_shot
         self.zoom_base = zoom_base
 
-    def setup(self) -> None:
-        """Nothing to load: the perceiver loads its models when built."""
-
     def is_new_shot(self, frame: Frame) -> bool:
         """True for the first frame (unless a resumed run goes on with the stored shot) and,
         with cut detection, the first frame after a cut."""

@@ -233,9 +233,8 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
                 solver=solver, turns=turns, track_filter=track_filter, store=store, overlay=overlay,
                 mesher=Mesher(placer=placer), finalizer=Finalizer(placer=placer), notes=notes,
                 person_frames=stored.person_frames if stored else 0,
-                track_ids=set(stored.track_ids) if stored else None, world_axes=fc.world_axes)
-    clip.focal_source = focal_source
-    clip.zarr_path = zarr_path
+                track_ids=set(stored.track_ids) if stored else None, world_axes=fc.world_axes,
+                focal_source=focal_source)
     if stored:
         _resume(clip, stored, zoom)
     return clip
