@@ -54,7 +54,9 @@ def main() -> None:
     from meshstream.export.zarr_store import ZarrWriter
     from meshstream.models.body import AnnyBody
     from meshstream.stream.config import load_config
-    from meshstream.stream.pipeline import build_estimator, observe_clip
+    from meshstream.stream.clip_stages import FramePerceiver, Observer
+    from meshstream.stream.executors import InlineExecutor
+    from meshstream.stream.pipeline import build_estimator, build_perceiver, build_tracker
     from meshstream.stream.sources import open_source
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -68,9 +70,12 @@ def main() -> None:
     rows.append(("decode (PyAV, RGB)", f"{1000 * (time.perf_counter() - t) / n:.1f}", f"{n} frames {info.width}x{info.height}"))
 
     config = load_config()  # the CLI's defaults
+    observer = Observer(perceive=FramePerceiver(perceiver=build_perceiver(config.perception),
+                                                tracker=build_tracker(config.tracking)))
     t = time.perf_counter()
-    observer, _ = observe_clip(args.clip, config, max_frames=args.frames)  # decoding included (a few ms/frame)
+    InlineExecutor().run(frames, observer)  # the decoded frames: perception and tracking alone
     perceive_s = time.perf_counter() - t
+    observer.perceive.close()
     dets = observer.detections
     persons = sum(len(d) for d in dets)
     rows.append(("perception + tracking", f"{1000 * perceive_s / n:.1f}", f"{persons / n:.1f} persons/frame"))

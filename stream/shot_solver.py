@@ -112,15 +112,6 @@ class ShotSolver:
         """The camera the shot's next window is fitted with."""
         return ShotCamera(self.image_size, self.principal_point, self.focal, search=self.user_focal is None)
 
-    def holds(self, person_frames: int, frames: int, chunk_frames: int, min_person_frames: int) -> bool:
-        """True while the shot's focal is still to be estimated and a window has people,
-        but fewer than ``min_person_frames``: it then grows (up to twice
-        ``chunk_frames``) so that a person entering near its end does not set the focal
-        alone."""
-        if self.focal is not None or frames >= 2 * chunk_frames:
-            return False
-        return 0 < person_frames < min_person_frames
-
     def solve(self, window: Window, frames: list[Frame], boxes: np.ndarray, fitter: Fitter,
               zooming: bool) -> Solved:
         """Fits a window and settles the shot's focal and the tracks' sizes.
