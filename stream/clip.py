@@ -12,13 +12,13 @@ decides where each step runs:
 - :meth:`Clip.finish` settles the tracks' final shapes and closes the sinks.
 
 ``push`` must see the clip's frames in order, one at a time; ``write`` may run on
-another thread, in the order ``push`` returned the outputs.
+another thread, in the order ``push`` returned the outputs: it reads only the output
+(which carries a copy of the records to commit with it), never the clip's live state.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +94,6 @@ class Clip:
         self.totals = ClipTotals(person_frames, set(track_ids or ()))
         self.fitter: Fitter | None = None
         self.chunk = Chunk(solver.shot)
-        self._lock = threading.Lock()  # the solver's records, read by the writer while push runs
 
     def setup(self, fitter: Fitter) -> None:
         """Opens the sinks; windows will be fitted with ``fitter``."""
@@ -128,10 +127,9 @@ class Clip:
         return [self._close()] if self.chunk.frames else []
 
     def _start_shot(self) -> None:
-        with self._lock:
-            self.solver.start_shot()
-            if self.turns is not None:
-                self.turns.start_shot()
+        self.solver.start_shot()
+        if self.turns is not None:
+            self.turns.start_shot()
         if self.solver.shot > 0:
             log.info("shot %d starts (cut detected)", self.solver.shot)
             self.track_filter.start_shot()
@@ -143,13 +141,13 @@ class Clip:
         chunk, self.chunk = self.chunk, Chunk(self.solver.shot)
         zooming = self.perceive.zooming
         window = self.windower.window(chunk, zooming)
-        with self._lock:  # the writer thread reads the solver's records and the notes
-            solved = self.solver.solve(window, chunk.frames, chunk.detections[len(chunk.detections) // 2].xyxy,
-                                       self.fitter, zooming)
-            turns = None
-            if self.turns is not None:
-                turns = self.turns(chunk.shot, window.frame_index, solved.focal_px, self.perceive.zoom_base)
-        out = WindowOutput(chunk.shot, chunk.frames, solved.focal_raw, solved.focal_px, window.zoom, turns=turns)
+        solved = self.solver.solve(window, chunk.frames, chunk.detections[len(chunk.detections) // 2].xyxy,
+                                   self.fitter, zooming)
+        turns = None
+        if self.turns is not None:
+            turns = self.turns(chunk.shot, window.frame_index, solved.focal_px, self.perceive.zoom_base)
+        out = WindowOutput(chunk.shot, chunk.frames, solved.focal_raw, solved.focal_px, window.zoom, turns=turns,
+                           commit={**self._records(), "notes": list(self.notes)})
         if solved.result is None:
             return out
         for tid, factor in solved.rescaled:
@@ -166,9 +164,8 @@ class Clip:
         return out
 
     def all_notes(self) -> list[str]:
-        """The notes so far, in order, without repeats."""
-        turn_notes = self.turns.notes if self.turns is not None else []
-        return list(dict.fromkeys([*self.notes, *self.solver.notes, *turn_notes]))
+        """The notes so far, in the order they were made."""
+        return list(self.notes)
 
     def write(self, out: WindowOutput) -> None:
         """Hands a window's output to the sinks and commits the store."""
@@ -177,14 +174,12 @@ class Clip:
             self.store.amend(ShotFocalFixed(out.shot, out.focal_px))
         if self.overlay is not None:
             self.overlay.write(out, self.mesher(out.fit))
-        with self._lock:
-            records, notes = self._records(), self.all_notes()
-        self.store.commit(**records, notes=notes)
+        self.store.commit(**out.commit)
 
     def _records(self) -> dict:
         s = self.solver
         return {"shot_focal_px": list(s.shot_focals), "shot_focal_person_frames": list(s.shot_focal_evidence),
-                "shot_focal_cue": list(s.shot_focal_cue)}
+                "shot_focal_cue": list(s.shot_focal_cue)}  # copies: the writer may read them later
 
     def finish(self, complete: bool, notes: list[str]) -> ClipTotals:
         """Settles the tracks' final shapes, closes the sinks and the perceiver."""

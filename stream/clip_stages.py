@@ -114,7 +114,6 @@ class Windower:
         self.chunk_frames = chunk_frames
         self.min_person_frames = min_person_frames
         self.mask_size = mask_size
-        self.seq = 0
 
     def full(self, chunk: Chunk, focal_known: bool) -> bool:
         """The window is to be fitted now."""
@@ -129,8 +128,7 @@ class Windower:
         obs, blaze = observations(chunk.frames, chunk.detections, self.mask_size)
         n = len(chunk.frames)
         zoom = np.asarray(chunk.zoom, np.float32) if zooming else np.ones(n, np.float32)
-        self.seq += 1
-        return Window(chunk.shot, self.seq - 1, np.array([f.index for f in chunk.frames], np.int64),
+        return Window(chunk.shot, np.array([f.index for f in chunk.frames], np.int64),
                       np.array([f.pts_seconds for f in chunk.frames], np.float64), zoom, obs, blaze)
 
 
@@ -172,20 +170,24 @@ class CameraTurns:
         zoom: The clip's ``ZoomTracker``.
         principal_point: (2,) pixels.
         turn_base: (3, 3) a resumed shot's rotation when it stopped (identity otherwise).
+        notes: The clip's notes for the user (shared; one per shot whose turns were not
+            all read, kept up to date where it was first made).
     """
 
-    def __init__(self, *, zoom, principal_point: np.ndarray, turn_base: np.ndarray | None = None) -> None:
+    def __init__(self, *, zoom, principal_point: np.ndarray, turn_base: np.ndarray | None = None,
+                 notes: list[str] | None = None) -> None:
         self.zoom = zoom
         self.principal_point = principal_point
         self.turn_base = np.eye(3) if turn_base is None else turn_base
         self.unturned: list[int] = []  # frames of the shot written before its focal (and so its turns) was known
         self.max_turn_deg = 0.0
-        self.notes: list[str] = []  # one per shot whose turns were not all read
-        self._note_shot: int | None = None
+        self.notes = [] if notes is None else notes
+        self._note_at: int | None = None  # where this shot's note is in ``notes``
 
     def start_shot(self) -> None:
         self.turn_base = np.eye(3)
         self.unturned = []
+        self._note_at = None
 
     def __call__(self, shot: int, frame_index: np.ndarray, focal_px: float | None,
                  zoom_base: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -204,11 +206,11 @@ class CameraTurns:
             n = self.zoom.unread
             note = (f"shot {shot}: the camera's turn could not be read in {n} frame{'s' * (n != 1)} (too little "
                     "background matched, or no turn at the shot's focal); camera/rotation interpolates them")
-            if self._note_shot == shot:
-                self.notes[-1] = note
-            else:
+            if self._note_at is None:
+                self._note_at = len(self.notes)
                 self.notes.append(note)
-                self._note_shot = shot
+            else:
+                self.notes[self._note_at] = note
         return frames, turns
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -103,12 +104,12 @@ class ThreadedExecutor:
                 except queue.Full:
                     continue
             writer.join()
-            while decoder.is_alive():  # unblock a decoder waiting on a full queue
+            deadline = time.monotonic() + 5.0  # a source blocked in a read is left behind (a daemon thread)
+            while decoder.is_alive() and time.monotonic() < deadline:  # unblock a decoder on a full queue
                 try:
                     frames_q.get(timeout=0.1)
                 except queue.Empty:
                     continue
-            decoder.join(timeout=5)
         if write_errors:
             raise write_errors[0]
         return n

@@ -376,7 +376,6 @@ class Window:
 
     Attributes:
         shot: The shot's number in the clip (0-based).
-        seq: The window's number in the clip (0-based), for ordering and replay.
         frame_index: (T,) int64 source frame indices of the window's frames.
         pts_seconds: (T,) float64 their presentation times, seconds.
         zoom: (T,) float32 each frame's zoom since the shot began (1 where it does not zoom).
@@ -385,7 +384,6 @@ class Window:
     """
 
     shot: int
-    seq: int
     frame_index: np.ndarray
     pts_seconds: np.ndarray
     zoom: np.ndarray
@@ -471,6 +469,8 @@ class WindowOutput:
         turns: (frame indices (K,), rotations (K, 3, 3)) the camera's rotation into the
             shot's world axes for the window's frames and earlier ones of the shot still
             without it, or ``None`` (not known yet).
+        commit: Store attributes that hold once this window is written (the shots'
+            focals and what set them, the notes), as they stood when it was fitted.
     """
 
     shot: int
@@ -483,3 +483,4 @@ class WindowOutput:
     keypoints_blaze: np.ndarray | None = None
     transl_raw: np.ndarray | None = None
     turns: tuple[np.ndarray, np.ndarray] | None = None
+    commit: dict = field(default_factory=dict)

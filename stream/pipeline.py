@@ -200,7 +200,7 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
     solver = ShotSolver(image_size=size, principal_point=pp, user_focal=user_focal, cues=cues,
                         fov_range_deg=fov_range, ground=SharedGround(min_tracks=ec.ground_min_tracks)
                         if ec.shared_ground else None, height_m=height_m, min_keypoint_conf=ec.min_keypoint_conf,
-                        zoom=zoom)
+                        zoom=zoom, notes=notes)
     perceive = FramePerceiver(
         perceiver=build_perceiver(c.perception),
         tracker=build_tracker(tc, first_id=max(stored.track_ids, default=0) + 1 if stored else 1),
@@ -225,7 +225,7 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
     overlay = (OverlaySink(path=overlay_path, size=size, fps=info.fps, crf=c.output.overlay_crf, faces=body.faces,
                            principal_point=pp, inset=c.output.overlay_inset, keypoints=c.output.overlay_keypoints)
                if overlay_path else None)
-    turns = None if zoom is None else CameraTurns(zoom=zoom, principal_point=pp,
+    turns = None if zoom is None else CameraTurns(zoom=zoom, principal_point=pp, notes=notes,
                                                   turn_base=stored.last_rotation if stored else None)
     clip = Clip(perceive=perceive, windower=Windower(chunk_frames=ec.chunk_frames,
                                                      min_person_frames=ec.focal_min_person_frames,

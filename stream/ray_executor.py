@@ -70,9 +70,9 @@ class ClipOutcome:
 
 def process_clip(job: ClipJob, config, software_version: str, fitter: Callable | None, body=None,
                  on_frame: Callable[[], None] | None = None, resume: bool = False, executor=None) -> ClipOutcome:
-    """Runs one clip of a batch in this process (``executor``: inline by default); a
-    user error becomes a failed outcome with its one line, a store already complete a
-    skipped one."""
+    """Runs one clip of a batch in this process (``executor``: inline by default). A
+    user error or any other exception becomes a failed outcome with its one line, a
+    store already complete a skipped one; Ctrl-C goes through."""
     from .errors import MeshstreamError, NothingToResume
     from .executors import InlineExecutor
     from .run import run
@@ -86,6 +86,10 @@ def process_clip(job: ClipJob, config, software_version: str, fitter: Callable |
         return ClipOutcome(job.input, "skipped", reason=str(exc), seconds=time.perf_counter() - t0)
     except MeshstreamError as exc:
         return ClipOutcome(job.input, "failed", reason=str(exc), seconds=time.perf_counter() - t0)
+    except Exception as exc:  # a bug or a lost fitter fails this clip, not the batch (its store keeps its windows)
+        log.info("%s failed", job.input, exc_info=True)  # the traceback with -v
+        return ClipOutcome(job.input, "failed", reason=f"internal error: {_one_line(exc)}",
+                           seconds=time.perf_counter() - t0)
     return ClipOutcome(job.input, "done", summary, seconds=time.perf_counter() - t0)
 
 
@@ -145,43 +149,48 @@ class RayExecutor:
                 ray.shutdown()
 
     def _run(self, ray, jobs, config, fitter_spec, software_version, on_progress) -> list[ClipOutcome]:
+        # A fitter actor always comes back; a window whose fit keeps killing it fails after 3 tries.
         fitter_cls = ray.remote(num_cpus=1, num_gpus=self.gpus_per_fitter, max_restarts=-1,
-                                max_task_retries=-1)(_FitterActor)
+                                max_task_retries=3)(_FitterActor)
         clip_cls = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3, max_concurrency=2)(_ClipActor)
         pool = [fitter_cls.remote(fitter_spec, self.fitter_exit_at if i == 0 else None) for i in range(self.fitters)]
-        n_clips = min(self.clips_in_flight, len(jobs))
-        clips = [clip_cls.remote(config, software_version, pool, i, self.clip_exit_at) for i in range(n_clips)]
+
+        def new_clip_actor(k: int):
+            return clip_cls.remote(config, software_version, pool, k, self.clip_exit_at)
+
+        clips = [new_clip_actor(k) for k in range(min(self.clips_in_flight, len(jobs)))]
         outcomes: dict[int, ClipOutcome] = {}
         pending = list(enumerate(jobs))
-        running: dict = {}  # ObjectRef -> (job index, actor)
-        for actor in clips:
-            if pending:
-                i, job = pending.pop(0)
-                running[actor.process.remote(job)] = (i, actor)
+        running: dict = {}  # ObjectRef -> (job index, clip actor's slot)
+        for k in range(len(clips)):
+            i, job = pending.pop(0)
+            running[clips[k].process.remote(job)] = (i, k)
         seen = [0] * len(clips)  # frames each clip actor had processed at the last look
         try:
             while running:
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
                 frames = 0
-                try:
-                    totals = ray.get([a.frames_done.remote() for a in clips], timeout=5)
-                except (ray.exceptions.RayError, TimeoutError):  # an actor restarting: count it next time
-                    totals = seen
-                for k, total in enumerate(totals):
-                    frames += max(total - seen[k], 0)  # a restarted actor counts from 0 again
+                for k, ref in enumerate([a.frames_done.remote() for a in clips]):
+                    try:
+                        total = ray.get(ref, timeout=2)
+                    except (ray.exceptions.RayError, TimeoutError):  # restarting: counted next time
+                        continue
+                    frames += total if total < seen[k] else total - seen[k]  # a restarted actor counts from 0
                     seen[k] = total
                 for ref in done:
-                    i, actor = running.pop(ref)
+                    i, k = running.pop(ref)
                     try:
                         outcomes[i] = ray.get(ref)
-                    except ray.exceptions.RayError as exc:  # the actor died more often than it may restart
+                    except ray.exceptions.RayError as exc:  # the clip failed beyond its retries
                         outcomes[i] = ClipOutcome(jobs[i].input, "failed", reason=_one_line(exc))
+                        if isinstance(exc, ray.exceptions.RayActorError):  # out of restarts: a fresh actor
+                            clips[k], seen[k] = new_clip_actor(k), 0
                     if on_progress is not None:
                         on_progress(frames, outcomes[i])
                         frames = 0
                     if pending:
                         j, job = pending.pop(0)
-                        running[actor.process.remote(job)] = (j, actor)
+                        running[clips[k].process.remote(job)] = (j, k)
                 if on_progress is not None and frames:
                     on_progress(frames, None)
         except KeyboardInterrupt:

@@ -214,9 +214,10 @@ def _run(input_path: str, config: Config, out: Path, *, progress: bool, software
                              "the file is empty, truncated before its first frame, or not a video")
         t_start = time.perf_counter()
         body = body or build_body(config.estimation)
-        clip = build_clip(config, info, out, stem, software_version, intrinsics=intrinsics, stored=stored,
-                          frames_expected=total, body=body)
-        clip.setup(fitter or build_estimator(config.estimation, *body).fit)
+        built = build_clip(config, info, out, stem, software_version, intrinsics=intrinsics, stored=stored,
+                           frames_expected=total, body=body)
+        built.setup(fitter or build_estimator(config.estimation, *body).fit)
+        clip = built  # set up: from here on, the store is finished whatever happens
         startup = time.perf_counter() - t_start
 
         def tick() -> None:

@@ -58,11 +58,12 @@ class ShotSolver:
         height_m: Every person's known standing height, metres, or ``None``.
         min_keypoint_conf: Ankles below this confidence do not touch the floor.
         zoom: The clip's zoom tracker (given the shot's focal as a hint), or ``None``.
+        notes: The clip's notes for the user (shared, in the order they are made).
     """
 
     def __init__(self, *, image_size: tuple[int, int], principal_point: np.ndarray, user_focal: float | None,
                  cues: list, fov_range_deg: tuple[float, float], ground=None, height_m: float | None = None,
-                 min_keypoint_conf: float = 0.5, zoom=None) -> None:
+                 min_keypoint_conf: float = 0.5, zoom=None, notes: list[str] | None = None) -> None:
         self.image_size = image_size
         self.principal_point = principal_point
         self.user_focal = user_focal
@@ -81,7 +82,7 @@ class ShotSolver:
         self.priors: dict[int, TrackPrior] = {}  # the shot's tracks
         self.shapes: dict[int, np.ndarray] = {}  # every track's running shape, (S,) float32
         self.row_scales: dict[int, list[tuple[int, float]]] = {}  # track -> (rows, scale they were fitted at)
-        self.notes: list[str] = []
+        self.notes = [] if notes is None else notes
 
     def resume(self, n_shots: int, focals: list, evidence: list, cues: list, shapes: dict[int, np.ndarray]) -> None:
         """Continues a stored run's last shot with its focal (if set); its tracks end
