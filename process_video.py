@@ -196,8 +196,13 @@ def _formats(args: argparse.Namespace) -> list[str] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from meshstream.stream.errors import InputError
+    from meshstream.stream.remote import is_url
     from meshstream.stream.run import run
 
+    if args.out and is_url(args.out):
+        raise InputError(f"-o {args.out}: a run writes to a folder; for a URL use meshstream batch {args.input} "
+                         f"-o {args.out}")
     config = _config(args)
     formats = _formats(args)
     software = _software_version()
@@ -240,6 +245,7 @@ def _run(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> int:
     from meshstream.stream.batch import EXIT_SOME_FAILED, expand_inputs, run_batch
     from meshstream.stream.errors import InputError
+    from meshstream.stream.remote import is_url
 
     config = _config(args)
     formats = _formats(args)
@@ -251,23 +257,26 @@ def _batch(args: argparse.Namespace) -> int:
     if args.executor != "ray" and (args.address or args.fitters != 1 or args.clips != 1 or args.gpus_per_fitter):
         raise InputError("--address, --fitters, --clips and --gpus-per-fitter need --executor ray")
     clips = expand_inputs(args.inputs)
-    out = Path(args.out).expanduser()
+    out = args.out if is_url(args.out) else Path(args.out).expanduser()
     result = run_batch(clips, config, out, executor=args.executor, address=args.address, fitters=args.fitters,
                        gpus_per_fitter=args.gpus_per_fitter, clips_in_flight=args.clips, device=args.device,
-                       resume=args.resume, software_version=_software_version(), progress=not args.quiet)
+                       resume=args.resume, software_version=_software_version(), progress=not args.quiet,
+                       exports=formats)
     print(result.table())
     frames = sum(o.summary.frames for o in result.outcomes if o.summary is not None)
     print(f"batch       {len(result.outcomes) - len(result.failed)} of {len(result.outcomes)} clips, {frames} "
           f"frames in {result.seconds:.1f} s ({frames / max(result.seconds, 1e-9):.2f} frames/s); "
-          f"{out / 'batch.json'}")
+          f"{str(out).rstrip('/')}/batch.json")
     code = 0
+    for o in result.outcomes:
+        for path in o.exported:
+            print(f"export      {path}")
+        for failure in o.export_failures:
+            print(f"meshstream: error: export failed: {failure}", file=sys.stderr)
+            code = EXIT_USER_ERROR
     for o in result.failed:
         reason = o.reason if o.reason.startswith(o.input) else f"{o.input}: {o.reason}"
         print(f"meshstream: error: {reason}", file=sys.stderr)
-    if formats:
-        for o in result.outcomes:
-            if o.summary is not None:
-                code = max(code, _write_exports(o.summary.zarr_path, formats, o.summary.zarr_path.parent))
     return EXIT_SOME_FAILED if result.failed else code
 
 

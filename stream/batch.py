@@ -14,13 +14,16 @@ import glob
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .ray_executor import ClipJob, ClipOutcome, process_clip
+from .clip_job import ClipJob, ClipOutcome, process_clip
+from .remote import Mirror, is_url
 from .sources import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv")
@@ -87,6 +90,8 @@ class BatchResult:
         for o in self.outcomes:
             s = o.summary
             row = {"clip": o.input, "status": o.status, "seconds": round(o.seconds, 2), "restarts": o.restarts}
+            if o.exported or o.export_failures:
+                row.update(exported=o.exported, export_failures=o.export_failures)
             if s is not None:
                 row.update(frames=s.frames, person_frames=s.person_frames, tracks=s.tracks,
                            focal_px=None if math.isnan(s.focal_px) else round(s.focal_px, 1),
@@ -111,16 +116,18 @@ class BatchResult:
         return "\n".join(lines)
 
 
-def run_batch(clips: list[str], config, out_dir: Path, *, executor: str = "threaded", address: str | None = None,
+def run_batch(clips: list[str], config, out_dir: Path | str, *, executor: str = "threaded", address: str | None = None,
               fitters: int = 1, gpus_per_fitter: float = 0.0, clips_in_flight: int = 1, device: str = "cpu",
               resume: bool = False, software_version: str = "0", progress: bool = True,
-              ray_options: dict | None = None) -> BatchResult:
+              ray_options: dict | None = None, exports: list[str] | None = None) -> BatchResult:
     """Processes ``clips`` into ``out_dir``; writes ``out_dir/batch.json``.
 
     Args:
         clips: From :func:`expand_inputs`.
         config: The validated configuration, the same for every clip.
-        out_dir: Output folder (every node of a cluster must reach it).
+        out_dir: Output folder (every node of a cluster must reach it), or a URL
+            fsspec writes (``s3://bucket/run``, ``file:///shared/run``): each clip is then
+            written on its node and mirrored there window by window.
         executor: ``"threaded"`` (one clip after another in this process, decoding,
             fitting and writing overlapped), ``"inline"`` (the same on one thread) or
             ``"ray"``.
@@ -133,13 +140,20 @@ def run_batch(clips: list[str], config, out_dir: Path, *, executor: str = "threa
         software_version: Stored in each store.
         progress: Show the batch's progress on stderr.
         ray_options: Extra :class:`~meshstream.stream.ray_executor.RayExecutor` keywords.
+        exports: Animation formats each clip writes after it (on the node that ran it).
     """
     from .pipeline import fitter_spec
     from .run import check_output_dir
 
-    check_output_dir(out_dir)
+    mirror = None
+    if is_url(str(out_dir)):
+        mirror = Mirror(Path(tempfile.mkdtemp(prefix="meshstream-batch-")), str(out_dir))
+        mirror.check_writable()
+    else:
+        out_dir = Path(out_dir)
+        check_output_dir(out_dir)
     spec = fitter_spec(config, device)  # checks the device before any work
-    jobs = [ClipJob(c, str(out_dir), resume) for c in clips]
+    jobs = [ClipJob(c, str(out_dir), resume, exports) for c in clips]
     view = _Progress(len(jobs), progress)
     t0 = time.perf_counter()
     try:
@@ -154,8 +168,11 @@ def run_batch(clips: list[str], config, out_dir: Path, *, executor: str = "threa
     finally:
         view.close()
     result = BatchResult(outcomes, time.perf_counter() - t0)
-    (out_dir / "batch.json").write_text(json.dumps({"seconds": round(result.seconds, 2), "executor": executor,
-                                                    "clips": result.rows()}, indent=1))
+    report = json.dumps({"seconds": round(result.seconds, 2), "executor": executor, "clips": result.rows()}, indent=1)
+    (mirror.staging if mirror else out_dir).joinpath("batch.json").write_text(report)
+    if mirror is not None:
+        mirror.sync("batch.json")
+        shutil.rmtree(mirror.staging, ignore_errors=True)
     return result
 
 

@@ -19,6 +19,7 @@ another thread, in the order ``push`` returned the outputs: it reads only the ou
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,11 +94,14 @@ class Clip:
         self.focal_source = focal_source
         self.totals = ClipTotals(person_frames, set(track_ids or ()))
         self.fitter: Fitter | None = None
+        self.on_commit: Callable[[], None] | None = None
         self.chunk = Chunk(solver.shot)
 
-    def setup(self, fitter: Fitter) -> None:
-        """Opens the sinks; windows will be fitted with ``fitter``."""
+    def setup(self, fitter: Fitter, on_commit: Callable[[], None] | None = None) -> None:
+        """Opens the sinks; windows will be fitted with ``fitter`` (``on_commit``: called
+        after each window is committed to the store, e.g. to mirror it)."""
         self.fitter = fitter
+        self.on_commit = on_commit
         self.store.open()
         if self.overlay is not None:
             self.overlay.open()
@@ -175,6 +179,8 @@ class Clip:
         if self.overlay is not None:
             self.overlay.write(out, self.mesher(out.fit))
         self.store.commit(**out.commit)
+        if self.on_commit is not None:
+            self.on_commit()
 
     def _records(self) -> dict:
         s = self.solver

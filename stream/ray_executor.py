@@ -25,72 +25,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from .clip_job import ClipJob, ClipOutcome, one_line, process_clip
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ClipJob:
-    """One clip of a batch.
-
-    Attributes:
-        input: The clip (a file, or a folder of images).
-        out_dir: Its output folder.
-        resume: Continue its unfinished store.
-    """
-
-    input: str
-    out_dir: str
-    resume: bool = False
-
-
-@dataclass
-class ClipOutcome:
-    """What became of one clip.
-
-    Attributes:
-        input: The clip.
-        status: ``"done"``, ``"failed"`` or ``"skipped"`` (already complete).
-        summary: The run's :class:`~meshstream.stream.run.RunSummary` (``None`` unless done).
-        reason: One line on why it failed or was skipped.
-        seconds: Wall time spent on it, seconds.
-        restarts: Times its clip actor was restarted while processing it.
-    """
-
-    input: str
-    status: str
-    summary: object = None
-    reason: str = ""
-    seconds: float = 0.0
-    restarts: int = 0
-
-
-def process_clip(job: ClipJob, config, software_version: str, fitter: Callable | None, body=None,
-                 on_frame: Callable[[], None] | None = None, resume: bool = False, executor=None) -> ClipOutcome:
-    """Runs one clip of a batch in this process (``executor``: inline by default). A
-    user error or any other exception becomes a failed outcome with its one line, a
-    store already complete a skipped one; Ctrl-C goes through."""
-    from .errors import MeshstreamError, NothingToResume
-    from .executors import InlineExecutor
-    from .run import run
-
-    t0 = time.perf_counter()
-    try:
-        summary = run(job.input, config, out_dir=job.out_dir, progress=False, software_version=software_version,
-                      resume=job.resume or resume, executor=executor or InlineExecutor(), fitter=fitter, body=body,
-                      on_frame=on_frame)
-    except NothingToResume as exc:
-        return ClipOutcome(job.input, "skipped", reason=str(exc), seconds=time.perf_counter() - t0)
-    except MeshstreamError as exc:
-        return ClipOutcome(job.input, "failed", reason=str(exc), seconds=time.perf_counter() - t0)
-    except Exception as exc:  # a bug or a lost fitter fails this clip, not the batch (its store keeps its windows)
-        log.info("%s failed", job.input, exc_info=True)  # the traceback with -v
-        return ClipOutcome(job.input, "failed", reason=f"internal error: {_one_line(exc)}",
-                           seconds=time.perf_counter() - t0)
-    return ClipOutcome(job.input, "done", summary, seconds=time.perf_counter() - t0)
 
 
 class RayExecutor:
@@ -182,7 +121,7 @@ class RayExecutor:
                     try:
                         outcomes[i] = ray.get(ref)
                     except ray.exceptions.RayError as exc:  # the clip failed beyond its retries
-                        outcomes[i] = ClipOutcome(jobs[i].input, "failed", reason=_one_line(exc))
+                        outcomes[i] = ClipOutcome(jobs[i].input, "failed", reason=one_line(exc))
                         if isinstance(exc, ray.exceptions.RayActorError):  # out of restarts: a fresh actor
                             clips[k], seen[k] = new_clip_actor(k), 0
                     if on_progress is not None:
@@ -198,11 +137,6 @@ class RayExecutor:
                 ray.kill(actor, no_restart=True)
             raise
         return [outcomes[i] for i in range(len(jobs))]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}"
 
 
 class _FitterActor:

@@ -109,7 +109,7 @@ def check_output_dir(path: Path) -> None:
 
 def run(input_path: str, config: Config, *, out_dir: str | None = None, progress: bool = True,
         software_version: str = "0", resume: bool = False, executor=None, fitter=None, body=None,
-        on_frame=None) -> RunSummary:
+        on_frame=None, on_commit=None) -> RunSummary:
     """Processes one clip end to end.
 
     Args:
@@ -128,6 +128,8 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
         body: ``(body model, base shape)`` already loaded (``pipeline.build_body``; a
             batch loads it once), or ``None``.
         on_frame: Called after each frame is processed (a batch's progress).
+        on_commit: Called after each window is committed to the store (a batch mirrors
+            its outputs to a URL then).
 
     Returns:
         The :class:`RunSummary`.
@@ -141,7 +143,8 @@ def run(input_path: str, config: Config, *, out_dir: str | None = None, progress
     created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         return _run(input_path, config, out, progress=progress, software_version=software_version, resume=resume,
-                    executor=executor or ThreadedExecutor(), fitter=fitter, body=body, on_frame=on_frame)
+                    executor=executor or ThreadedExecutor(), fitter=fitter, body=body, on_frame=on_frame,
+                    on_commit=on_commit)
     except BaseException:
         for folder in created:  # deepest first; a folder holding anything stays
             try:
@@ -163,7 +166,7 @@ def _frames(source, skip_through: float | None, undistort) -> Iterator[Frame]:
 
 
 def _run(input_path: str, config: Config, out: Path, *, progress: bool, software_version: str,
-         resume: bool, executor, fitter, body, on_frame) -> RunSummary:
+         resume: bool, executor, fitter, body, on_frame, on_commit) -> RunSummary:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -216,7 +219,7 @@ def _run(input_path: str, config: Config, out: Path, *, progress: bool, software
         body = body or build_body(config.estimation)
         built = build_clip(config, info, out, stem, software_version, intrinsics=intrinsics, stored=stored,
                            frames_expected=total, body=body)
-        built.setup(fitter or build_estimator(config.estimation, *body).fit)
+        built.setup(fitter or build_estimator(config.estimation, *body).fit, on_commit)
         clip = built  # set up: from here on, the store is finished whatever happens
         startup = time.perf_counter() - t_start
 

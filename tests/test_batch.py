@@ -29,7 +29,7 @@ def _arrays(group, prefix=""):
 
 def store_differences(a: Path, b: Path, atol: float = 1e-5) -> list[str]:
     """What differs between two stores: arrays beyond ``atol``, and attrs other than the
-    software version and the source path."""
+    software version, the source path and the output folder."""
     ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
     names_a, names_b = set(_arrays(ga)), set(_arrays(gb))
     out = [f"only in one: {sorted(names_a ^ names_b)}"] if names_a != names_b else []
@@ -42,8 +42,13 @@ def store_differences(a: Path, b: Path, atol: float = 1e-5) -> list[str]:
                 out.append(f"{name}: differs by {np.nanmax(np.abs(x - y), initial=0):.3g}")
         elif not np.array_equal(x, y):
             out.append(f"{name}: differs")
+    def settings(attrs):
+        return {k: v for k, v in (attrs.get("config") or {}).items() if k != "output"}
+
+    if settings(ga.attrs) != settings(gb.attrs):
+        out.append("attr config differs (apart from output)")
     for key in sorted(set(ga.attrs) | set(gb.attrs)):
-        if key not in ("software_version", "source") and ga.attrs.get(key) != gb.attrs.get(key):
+        if key not in ("software_version", "source", "config") and ga.attrs.get(key) != gb.attrs.get(key):
             out.append(f"attr {key}: {str(ga.attrs.get(key))[:80]} vs {str(gb.attrs.get(key))[:80]}")
     return out
 
@@ -210,3 +215,36 @@ def test_ctrl_c_stops_a_ray_batch_keeping_its_committed_windows(tmp_path):
     again = run_cli("batch", *args, "--resume")
     assert again.returncode == 0, again.stderr
     assert zarr.open_group(str(out / "sample.zarr"), mode="r").attrs["n_frames"] == 40
+
+
+@pytest.mark.slow
+def test_batch_to_a_url_mirrors_its_outputs_and_resumes_from_there(tmp_path):
+    """`-o file://...` (fsspec): the store, exports and batch.json arrive at the URL, the
+    store equal to a local batch's; a partial store there is fetched and continued."""
+    window = ("--set", "estimation.chunk_frames=8", "--set", "estimation.focal_min_person_frames=4", "--no-overlay",
+              "-q")
+    url = f"file://{tmp_path}/remote/run"
+    remote = tmp_path / "remote" / "run"
+    r = run_cli("batch", str(DATA / "sample.mp4"), "-o", url, "--max-frames", "12", *window, "--export", "glb")
+    assert r.returncode == 0, r.stderr
+    assert f"export      {url}/sample_track_1.glb" in r.stdout
+    assert (remote / "sample_track_1.glb").stat().st_size > 10_000
+    (row,) = json.loads((remote / "batch.json").read_text())["clips"]
+    assert row["zarr"] == f"{url}/sample.zarr" and row["frames"] == 12
+    zarr.open_group(str(remote / "sample.zarr"), mode="r+").attrs.update({"complete": False})
+    r = run_cli("batch", str(DATA / "sample.mp4"), "-o", url, "--max-frames", "20", *window, "--resume")
+    assert r.returncode == 0, r.stderr
+    store = zarr.open_group(str(remote / "sample.zarr"), mode="r")
+    assert store.attrs["complete"] is True and store.attrs["n_frames"] == 20
+    assert any("resumed after 12 stored frames" in n for n in store.attrs["notes"])
+    local = tmp_path / "local"
+    assert run_cli("batch", str(DATA / "sample.mp4"), "-o", str(local), "--max-frames", "12", *window).returncode == 0
+    zarr.open_group(str(local / "sample.zarr"), mode="r+").attrs.update({"complete": False})
+    assert run_cli("batch", str(DATA / "sample.mp4"), "-o", str(local), "--max-frames", "20", *window,
+                   "--resume").returncode == 0
+    assert store_differences(local / "sample.zarr", remote / "sample.zarr") == []
+
+
+def test_a_run_to_a_url_says_to_use_batch(tmp_path):
+    r = run_cli(str(DATA / "sample.mp4"), "-o", f"file://{tmp_path}/x")
+    assert r.returncode == 2 and "use meshstream batch" in r.stderr and "Traceback" not in r.stderr
