@@ -32,11 +32,11 @@ class Mirror:
     """
 
     def __init__(self, staging: Path, url: str) -> None:
-        import fsspec
-
         self.staging = Path(staging)
         self.url = url.rstrip("/")
         try:
+            import fsspec
+
             self.fs, self.root = fsspec.core.url_to_fs(self.url)
         except (ImportError, ValueError) as exc:
             raise OutputError(f"-o {url}: cannot write there ({exc}); install the fsspec backend of its scheme "

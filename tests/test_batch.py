@@ -248,3 +248,9 @@ def test_batch_to_a_url_mirrors_its_outputs_and_resumes_from_there(tmp_path):
 def test_a_run_to_a_url_says_to_use_batch(tmp_path):
     r = run_cli(str(DATA / "sample.mp4"), "-o", f"file://{tmp_path}/x")
     assert r.returncode == 2 and "use meshstream batch" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_url_no_backend_can_write_is_one_line(tmp_path):
+    r = run_cli("batch", str(DATA / "sample.mp4"), "-o", "nope://bucket/run", "-q")
+    assert r.returncode == 2 and "cannot write there (Protocol not known: nope)" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
