@@ -74,8 +74,9 @@ def process_clip(job: ClipJob, config, software_version: str, fitter: Callable |
     """Runs one clip of a batch in this process (``executor``: inline by default), then
     its exports. A user error or any other exception becomes a failed outcome with its
     one line, a store already complete a skipped one; Ctrl-C goes through. For an output
-    URL the clip runs in a staging folder whose committed windows are mirrored to the URL
-    as they come (a resumed clip first fetches its store from there)."""
+    URL the clip runs in a staging folder whose store is mirrored to the URL after each
+    committed window, and everything else at the end (a resumed clip first fetches its
+    store from there)."""
     from .errors import MeshstreamError, NothingToResume
     from .executors import InlineExecutor
     from .run import run
@@ -83,15 +84,16 @@ def process_clip(job: ClipJob, config, software_version: str, fitter: Callable |
     t0 = time.perf_counter()
     resume = job.resume or resume
     out, mirror = job.out_dir, None
+    store = f"{Path(job.input.rstrip('/')).stem or 'clip'}.zarr"
     if is_url(job.out_dir):
         out = tempfile.mkdtemp(prefix="meshstream-clip-")
         mirror = Mirror(Path(out), job.out_dir)
         if resume:
-            mirror.fetch(f"{Path(job.input.rstrip('/')).stem or 'clip'}.zarr")
+            mirror.fetch(store)
     try:
         summary = run(job.input, config, out_dir=out, progress=False, software_version=software_version,
                       resume=resume, executor=executor or InlineExecutor(), fitter=fitter, body=body,
-                      on_frame=on_frame, on_commit=mirror.sync if mirror else None)
+                      on_frame=on_frame, on_commit=(lambda: mirror.sync(store)) if mirror else None)
         outcome = ClipOutcome(job.input, "done", summary)
         if job.exports:
             from meshstream.export.files import export_store
