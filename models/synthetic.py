@@ -20,6 +20,7 @@ import torch
 from .body import MODEL_TO_UPRIGHT_FACING_CAMERA, AnnyBody
 from .keypoints import LEFT_HIP, RIGHT_HIP
 from .rasterizer import rasterize, shade_faces
+from .synthetic_room import Room, room_image
 
 _SKIN = np.array([224, 172, 140], np.float32)
 _REGION_COLOURS = {
@@ -38,11 +39,15 @@ class PersonSpec:
         start_xz: (x, z) camera-space start position of the pelvis on the ground, metres.
         velocity_xz: (vx, vz) ground velocity, metres/second.
         yaw_deg: Heading about the vertical axis; 0 faces the camera, 90 faces image right.
-        motion: ``"walk"``, ``"squat"``, ``"arms"``, ``"legs"`` (kicks) or ``"turn"``.
+        motion: ``"walk"``, ``"squat"``, ``"arms"``, ``"legs"`` (kicks), ``"turn"`` or
+            ``"jump"`` (a countermovement jump every 2 s: standing, crouch, 0.4 s of flight,
+            landing).
         shape: Anny phenotype overrides, e.g. ``{"height": 0.8}`` (others 0.5).
         shirt_rgb: Shirt colour.
         pose_offset: Axis-angle added to named bones in every frame (Anny local axes,
             radians), e.g. ``{"spine03": (0.2, 0.0, 0.0)}``: varies a motion's poses.
+        jump_m: Highest rise of the body above its standing height in a ``"jump"``,
+            metres (reached mid-flight; the feet leave the floor by as much).
     """
 
     start_xz: tuple[float, float]
@@ -52,103 +57,7 @@ class PersonSpec:
     shape: dict[str, float] = field(default_factory=dict)
     shirt_rgb: tuple[int, int, int] = (40, 90, 200)
     pose_offset: dict[str, tuple[float, float, float]] = field(default_factory=dict)
-
-
-@dataclass
-class Room:
-    """A box room around the camera: a background whose straight lines (floor tiles,
-    wall edges, skirting, panel seams) the clip's own camera sees in perspective.
-
-    Coordinates are the level camera's (x right, y down, z forward, metres; the floor is
-    ``y = camera_height_m`` of :func:`render_frames`), turned by ``yaw_deg`` about the
-    vertical into the room's axes.
-
-    Attributes:
-        x_range: (min, max) of the side walls along the room's x axis, metres.
-        z_range: (min, max) of the back and far walls along its z axis, metres.
-        height_m: Ceiling height above the floor, metres.
-        yaw_deg: The room's axes turned from the camera's heading, degrees (0: square on
-            to the far wall, which leaves two of its axes' vanishing points at infinity).
-        tile_m: Floor tile size, metres.
-        seed: Colours of the tiles and walls.
-    """
-
-    x_range: tuple[float, float] = (-6.0, 6.0)
-    z_range: tuple[float, float] = (-3.0, 10.0)
-    height_m: float = 3.0
-    yaw_deg: float = 30.0
-    tile_m: float = 0.6
-    seed: int = 0
-
-
-def room_image(room: Room, focal_px: float, principal_point: np.ndarray, width: int, height: int,
-               world_to_cam: np.ndarray, camera_height_m: float, supersample: int = 2) -> np.ndarray:
-    """Ray-casts ``room`` as the camera sees it.
-
-    Args:
-        room: The room.
-        focal_px: Focal length, pixels.
-        principal_point: (2,) pixels.
-        width: Image width, pixels.
-        height: Image height, pixels.
-        world_to_cam: (3, 3) rotation from the level world to the camera.
-        camera_height_m: The camera's height above the floor, metres.
-        supersample: Rays per pixel along each axis (antialiasing).
-
-    Returns:
-        (H, W, 3) uint8 RGB image.
-    """
-    import cv2
-
-    s = supersample
-    u, v = np.meshgrid((np.arange(width * s) + 0.5) / s - 0.5, (np.arange(height * s) + 0.5) / s - 0.5)
-    rays = np.stack([(u - principal_point[0]) / focal_px, (v - principal_point[1]) / focal_px, np.ones_like(u)], -1)
-    rays = rays @ world_to_cam  # camera -> level world (rows times R is R^T applied)
-    yaw = math.radians(room.yaw_deg)
-    rx = rays[..., 0] * math.cos(yaw) - rays[..., 2] * math.sin(yaw)  # level world -> room axes
-    rz = rays[..., 0] * math.sin(yaw) + rays[..., 2] * math.cos(yaw)
-    ry = rays[..., 1]
-    big = np.float64(1e9)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        planes = [  # (distance along the ray, which surface)
-            np.where(ry > 0, camera_height_m / ry, big),  # floor
-            np.where(ry < 0, (camera_height_m - room.height_m) / ry, big),  # ceiling
-            np.where(rx < 0, room.x_range[0] / rx, big), np.where(rx > 0, room.x_range[1] / rx, big),
-            np.where(rz < 0, room.z_range[0] / rz, big), np.where(rz > 0, room.z_range[1] / rz, big),
-        ]
-    dist = np.stack(planes)
-    dist[~np.isfinite(dist) | (dist <= 0)] = big
-    which = np.argmin(dist, 0)
-    t = np.take_along_axis(dist, which[None], 0)[0]
-    hx, hy, hz = rx * t, ry * t, rz * t
-    up = camera_height_m - hy  # height above the floor
-    rng = np.random.default_rng(room.seed)
-    walls = rng.uniform(150, 230, (4, 1)) * rng.uniform(0.8, 1.0, (4, 3))  # pale paints
-    out = np.zeros(t.shape + (3,))
-    # Floor: tiles of varied shade with dark joints.
-    floor = which == 0
-    ix, iz = np.floor(hx / room.tile_m), np.floor(hz / room.tile_m)
-    shade = 0.85 + 0.15 * np.sin(ix * 12.9898 + iz * 78.233) ** 2
-    joint = (np.minimum(hx / room.tile_m - ix, hz / room.tile_m - iz) < 0.04)
-    base = rng.uniform(80, 190) * np.array([1.0, 0.85, 0.7]) ** rng.uniform(0, 1.5)  # greys to browns
-    out[floor] = (base * shade[floor, None]) * np.where(joint[floor, None], 0.45, 1.0)
-    # Ceiling: light panels with a grid.
-    ceil = which == 1
-    grid = (np.minimum(np.mod(hx, 1.2), np.mod(hz, 1.2)) < 0.05)
-    out[ceil] = np.where(grid[ceil, None], 160.0, 235.0)
-    # Walls: paint, a dark skirting, a rail at 1 m, panel seams every 1.5 m along the wall.
-    for k in range(4):
-        m = which == 2 + k
-        along = hz if k < 2 else hx
-        seam = np.mod(along, 1.5) < 0.04
-        trim = (up < 0.12) | (np.abs(up - 1.0) < 0.03) | (np.abs(up - 2.2) < 0.02) | seam
-        out[m] = np.where(trim[m, None], walls[k] * 0.4, walls[k])
-    out *= (1.0 / (1.0 + 0.03 * np.minimum(t, 30.0)))[..., None] * 1.15
-    out += cv2.GaussianBlur(rng.normal(0, 8, out.shape[:2]).astype(np.float32), (0, 0), s)[..., None]  # grain
-    out = np.clip(out, 0, 255).astype(np.float32)
-    if s > 1:
-        out = cv2.resize(out, (width, height), interpolation=cv2.INTER_AREA)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    jump_m: float = 0.2
 
 
 @dataclass
@@ -252,6 +161,12 @@ def _bone_pose(body: AnnyBody, motion: str, phase: float) -> np.ndarray:
             rot(f"lowerleg01.{side}", 0, 1.9 * depth)
             rot(f"foot.{side}", 0, -0.7 * depth)
             rot(f"upperarm01.{side}", 0, -1.2 * depth)
+        elif motion == "jump":
+            crouch = _jump_crouch(phase)
+            rot(f"upperleg01.{side}", 0, -0.9 * crouch)
+            rot(f"lowerleg01.{side}", 0, 1.5 * crouch)
+            rot(f"foot.{side}", 0, -0.6 * crouch)
+            rot(f"upperarm01.{side}", 0, 0.8 * crouch)
         elif motion == "legs":  # alternating front kicks
             lift = max(0.0, math.sin(phase + (sign > 0) * math.pi))
             rot(f"upperleg01.{side}", 0, -1.2 * lift)
@@ -261,10 +176,37 @@ def _bone_pose(body: AnnyBody, motion: str, phase: float) -> np.ndarray:
             rot(f"upperarm01.{side}", 0, -1.3 * (0.5 - 0.5 * math.cos(phase + (sign > 0) * 0.8)))
             rot(f"upperleg01.{side}", 0, -0.1 * sign)
         else:
-            raise ValueError(f"unknown motion {motion!r}; use walk, squat, arms, legs or turn")
+            raise ValueError(f"unknown motion {motion!r}; use walk, squat, arms, legs, turn or jump")
     if motion == "squat":
         rot("spine03", 0, -0.35 * 0.5 * (1 - math.cos(phase)))
     return pose
+
+
+# A jump cycle lasts 2 s (fractions of it): standing, a countermovement, 0.4 s of flight,
+# the landing's absorption, standing again.
+_JUMP_CROUCH, _JUMP_TAKEOFF, _JUMP_LAND, _JUMP_STILL = 0.3, 0.5, 0.7, 0.85
+
+
+def _jump_cycle(phase: float) -> float:
+    """Where a jump's 2 s cycle is, in [0, 1) (the phase runs ``2 pi`` a second)."""
+    return (phase / (4 * math.pi)) % 1.0
+
+
+def _jump_lift(phase: float, height_m: float) -> float:
+    """Rise above standing of a jump, metres: a parabola over the flight, zero on the floor."""
+    s = (_jump_cycle(phase) - _JUMP_TAKEOFF) / (_JUMP_LAND - _JUMP_TAKEOFF)
+    return 4.0 * height_m * s * (1.0 - s) if 0.0 < s < 1.0 else 0.0
+
+
+def _jump_crouch(phase: float) -> float:
+    """Knee bend of a jump in [0, 1]: the countermovement before take-off and the
+    landing's absorption after it (straight legs standing and in flight)."""
+    u = _jump_cycle(phase)
+    if _JUMP_CROUCH < u < _JUMP_TAKEOFF:
+        return math.sin(math.pi * (u - _JUMP_CROUCH) / (_JUMP_TAKEOFF - _JUMP_CROUCH))
+    if _JUMP_LAND < u < _JUMP_STILL:
+        return 0.6 * math.sin(math.pi * (u - _JUMP_LAND) / (_JUMP_STILL - _JUMP_LAND))
+    return 0.0
 
 
 def _vertex_colours(body: AnnyBody, shirt_rgb: tuple[int, int, int]) -> np.ndarray:
@@ -423,7 +365,8 @@ def render_frames(
             vc = verts @ rot.T
             x = spec.start_xz[0] + spec.velocity_xz[0] * t / fps
             z = spec.start_xz[1] + spec.velocity_xz[1] * t / fps
-            transl = np.array([x, camera_height_m - vc[:, 1].max(), z])
+            lift = _jump_lift(phase, spec.jump_m) if spec.motion == "jump" else 0.0
+            transl = np.array([x, camera_height_m - vc[:, 1].max() - lift, z])
             vc = (vc + transl) @ world_to_cam.T
             kc = (kp @ rot.T + transl) @ world_to_cam.T
             if vertices is not None:
