@@ -52,6 +52,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", default=None, metavar="FORMATS",
                    help="also write animation files per track: comma-separated from bvh,glb,fbx,npz,smpl "
                         "(later, without re-running: meshstream export OUT.zarr --to glb,npz)")
+    p.add_argument("--report", action="store_true",
+                   help="also write the motion report (CSV per track, plots, offline HTML; later: meshstream report "
+                        "OUT.zarr)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log what each stage decides")
 
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="meshstream",
         description="Video of people -> metric 3D bodies (pelvis depth, pose, shape) and the camera "
                     "(focal length, translation), written to a Zarr store and an overlay video. "
-                    "Subcommands: batch, export, calibrate (meshstream SUBCOMMAND --help).",
+                    "Subcommands: batch, export, report, calibrate (meshstream SUBCOMMAND --help).",
     )
     p.add_argument("input", help="video file (any format FFmpeg reads) or a folder of images")
     p.add_argument("-o", "--out", default=None, help="output folder (default: output.dir of the config, 'out')")
@@ -107,6 +110,19 @@ def build_export_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_report_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="meshstream report",
+                description="Motion analysis of a store, per track: speed, distance, joint angles, foot contacts, "
+                            "steps and jumps as CSV, plots and one HTML page that opens offline.")
+    p.add_argument("store", help="a .zarr store written by meshstream")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: beside the store)")
+    p.add_argument("--tracks", default=None, metavar="IDS", help="only these tracks, e.g. 1,3 (default: all)")
+    p.add_argument("--format", default="html,csv,png", metavar="FORMATS",
+                   help="comma-separated from html,csv,png (default: all three)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
 def build_calibrate_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="meshstream calibrate",
@@ -130,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         return _guarded(_export, build_export_parser().parse_args(argv[1:]))
     if argv[:1] == ["batch"]:
         return _guarded(_batch, build_batch_parser().parse_args(argv[1:]))
+    if argv[:1] == ["report"]:
+        return _guarded(_report, build_report_parser().parse_args(argv[1:]))
     if argv[:1] == ["calibrate"]:
         return _guarded(_calibrate, build_calibrate_parser().parse_args(argv[1:]))
     return _guarded(_run, build_parser().parse_args(argv))
@@ -239,6 +257,8 @@ def _run(args: argparse.Namespace) -> int:
     code = EXIT_INPUT_TRUNCATED if summary.input_truncated else 0
     if formats:
         code = max(code, _write_exports(summary.zarr_path, formats, summary.zarr_path.parent))
+    if args.report:
+        code = max(code, _write_report(summary.zarr_path))
     return code
 
 
@@ -261,7 +281,7 @@ def _batch(args: argparse.Namespace) -> int:
     result = run_batch(clips, config, out, executor=args.executor, address=args.address, fitters=args.fitters,
                        gpus_per_fitter=args.gpus_per_fitter, clips_in_flight=args.clips, device=args.device,
                        resume=args.resume, software_version=_software_version(), progress=not args.quiet,
-                       exports=formats)
+                       exports=formats, report=args.report)
     print(result.table())
     frames = sum(o.summary.frames for o in result.outcomes if o.summary is not None)
     print(f"batch       {len(result.outcomes) - len(result.failed)} of {len(result.outcomes)} clips, {frames} "
@@ -298,6 +318,27 @@ def _write_exports(store, formats: list[str], out, model_path: str | None = None
     for failure in failures:
         print(f"meshstream: error: export failed: {failure}", file=sys.stderr)
     return EXIT_USER_ERROR if failures else 0
+
+
+def _write_report(store, out=None, tracks=None, formats: list[str] | None = None) -> int:
+    """Writes a store's report; a store that cannot be reported is one line (the store is kept)."""
+    from meshstream.report.files import FORMATS, write_report
+    from meshstream.stream.errors import MeshstreamError
+
+    try:
+        written = write_report(store, out, tracks, formats or list(FORMATS))
+    except MeshstreamError as exc:
+        print(f"meshstream: error: report: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for path in written:
+        print(f"report      {path}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from meshstream.report.files import parse_formats, parse_tracks
+
+    return _write_report(args.store, args.out, parse_tracks(args.tracks), parse_formats(args.format))
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -151,16 +151,22 @@ def camera_to_world(store, rows: np.ndarray) -> np.ndarray:
     return turns
 
 
-def level_frame(store) -> tuple[np.ndarray, np.ndarray]:
+def level_frame(store, track_ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The export world of a store: a rotation from the shots' world axes (the camera's
     at each shot's first frame, :func:`camera_to_world`) and a translation.
 
     Up is the normal of the floor plane fitted (least squares) through the lowest foot
     joint of every fitted person-frame, when those contacts spread (standard deviation)
     over 0.25 m in two directions (people walking about, or several people); otherwise the
-    mean of the bodies' up axes, which detectors bias towards the image vertical. -Z
+    mean of the bodies' up axes, which detectors bias towards the image vertical, made
+    perpendicular to the contacts' line where they spread along one (a walker crossing
+    the view fixes the floor's slope along their path). -Z
     is the camera's view direction made horizontal; the floor is 3 cm under the lowest
     foot joints.
+
+    Args:
+        store: Open Zarr group.
+        track_ids: Level from these tracks only (e.g. one shot's); default all.
 
     Returns:
         rotation: (3, 3) shot world axes -> export axes (rows: X, Y, Z of the world).
@@ -171,7 +177,8 @@ def level_frame(store) -> tuple[np.ndarray, np.ndarray]:
     model_up = np.asarray(store.attrs.get("model_up_axis", AnnyBody.up_axis), dtype=np.float64)
     foot_names = tuple(store.attrs.get("foot_joint_names", ()))
     foot_joints = [i for i, n in enumerate(names) if n in foot_names or n.startswith(("foot.", "toe"))]
-    for tid in (store["tracks"].group_keys() if "tracks" in store else []):
+    tracks = list(store["tracks"].group_keys()) if "tracks" in store else []
+    for tid in (tracks if track_ids is None else [str(t) for t in track_ids]):
         g = store[f"tracks/{tid}"]
         ok = g["fit_ok"][:]
         if not ok.any():
@@ -191,9 +198,13 @@ def level_frame(store) -> tuple[np.ndarray, np.ndarray]:
     if len(contacts) >= 10:
         centred = contacts - contacts.mean(0)
         _, sv, vt = np.linalg.svd(centred, full_matrices=False)
-        if sv[1] / np.sqrt(len(contacts)) > 0.25:  # spread (std) over 0.25 m in two directions
+        spread = sv / np.sqrt(len(contacts))
+        if spread[1] > 0.25:  # spread (std) over 0.25 m in two directions
             normal = vt[2] * np.sign(vt[2] @ up)
             up = normal / np.linalg.norm(normal)
+        elif spread[0] > 0.25:  # along a line (one walker): the floor is level along it
+            up = up - (up @ vt[0]) * vt[0]
+            up /= np.linalg.norm(up)
     view = np.array([0.0, 0.0, 1.0]) - up * up[2]  # camera forward, made horizontal
     back = -view / np.linalg.norm(view)
     x = np.cross(up, back)

@@ -119,7 +119,8 @@ class BatchResult:
 def run_batch(clips: list[str], config, out_dir: Path | str, *, executor: str = "threaded", address: str | None = None,
               fitters: int = 1, gpus_per_fitter: float = 0.0, clips_in_flight: int = 1, device: str = "cpu",
               resume: bool = False, software_version: str = "0", progress: bool = True,
-              ray_options: dict | None = None, exports: list[str] | None = None) -> BatchResult:
+              ray_options: dict | None = None, exports: list[str] | None = None,
+              report: bool = False) -> BatchResult:
     """Processes ``clips`` into ``out_dir``; writes ``out_dir/batch.json``.
 
     Args:
@@ -141,6 +142,7 @@ def run_batch(clips: list[str], config, out_dir: Path | str, *, executor: str = 
         progress: Show the batch's progress on stderr.
         ray_options: Extra :class:`~meshstream.stream.ray_executor.RayExecutor` keywords.
         exports: Animation formats each clip writes after it (on the node that ran it).
+        report: Each clip also writes its motion report there.
     """
     from .pipeline import fitter_spec
     from .run import check_output_dir
@@ -153,7 +155,7 @@ def run_batch(clips: list[str], config, out_dir: Path | str, *, executor: str = 
         out_dir = Path(out_dir)
         check_output_dir(out_dir)
     spec = fitter_spec(config, device)  # checks the device before any work
-    jobs = [ClipJob(c, str(out_dir), resume, exports) for c in clips]
+    jobs = [ClipJob(c, str(out_dir), resume, exports, report) for c in clips]
     view = _Progress(len(jobs), progress)
     t0 = time.perf_counter()
     try:

@@ -28,12 +28,14 @@ class ClipJob:
         out_dir: Its output folder, or a URL.
         resume: Continue its unfinished store.
         exports: Animation formats to write after it (``None``: none).
+        report: Write its motion report after it (``meshstream report``).
     """
 
     input: str
     out_dir: str
     resume: bool = False
     exports: list[str] | None = None
+    report: bool = False
 
 
 @dataclass
@@ -49,8 +51,8 @@ class ClipOutcome:
         reason: One line on why it failed or was skipped.
         seconds: Wall time spent on it, seconds.
         restarts: Times its clip actor was restarted while processing it.
-        exported: The animation files written.
-        export_failures: One line per format that failed.
+        exported: The animation and report files written.
+        export_failures: One line per format (or report) that failed.
     """
 
     input: str
@@ -100,6 +102,13 @@ def process_clip(job: ClipJob, config, software_version: str, fitter: Callable |
 
             written, outcome.export_failures = export_store(summary.zarr_path, job.exports, out)
             outcome.exported = [str(p) for p in written]
+        if job.report:
+            from meshstream.report.files import write_report
+
+            try:
+                outcome.exported += [str(p) for p in write_report(summary.zarr_path, out)]
+            except MeshstreamError as exc:
+                outcome.export_failures.append(f"report: {exc}")
     except NothingToResume as exc:
         outcome = ClipOutcome(job.input, "skipped", reason=str(exc))
     except MeshstreamError as exc:

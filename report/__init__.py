@@ -1,0 +1,1 @@
+"""Motion analysis of a store: per-track CSV, summary and an offline HTML report (``meshstream report``)."""
