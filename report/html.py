@@ -215,6 +215,9 @@ def write_html(path: Path, store, store_path: Path, reports: list[TrackReport], 
         if thumbs:
             parts.append(f"<p>From the {html.escape(origin)}:</p><div class='thumbs'>"
                          + "".join(_img(j, "image/jpeg", f"track {x.track_id}") for j in thumbs) + "</div>")
+    # Counts the images the browser decoded (read by the tests in headless Chromium).
+    parts.append("<script>addEventListener('load',()=>{const i=[...document.images];document.body.dataset."
+                 "imagesShown=i.filter(x=>x.complete&&x.naturalWidth>0).length+'/'+i.length})</script>")
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
