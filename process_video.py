@@ -291,6 +291,8 @@ def _batch(args: argparse.Namespace) -> int:
     for o in result.outcomes:
         for path in o.exported:
             print(f"export      {path}")
+        for path in o.reported:
+            print(f"report      {path}")
         for failure in o.export_failures:
             print(f"meshstream: error: export failed: {failure}", file=sys.stderr)
             code = EXIT_USER_ERROR

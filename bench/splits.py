@@ -21,11 +21,13 @@ TRAIN = range(100_000, 200_000)
 SPLITS: dict[str, dict[str, range]] = {
     "random": {"dev": range(900_100, 901_000), "val": range(910_000, 911_000), "test": range(920_000, 921_000)},
     "tilted": {"dev": range(950_000, 951_000), "val": range(960_000, 961_000), "test": range(970_000, 971_000)},
+    # bench/report.py: one person walking, jumping or squatting (seed % 3).
+    "motion": {"dev": range(980_000, 981_000), "val": range(985_000, 986_000), "test": range(990_000, 991_000)},
 }
 
 
 def seeds(kind: str, split: str, n: int) -> list[int]:
-    """The first ``n`` seeds of ``kind`` (``random`` or ``tilted``) in ``split``."""
+    """The first ``n`` seeds of ``kind`` (``random``, ``tilted`` or ``motion``) in ``split``."""
     pool = SPLITS[kind][split]
     if n > len(pool):
         raise ValueError(f"the {split} split of {kind} scenes holds {len(pool)} seeds, not {n}")

@@ -29,6 +29,7 @@ STANDING_KNEE_DEG = 20.0  # standing: a knee straighter than this, the pelvis no
 STANDING_VY_MPS = 0.15
 MIN_JUMP_M = 0.05  # a flight counts as a jump when the pelvis rises this far above standing
 MIN_FLIGHT_S = 0.08
+GRAVITY = 9.81  # m/s^2
 
 
 @dataclass
@@ -182,6 +183,10 @@ def read_tracks(store, track_ids: list[int]) -> list[TrackMotion]:
         caveats = [n for n in notes if n.startswith(f"shot {shot}:") or not n.startswith("shot ")]
         if cue is None:
             caveats.insert(0, "the shot's focal was never fixed: depths, distances and speeds are not metric")
+        elif cue == "people":
+            caveats.insert(0, "the focal was estimated from the people alone, the weakest cue (README, Limits): "
+                              "depths, distances and speeds may be off by tens of percent; give --fov-deg, "
+                              "--focal-px or --intrinsics if the camera is known")
         if scale == "body shape":
             height = f"{stature:.2f} m" if stature else "unknown"
             caveats.append(f"scale from the fitted body (standing height {height}): distances, speeds and heights "
@@ -225,7 +230,7 @@ def analyse(m: TrackMotion) -> TrackReport:
     standing = (knee < STANDING_KNEE_DEG) & (np.abs(np.nan_to_num(rate, nan=np.inf)) < STANDING_VY_MPS)
     stand_height = float(np.median(height[standing])) if standing.any() else None
     step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
-    rises = [] if stand_height is None else _jumps(height - stand_height, max(2, int(round(MIN_FLIGHT_S / step))))
+    rises = [] if stand_height is None else _jumps(height - stand_height, t, max(2, int(round(MIN_FLIGHT_S / step))))
     duration = float(t[-1] - t[0] + np.median(np.diff(t))) if len(t) > 1 else 0.0
     top = km.window_mean(speed, t, TOP_SPEED_WINDOW_S)
     ok = m.fit_ok if m.fit_ok.any() else np.ones(len(t), bool)
@@ -265,12 +270,22 @@ def _contacts(foot: np.ndarray, t: np.ndarray) -> np.ndarray:
     return km.foot_contacts(height - floor, speed)
 
 
-def _jumps(rise: np.ndarray, min_frames: int) -> list[float]:
-    """Peak rise of each stretch of at least ``min_frames`` samples with the pelvis
-    :data:`MIN_JUMP_M` or more above its standing height, metres."""
+def _jumps(rise: np.ndarray, t: np.ndarray, min_frames: int) -> list[float]:
+    """Peak rise of each jump, metres: a stretch of at least ``min_frames`` samples with
+    the pelvis :data:`MIN_JUMP_M` or more above its standing height whose path is a free
+    fall: a parabola fitted to it accelerates down at 0.5 to 3 g (rendered jumps read
+    1.2-2.1 g, the fit sharpening take-off and landing), so a noisy bump or a slow rise
+    is not a jump."""
     up = np.concatenate([[0], (np.nan_to_num(rise) >= MIN_JUMP_M).astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(up))
-    return [float(rise[a:b].max()) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_frames]
+    out = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        if b - a < max(min_frames, 3):
+            continue
+        accel = 2.0 * np.polyfit(t[a:b] - t[a], rise[a:b], 2)[0]
+        if -3.0 * GRAVITY <= accel <= -0.5 * GRAVITY:
+            out.append(float(rise[a:b].max()))
+    return out
 
 
 def _sample_durations(t: np.ndarray) -> np.ndarray:

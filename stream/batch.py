@@ -90,8 +90,8 @@ class BatchResult:
         for o in self.outcomes:
             s = o.summary
             row = {"clip": o.input, "status": o.status, "seconds": round(o.seconds, 2), "restarts": o.restarts}
-            if o.exported or o.export_failures:
-                row.update(exported=o.exported, export_failures=o.export_failures)
+            if o.exported or o.export_failures or o.reported:
+                row.update(exported=o.exported, export_failures=o.export_failures, reported=o.reported)
             if s is not None:
                 row.update(frames=s.frames, person_frames=s.person_frames, tracks=s.tracks,
                            focal_px=None if math.isnan(s.focal_px) else round(s.focal_px, 1),

@@ -51,8 +51,9 @@ class ClipOutcome:
         reason: One line on why it failed or was skipped.
         seconds: Wall time spent on it, seconds.
         restarts: Times its clip actor was restarted while processing it.
-        exported: The animation and report files written.
-        export_failures: One line per format (or report) that failed.
+        exported: The animation files written.
+        export_failures: One line per format (or the report) that failed.
+        reported: The report files written.
     """
 
     input: str
@@ -63,6 +64,7 @@ class ClipOutcome:
     restarts: int = 0
     exported: list[str] = field(default_factory=list)
     export_failures: list[str] = field(default_factory=list)
+    reported: list[str] = field(default_factory=list)
 
 
 def one_line(exc: BaseException) -> str:
@@ -106,7 +108,7 @@ def process_clip(job: ClipJob, config, software_version: str, fitter: Callable |
             from meshstream.report.files import write_report
 
             try:
-                outcome.exported += [str(p) for p in write_report(summary.zarr_path, out)]
+                outcome.reported = [str(p) for p in write_report(summary.zarr_path, out)]
             except MeshstreamError as exc:
                 outcome.export_failures.append(f"report: {exc}")
     except NothingToResume as exc:
@@ -136,4 +138,5 @@ def _at_url(outcome: ClipOutcome, staging: str, url: str) -> ClipOutcome:
         outcome.summary = dataclasses.replace(
             s, zarr_path=moved(s.zarr_path), overlay_path=moved(s.overlay_path) if s.overlay_path else None)
     outcome.exported = [moved(p) for p in outcome.exported]
+    outcome.reported = [moved(p) for p in outcome.reported]
     return outcome

@@ -93,8 +93,9 @@ def test_threaded_batch_reports_a_corrupt_clip_and_finishes_the_others(tmp_path)
     corrupt = tmp_path / "broken.mp4"
     corrupt.write_bytes((DATA / "sample.mp4").read_bytes()[:5000])
     out = tmp_path / "out"
-    r = run_cli("batch", str(DATA / "sample.mp4"), str(corrupt), "-o", str(out), *FAST)
+    r = run_cli("batch", str(DATA / "sample.mp4"), str(corrupt), "-o", str(out), "--report", *FAST)
     assert r.returncode == 4, r.stderr  # some clips failed
+    assert f"report      {out / 'sample_report.html'}" in r.stdout and (out / "sample_summary.csv").is_file()
     assert "Traceback" not in r.stderr and "broken.mp4: not a video" in r.stderr
     rows = {Path(c["clip"]).name: c for c in json.loads((out / "batch.json").read_text())["clips"]}
     assert rows["sample.mp4"]["status"] == "done" and rows["sample.mp4"]["frames"] == 20

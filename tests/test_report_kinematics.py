@@ -81,15 +81,17 @@ def test_contacts_debounce_steps_and_flights():
     assert [(s.start, s.stop) for s in both] == [(3, 8), (11, 14)]
 
 
-def test_jumps_are_rises_above_standing_that_last():
-    t = np.arange(0, 3, 0.04)
+def test_jumps_are_free_falls_above_standing():
+    t = np.arange(0, 4, 0.04)
     rise = np.zeros_like(t)
-    flight = (t > 1.0) & (t < 1.4)
+    flight = (t > 1.0) & (t < 1.4)  # 0.4 s of flight: 19.6 cm at 1 g
     s = (t[flight] - 1.0) / 0.4
-    rise[flight] = 4 * 0.3 * s * (1 - s)
+    rise[flight] = 4 * 0.196 * s * (1 - s)
     rise[40] = 0.2  # one frame: noise, not a jump
-    jumps = _jumps(rise, min_frames=2)
-    assert len(jumps) == 1 and abs(jumps[0] - 0.3) < 0.01
+    slow = (t > 2.5) & (t < 3.5)  # a slow 15 cm bump over 1 s (0.3 g): not a jump either
+    rise[slow] = 0.15 * np.sin(np.pi * (t[slow] - 2.5))
+    jumps = _jumps(rise, t, min_frames=2)
+    assert len(jumps) == 1 and abs(jumps[0] - 0.196) < 0.01
 
 
 def test_window_mean_needs_half_a_window():
