@@ -102,7 +102,8 @@ def measure(seed: int, work: Path, photo: np.ndarray, body) -> list[dict]:
     out = []
     for focal in ("true", "estimated"):
         d = work / f"{seed}_{focal}"
-        _cli(str(clip), "-o", str(d), "-q", "--no-overlay", *(("--fov-deg", str(scene["fov_deg"])) if focal == "true" else ()))
+        known = ("--fov-deg", str(scene["fov_deg"])) if focal == "true" else ()
+        _cli(str(clip), "-o", str(d), "-q", "--no-overlay", *known)
         store = zarr.open_group(str(d / clip.with_suffix(".zarr").name), mode="r")
         row = {"seed": seed, "kind": kind, "focal": focal, "found": "tracks" in store and len(store["tracks"]) > 0}
         if not row["found"]:

@@ -40,8 +40,8 @@ class PersonSpec:
         velocity_xz: (vx, vz) ground velocity, metres/second.
         yaw_deg: Heading about the vertical axis; 0 faces the camera, 90 faces image right.
         motion: ``"walk"``, ``"squat"``, ``"arms"``, ``"legs"`` (kicks), ``"turn"`` or
-            ``"jump"`` (a countermovement jump every 2 s: standing, crouch, 0.4 s of flight,
-            landing).
+            ``"jump"`` (a countermovement jump every 2 s: standing, crouch, a free fall
+            of ``jump_m``, landing).
         shape: Anny phenotype overrides, e.g. ``{"height": 0.8}`` (others 0.5).
         shirt_rgb: Shirt colour.
         pose_offset: Axis-angle added to named bones in every frame (Anny local axes,
@@ -139,7 +139,7 @@ class GroundTruth:
         return cls(**kw)
 
 
-def _bone_pose(body: AnnyBody, motion: str, phase: float) -> np.ndarray:
+def _bone_pose(body: AnnyBody, motion: str, phase: float, jump_m: float = 0.2) -> np.ndarray:
     """(J, 3) axis-angle pose of one frame of a motion (Anny local-ref axes: +x rotation
     swings a limb backwards)."""
     pose = np.zeros((body.num_bones, 3))
@@ -162,7 +162,7 @@ def _bone_pose(body: AnnyBody, motion: str, phase: float) -> np.ndarray:
             rot(f"foot.{side}", 0, -0.7 * depth)
             rot(f"upperarm01.{side}", 0, -1.2 * depth)
         elif motion == "jump":
-            crouch = _jump_crouch(phase)
+            crouch = _jump_crouch(phase, jump_m)
             rot(f"upperleg01.{side}", 0, -0.9 * crouch)
             rot(f"lowerleg01.{side}", 0, 1.5 * crouch)
             rot(f"foot.{side}", 0, -0.6 * crouch)
@@ -182,30 +182,36 @@ def _bone_pose(body: AnnyBody, motion: str, phase: float) -> np.ndarray:
     return pose
 
 
-# A jump cycle lasts 2 s (fractions of it): standing, a countermovement, 0.4 s of flight,
-# the landing's absorption, standing again.
-_JUMP_CROUCH, _JUMP_TAKEOFF, _JUMP_LAND, _JUMP_STILL = 0.3, 0.5, 0.7, 0.85
+# A jump cycle lasts 2 s: standing, a 0.4 s countermovement, a free fall whose length
+# follows from the height (sqrt(8 h / g): 0.40 s for 20 cm), 0.3 s of landing, standing.
+_JUMP_CROUCH_S, _JUMP_TAKEOFF_S, _JUMP_LANDING_S, _GRAVITY = 0.6, 1.0, 0.3, 9.81
 
 
-def _jump_cycle(phase: float) -> float:
-    """Where a jump's 2 s cycle is, in [0, 1) (the phase runs ``2 pi`` a second)."""
-    return (phase / (4 * math.pi)) % 1.0
+def _jump_time(phase: float) -> float:
+    """Seconds into a jump's 2 s cycle (the phase runs ``2 pi`` a second)."""
+    return (phase / (2 * math.pi)) % 2.0
+
+
+def _flight_s(height_m: float) -> float:
+    """How long a free fall that rises ``height_m`` lasts, seconds."""
+    return math.sqrt(8.0 * height_m / _GRAVITY)
 
 
 def _jump_lift(phase: float, height_m: float) -> float:
-    """Rise above standing of a jump, metres: a parabola over the flight, zero on the floor."""
-    s = (_jump_cycle(phase) - _JUMP_TAKEOFF) / (_JUMP_LAND - _JUMP_TAKEOFF)
+    """Rise above standing of a jump, metres: a free-fall parabola over the flight."""
+    s = (_jump_time(phase) - _JUMP_TAKEOFF_S) / _flight_s(height_m)
     return 4.0 * height_m * s * (1.0 - s) if 0.0 < s < 1.0 else 0.0
 
 
-def _jump_crouch(phase: float) -> float:
+def _jump_crouch(phase: float, height_m: float) -> float:
     """Knee bend of a jump in [0, 1]: the countermovement before take-off and the
     landing's absorption after it (straight legs standing and in flight)."""
-    u = _jump_cycle(phase)
-    if _JUMP_CROUCH < u < _JUMP_TAKEOFF:
-        return math.sin(math.pi * (u - _JUMP_CROUCH) / (_JUMP_TAKEOFF - _JUMP_CROUCH))
-    if _JUMP_LAND < u < _JUMP_STILL:
-        return 0.6 * math.sin(math.pi * (u - _JUMP_LAND) / (_JUMP_STILL - _JUMP_LAND))
+    t = _jump_time(phase)
+    if _JUMP_CROUCH_S < t < _JUMP_TAKEOFF_S:
+        return math.sin(math.pi * (t - _JUMP_CROUCH_S) / (_JUMP_TAKEOFF_S - _JUMP_CROUCH_S))
+    land = _JUMP_TAKEOFF_S + _flight_s(height_m)
+    if land < t < land + _JUMP_LANDING_S:
+        return 0.6 * math.sin(math.pi * (t - land) / _JUMP_LANDING_S)
     return 0.0
 
 
@@ -353,7 +359,7 @@ def render_frames(
         for p, spec in enumerate(persons):
             phase = 2 * math.pi * 1.0 * t / fps
             yaw = math.radians(spec.yaw_deg) + (phase * 0.5 if spec.motion == "turn" else 0.0)
-            pose = _bone_pose(body, spec.motion, phase)
+            pose = _bone_pose(body, spec.motion, phase, spec.jump_m)
             for bone, angles in spec.pose_offset.items():
                 pose[body.bone_names.index(bone)] += angles
             pose = torch.as_tensor(pose, dtype=body.dtype)[None]

@@ -193,8 +193,8 @@ def read_tracks(store, track_ids: list[int]) -> list[TrackMotion]:
                            "scale with it; give --height-m if the person's height is known")
         out.append(TrackMotion(
             track_id=tid, shot=shot, rows=rows, frame_index=source_index[rows], time_s=pts[rows] - pts[0],
-            pelvis=world(g["pelvis"][:]), pelvis_raw=world(g["pelvis"][:] + shift), keypoints=world(g["keypoints3d_coco17"][:] + shift[:, None]),
-            feet=feet,
+            pelvis=world(g["pelvis"][:]), pelvis_raw=world(g["pelvis"][:] + shift),
+            keypoints=world(g["keypoints3d_coco17"][:] + shift[:, None]), feet=feet,
             fit_ok=g["fit_ok"][:].astype(bool), fit_error_px=g["fit_error_px"][:].astype(np.float64),
             stature_m=float(stature) if stature else None, frames_in_span=int(rows[-1] - rows[0] + 1),
             focal_cue=cue, scale=scale, caveats=caveats))
@@ -273,9 +273,8 @@ def _contacts(foot: np.ndarray, t: np.ndarray) -> np.ndarray:
 def _jumps(rise: np.ndarray, t: np.ndarray, min_frames: int) -> list[float]:
     """Peak rise of each jump, metres: a stretch of at least ``min_frames`` samples with
     the pelvis :data:`MIN_JUMP_M` or more above its standing height whose path is a free
-    fall: a parabola fitted to it accelerates down at 0.5 to 3 g (rendered jumps read
-    1.2-2.1 g, the fit sharpening take-off and landing), so a noisy bump or a slow rise
-    is not a jump."""
+    fall: a parabola fitted to it accelerates down at 0.5 to 3 g (rendered free falls
+    read 0.9-1.3 g), so a noisy bump or a slow rise is not a jump."""
     up = np.concatenate([[0], (np.nan_to_num(rise) >= MIN_JUMP_M).astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(up))
     out = []
