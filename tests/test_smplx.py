@@ -5,6 +5,8 @@ whose npz carries the fitted parameters straight."""
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import roma
@@ -198,6 +200,13 @@ def test_cli_with_smplx_writes_fitted_parameters_straight_to_npz(tmp_path, smplx
     assert again.returncode == 0, again.stderr
     assert np.allclose(np.load(tmp_path / "again" / "sample_track_1.npz")["poses"],
                        np.load(out / "sample_track_1.npz")["poses"])
+    # The motion report reads SMPL-X stores too: its feet are the left_/right_ foot joints.
+    rep = run_cli("report", str(out / "sample.zarr"), "--format", "csv", "-o", str(tmp_path / "report"))
+    assert rep.returncode == 0, rep.stderr
+    with open(tmp_path / "report" / "sample_track1.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == store["tracks/1/frame_index"].shape[0]
+    assert any(r["foot_contact_left"] == "1" for r in rows) and any(r["foot_contact_right"] == "1" for r in rows)
 
 
 @pytest.mark.slow
