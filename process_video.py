@@ -322,15 +322,25 @@ def _write_exports(store, formats: list[str], out, model_path: str | None = None
     return EXIT_USER_ERROR if failures else 0
 
 
-def _write_report(store, out=None, tracks=None, formats: list[str] | None = None) -> int:
-    """Writes a store's report; a store that cannot be reported is one line (the store is kept)."""
+def _write_report(store, out=None, tracks=None, formats: list[str] | None = None, after_run: bool = True) -> int:
+    """Writes a store's report. After a run, a store that cannot be reported is one line
+    (a store without people a note) and the run's outputs stay; ``meshstream report``
+    raises instead (one line, exit 2)."""
     from meshstream.report.files import FORMATS, write_report
+    from meshstream.report.motion import NothingToReport
     from meshstream.stream.errors import MeshstreamError
 
     try:
         written = write_report(store, out, tracks, formats or list(FORMATS))
+    except NothingToReport as exc:
+        if not after_run:
+            raise
+        print(f"meshstream: note: no report: {exc}", file=sys.stderr)  # like the run: nobody found is no failure
+        return 0
     except MeshstreamError as exc:
-        print(f"meshstream: error: report: {exc}", file=sys.stderr)
+        if not after_run:
+            raise
+        print(f"meshstream: error: report: {exc}", file=sys.stderr)  # the store and the other outputs stay
         return exc.exit_code
     for path in written:
         print(f"report      {path}")
@@ -340,7 +350,8 @@ def _write_report(store, out=None, tracks=None, formats: list[str] | None = None
 def _report(args: argparse.Namespace) -> int:
     from meshstream.report.files import parse_formats, parse_tracks
 
-    return _write_report(args.store, args.out, parse_tracks(args.tracks), parse_formats(args.format))
+    return _write_report(args.store, args.out, parse_tracks(args.tracks), parse_formats(args.format),
+                         after_run=False)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """Accuracy of ``meshstream report`` on rendered clips of known motion. Prints a Markdown table.
 
 Scenes come from seeds (``bench/splits.py``, kind ``motion``), one person each, in
-turn a walker (0.8-1.8 m/s in any direction, 3 s), a jumper (countermovement jumps of
-15-35 cm every 2 s, 4 s) and a squatter (to 112 degrees of knee flexion, 2 s); random
+turn a walker (0.8-1.8 m/s in any heading, its speed toward or away from the camera
+capped at 0.66 m/s, 3 s), a jumper (countermovement jumps of 15-35 cm every 2 s, free
+falls, 4 s) and a squatter (to 112 degrees of knee flexion, 2 s); random
 adult phenotype, heading, distance (2.5-6 m), field of view (45-80 degrees), camera
 height (0.9-1.5 m) and downward tilt (0-10 degrees), over crops of the sample
 background photo, H.264.

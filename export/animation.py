@@ -151,6 +151,22 @@ def camera_to_world(store, rows: np.ndarray) -> np.ndarray:
     return turns
 
 
+def foot_joints(store) -> dict[str, list[int]]:
+    """Indices into ``joints3d`` of the store's foot joints (``foot_joint_names``; Anny's
+    ``foot.*`` and ``toe*`` bones in stores without it), by side: ``left``, ``right`` and
+    ``other`` (Anny ``foot.L``/``.R``, SMPL-X ``left_``/``right_``)."""
+    names = list(store.attrs["joint_names"])
+    foot_names = tuple(store.attrs.get("foot_joint_names", ()))
+    out: dict[str, list[int]] = {"left": [], "right": [], "other": []}
+    for i, name in enumerate(names):
+        if name in foot_names or name.startswith(("foot.", "toe")):
+            n = name.lower()
+            side = ("left" if n.endswith(".l") or n.startswith("left") else
+                    "right" if n.endswith(".r") or n.startswith("right") else "other")
+            out[side].append(i)
+    return out
+
+
 def level_frame(store, track_ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The export world of a store: a rotation from the shots' world axes (the camera's
     at each shot's first frame, :func:`camera_to_world`) and a translation.
@@ -159,8 +175,8 @@ def level_frame(store, track_ids: list[int] | None = None) -> tuple[np.ndarray, 
     joint of every fitted person-frame, when those contacts spread (standard deviation)
     over 0.25 m in two directions (people walking about, or several people); otherwise the
     mean of the bodies' up axes, which detectors bias towards the image vertical, made
-    perpendicular to the contacts' line where they spread along one (a walker crossing
-    the view fixes the floor's slope along their path). -Z
+    perpendicular to the contacts' line where they spread along one within 15 degrees of
+    level (a walker crossing the view fixes the floor's slope along their path). -Z
     is the camera's view direction made horizontal; the floor is 3 cm under the lowest
     foot joints.
 
@@ -172,11 +188,10 @@ def level_frame(store, track_ids: list[int] | None = None) -> tuple[np.ndarray, 
         rotation: (3, 3) shot world axes -> export axes (rows: X, Y, Z of the world).
         translation: (3,) added after rotating, metres (puts the floor at y = 0).
     """
-    names = list(store.attrs["joint_names"])
     ups, feet, lows = [], [], []
     model_up = np.asarray(store.attrs.get("model_up_axis", AnnyBody.up_axis), dtype=np.float64)
-    foot_names = tuple(store.attrs.get("foot_joint_names", ()))
-    foot_joints = [i for i, n in enumerate(names) if n in foot_names or n.startswith(("foot.", "toe"))]
+    sides = foot_joints(store)
+    feet_index = sorted(sides["left"] + sides["right"] + sides["other"])
     tracks = list(store["tracks"].group_keys()) if "tracks" in store else []
     for tid in (tracks if track_ids is None else [str(t) for t in track_ids]):
         g = store[f"tracks/{tid}"]
@@ -186,7 +201,7 @@ def level_frame(store, track_ids: list[int] | None = None) -> tuple[np.ndarray, 
         turn = camera_to_world(store, g["frame_index"][:][ok])
         rot = turn @ roma.rotvec_to_rotmat(torch.as_tensor(g["global_orient"][:][ok].astype(np.float64))).numpy()
         ups.append(rot @ model_up)
-        joints = g["joints3d"][:][ok][:, foot_joints] @ np.swapaxes(turn, 1, 2)  # (n, F, 3)
+        joints = g["joints3d"][:][ok][:, feet_index] @ np.swapaxes(turn, 1, 2)  # (n, F, 3)
         lows.append(joints)
         feet.append(joints.reshape(-1, 3))
     if not ups:
@@ -202,7 +217,9 @@ def level_frame(store, track_ids: list[int] | None = None) -> tuple[np.ndarray, 
         if spread[1] > 0.25:  # spread (std) over 0.25 m in two directions
             normal = vt[2] * np.sign(vt[2] @ up)
             up = normal / np.linalg.norm(normal)
-        elif spread[0] > 0.25:  # along a line (one walker): the floor is level along it
+        elif spread[0] > 0.25 and abs(vt[0] @ up) < 0.26:
+            # Along a line within 15 degrees of level (one walker): the floor is level
+            # along it. A steeper line is depth noise along a downward view ray.
             up = up - (up @ vt[0]) * vt[0]
             up /= np.linalg.norm(up)
     view = np.array([0.0, 0.0, 1.0]) - up * up[2]  # camera forward, made horizontal

@@ -47,8 +47,6 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
     Returns:
         The files written and one line per failure.
     """
-    import zarr
-
     from meshstream.models.body import AnnyBody
 
     import tempfile
@@ -59,13 +57,11 @@ def export_store(store_path: str | Path, formats: list[str], out_dir: str | Path
     from .gltf import write_glb
     from .smplx_layout import retargeted_sequence, smplx_sequence, write_smpl, write_smplx_npz
     from .timeline import frame_period
+    from .zarr_store import open_store
 
     store_path = Path(store_path)
-    try:
-        store = zarr.open_group(str(store_path), mode="r")
-        body_model = store.attrs["body_model"]
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise InputError(f"{store_path}: not a meshstream Zarr store ({exc}); give the .zarr written by process_video") from exc
+    store = open_store(store_path)
+    body_model = store.attrs["body_model"]
     if body_model == "smplx":
         from meshstream.models.smplx_body import SmplxBody
 

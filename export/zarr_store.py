@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from meshstream.stream.errors import OutputError
+from meshstream.stream.errors import InputError, OutputError
 from meshstream.stream.messages import BodyFit
 
 SCHEMA_VERSION = 1
@@ -293,6 +293,22 @@ class ZarrWriter:
         """Marks the store complete (only after a clean end)."""
         self.root.attrs.update({"complete": bool(complete), "n_frames": self.n_frames,
                                 "track_ids": sorted(self._tracks)})
+
+
+def open_store(path: str | Path) -> Any:
+    """A meshstream store opened read-only; one line when ``path`` is not one."""
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such store; give the .zarr folder a meshstream run wrote")
+    try:
+        store = zarr.open_group(str(path), mode="r")
+        store.attrs["body_model"]  # noqa: B018 - every meshstream store has it
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: not a meshstream Zarr store ({type(exc).__name__}); give the .zarr folder a "
+                         "meshstream run wrote") from None
+    return store
 
 
 def _create_rotation(root: Any, n_frames: int) -> None:

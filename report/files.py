@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from meshstream.stream.errors import ConfigError, InputError
+from meshstream.export.zarr_store import open_store
+from meshstream.stream.errors import ConfigError, InputError, OutputError
 
-from .motion import TrackReport, analyse, check_store, read_tracks
+from .motion import NothingToReport, TrackReport, analyse, check_store, read_tracks
 
 FORMATS = ("html", "csv", "png")
 
@@ -44,24 +45,13 @@ def parse_tracks(text: str | None) -> list[int] | None:
         raise ConfigError(f"--tracks {text}: give track ids separated by commas, e.g. --tracks 1,3") from None
 
 
-def open_store(path: str | Path):
-    """The store at ``path`` opened read-only; one line if it is not a meshstream store."""
-    import zarr
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such store; give the .zarr folder a meshstream run wrote")
-    try:
-        store = zarr.open_group(str(path), mode="r")
-        store.attrs["joint_names"]  # noqa: B018 - a meshstream store has it
-    except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
-        raise InputError(f"{path}: not a meshstream Zarr store ({type(exc).__name__}); give the .zarr folder a "
-                         "meshstream run wrote") from None
-    return store
-
-
 def analyse_store(store, path: str | Path, track_ids: list[int] | None = None) -> list[TrackReport]:
-    """Every asked-for track of an open store, analysed."""
+    """Every asked-for track of an open store, analysed.
+
+    Raises:
+        NothingToReport: The store has no tracks.
+        InputError: Another schema, an unknown track, or a store that cannot be read.
+    """
     ids = check_store(store, str(path))
     if track_ids is not None:
         missing = sorted(set(track_ids) - set(ids))
@@ -69,7 +59,14 @@ def analyse_store(store, path: str | Path, track_ids: list[int] | None = None) -
             raise InputError(f"{path}: no track {', '.join(map(str, missing))}; the store has tracks "
                              f"{', '.join(map(str, ids))}")
         ids = [t for t in ids if t in track_ids]
-    return [analyse(m) for m in read_tracks(store, ids)]
+    try:
+        reports = [analyse(m) for m in read_tracks(store, ids)]
+    except (KeyError, ValueError, IndexError, OSError) as exc:
+        raise InputError(f"{path}: the store cannot be read ({type(exc).__name__}: {exc}); if its run was "
+                         "interrupted, finish it with --resume") from None
+    if not reports:
+        raise NothingToReport(f"{path}: no committed rows in tracks {', '.join(map(str, ids))}; nothing to report")
+    return reports
 
 
 def write_report(store_path: str | Path, out_dir: str | Path | None = None, track_ids: list[int] | None = None,
@@ -91,9 +88,14 @@ def write_report(store_path: str | Path, out_dir: str | Path | None = None, trac
     out = Path(out_dir) if out_dir else store_path.parent
     try:
         out.mkdir(parents=True, exist_ok=True)
+        return _write(out, store_path.name.removesuffix(".zarr"), store, store_path, reports, formats)
     except OSError as exc:
-        raise InputError(f"-o {out}: cannot create the folder ({exc.strerror}); choose another") from None
-    stem = store_path.name.removesuffix(".zarr")
+        raise OutputError(f"{out}: cannot write the report there ({exc.strerror or exc}); choose another folder "
+                          "with -o") from None
+
+
+def _write(out: Path, stem: str, store, store_path: Path, reports: list[TrackReport], formats: list[str]) -> list[Path]:
+    """Writes the asked-for files into ``out``; returns them."""
     written: list[Path] = []
     if "csv" in formats:
         for r in reports:

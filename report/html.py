@@ -25,10 +25,7 @@ _THUMBS = 3
 def figures(reports: list[TrackReport]) -> dict[str, bytes]:
     """PNG plots: ``paths`` (every track's path on the floor, seen from above) and
     ``track<ID>`` (speed, joint angles and pelvis height over time) per track."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # drawn without pyplot: no GUI backend, no global state
 
     out = {"paths": _png(_paths_figure(Figure(figsize=(6.0, 5.0)), reports))}
     for r in reports:
@@ -44,9 +41,11 @@ def _png(fig) -> bytes:
 
 def _paths_figure(fig, reports: list[TrackReport]):
     ax = fig.add_subplot()
+    shots = len({r.motion.shot for r in reports}) > 1  # each shot has its own world: say which
     for r in reports:
         x, z = r.columns["pelvis_x_m"], r.columns["pelvis_z_m"]
-        line, = ax.plot(x, -z, lw=1.5, label=f"track {r.summary.track_id}")
+        label = f"track {r.summary.track_id}" + (f" (shot {r.motion.shot})" if shots else "")
+        line, = ax.plot(x, -z, lw=1.5, label=label)
         ax.plot(x[:1], -z[:1], "o", color=line.get_color())
         ax.plot(x[-1:], -z[-1:], ">", color=line.get_color())
     ax.plot([0], [0], "k^", ms=9, label="camera")
@@ -101,6 +100,8 @@ def thumbnails(store, store_path: Path, report: TrackReport, count: int = _THUMB
     import av
     import cv2
 
+    from meshstream.stream.sources import rotate_frame
+
     stem = store_path.name.removesuffix(".zarr")
     overlay = store_path.parent / f"{stem}_overlay.mp4"
     source = Path(str(store.attrs.get("source") or ""))
@@ -120,10 +121,11 @@ def thumbnails(store, store_path: Path, report: TrackReport, count: int = _THUMB
                 if frame is None:
                     continue
                 img = frame.to_ndarray(format="bgr24")
-                if video == source:
+                if video == source:  # the overlay was drawn upright; the source may need turning
+                    img = rotate_frame(img, int(store.attrs.get("rotation_deg") or 0))
                     cv2.rectangle(img, tuple(int(v) for v in box[:2]), tuple(int(v) for v in box[2:]), (40, 200, 40), 2)
                 out.append(_crop_jpeg(img, box))
-    except (av.error.FFmpegError, OSError) as exc:
+    except (av.error.FFmpegError, OSError, ValueError, cv2.error) as exc:  # thumbnails are a nicety
         log.warning("no thumbnails from %s: %s", video, exc)
         return [], ""
     return out, "overlay video" if video == overlay else "source video (no overlay video beside the store)"

@@ -39,9 +39,13 @@ def smooth(values: np.ndarray, times: np.ndarray, window_s: float, max_gap_s: fl
            deriv: int = 0) -> np.ndarray:
     """Savitzky-Golay smoothing (quadratic) or its first derivative, run by run.
 
+    A run with uneven sampling (a few missed frames) is put on an even clock at its
+    median interval by linear interpolation, smoothed there and read back at its own
+    times, so a short gap neither speeds nor slows the motion.
+
     Args:
         values: (N, ...) samples.
-        times: (N,) their times, seconds.
+        times: (N,) their times, seconds, increasing.
         window_s: Width of the fitting window, seconds (rounded to an odd sample count of
             at least 5, at most the run's length).
         max_gap_s: Gaps longer than this split the track into runs.
@@ -54,14 +58,23 @@ def smooth(values: np.ndarray, times: np.ndarray, window_s: float, max_gap_s: fl
     values = np.asarray(values, np.float64)
     out = np.full_like(values, np.nan) if deriv else values.copy()
     for run in runs(times, max_gap_s):
-        n = run.stop - run.start
-        if n < 3:
+        t, v = times[run], values[run]
+        dt = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+        if len(t) < 3 or dt <= 0:
             continue
-        dt = float(np.median(np.diff(times[run])))
+        even = np.abs(np.diff(t) - dt).max() <= 0.25 * dt
+        grid = t if even else np.arange(t[0], t[-1] + 0.5 * dt, dt)
+        flat = v.reshape(len(t), -1)
+        on_grid = flat if even else np.stack([np.interp(grid, t, c) for c in flat.T], 1)
+        n = len(grid)
         window = max(5, int(round(window_s / dt)) | 1)
         window = min(window, n if n % 2 else n - 1)
-        order = min(2, window - 1)
-        out[run] = savgol_filter(values[run], window, order, deriv=deriv, delta=dt, axis=0, mode="interp")
+        if window < 3:
+            continue
+        done = savgol_filter(on_grid, window, min(2, window - 1), deriv=deriv, delta=dt, axis=0, mode="interp")
+        if not even:
+            done = np.stack([np.interp(t, grid, c) for c in done.T], 1)
+        out[run] = done.reshape(v.shape)
     return out
 
 
@@ -171,7 +184,8 @@ def joint_angles(kp: np.ndarray, up: np.ndarray = UP) -> dict[str, np.ndarray]:
 
 def drop_short(flags: np.ndarray, min_len: int) -> np.ndarray:
     """A boolean series with every run (of True or of False) shorter than ``min_len``
-    samples flipped to its neighbours' value (debounces contact flicker)."""
+    samples flipped to its neighbours' value (debounces contact flicker). Runs at the
+    series' ends are kept: what came before or after them is not known."""
     flags = np.asarray(flags, bool).copy()
     for value in (True, False):  # short blips first, then short gaps between contacts
         edges = np.flatnonzero(np.diff(np.concatenate([[not value], flags == value, [not value]]).astype(np.int8)))
@@ -188,7 +202,7 @@ def foot_contacts(height: np.ndarray, speed: np.ndarray, max_height_m: float = 0
     Args:
         height: (N,) height of the foot's lowest joint above that foot's own floor level
             (its usual height while still), metres.
-        speed: (N,) its horizontal speed, m/s.
+        speed: (N,) its speed, m/s.
         max_height_m: Highest a planted foot's lowest joint sits above that level.
         max_speed_mps: Fastest a planted foot moves (estimation noise and heel-to-toe
             roll move it a little).
@@ -206,13 +220,6 @@ def onsets(contact: np.ndarray) -> np.ndarray:
     under way at the first sample is not counted."""
     c = np.asarray(contact, bool)
     return np.flatnonzero(c[1:] & ~c[:-1]) + 1
-
-
-def flights(left: np.ndarray, right: np.ndarray, min_frames: int) -> list[slice]:
-    """Stretches of at least ``min_frames`` samples with neither foot on the floor."""
-    air = ~(np.asarray(left, bool) | np.asarray(right, bool))
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], air.astype(np.int8), [0]])))
-    return [slice(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_frames]
 
 
 def window_mean(values: np.ndarray, times: np.ndarray, window_s: float) -> np.ndarray:

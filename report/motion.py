@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meshstream.export.animation import camera_to_world, level_frame
+from meshstream.export.animation import camera_to_world, foot_joints, level_frame
 from meshstream.stream.errors import InputError
 
 from . import kinematics as km
@@ -28,7 +28,6 @@ MOVING_MPS = 0.3  # moving above this horizontal pelvis speed
 STANDING_KNEE_DEG = 20.0  # standing: a knee straighter than this, the pelvis not rising or falling
 STANDING_VY_MPS = 0.15
 MIN_JUMP_M = 0.05  # a flight counts as a jump when the pelvis rises this far above standing
-MIN_FLIGHT_S = 0.08
 GRAVITY = 9.81  # m/s^2
 
 
@@ -111,14 +110,8 @@ class TrackReport:
     summary: TrackSummary
 
 
-def _side_of(name: str) -> str | None:
-    """``left``/``right`` for a foot joint's name (Anny ``foot.L``, SMPL-X ``left_foot``)."""
-    n = name.lower()
-    if n.endswith(".l") or n.startswith("left"):
-        return "left"
-    if n.endswith(".r") or n.startswith("right"):
-        return "right"
-    return None
+class NothingToReport(InputError):
+    """The store has no tracks: nobody was found in the clip."""
 
 
 def check_store(store, path: str) -> list[int]:
@@ -129,38 +122,50 @@ def check_store(store, path: str) -> list[int]:
                          "meshstream on the clip again to rewrite it")
     ids = sorted(int(t) for t in store["tracks"].group_keys()) if "tracks" in store else []
     if not ids:
-        raise InputError(f"{path}: the store has no tracks (nobody was found in the clip), so there is nothing to "
+        raise NothingToReport(f"{path}: the store has no tracks (nobody was found in the clip), so there is nothing to "
                          "report")
     return ids
 
 
+_TRACK_ARRAYS = ("frame_index", "pelvis", "transl", "transl_raw", "joints3d", "keypoints3d_coco17", "fit_ok",
+                 "fit_error_px")
+
+
+def _committed(g, n_frames: int) -> dict[str, np.ndarray]:
+    """A track's arrays cut to the rows of committed frames (an interrupted run may have
+    written a few rows past its last commit, or fewer rows of some arrays)."""
+    arrays = {k: g[k][:] for k in _TRACK_ARRAYS}
+    n = min(len(v) for v in arrays.values())
+    n = min(n, int(np.searchsorted(arrays["frame_index"][:n], n_frames)))
+    return {k: v[:n] for k, v in arrays.items()}
+
+
 def read_tracks(store, track_ids: list[int]) -> list[TrackMotion]:
-    """The tracks' motion in their shots' levelled worlds (one floor per shot).
+    """The tracks' motion in their shots' levelled worlds (one floor per shot); tracks
+    with no committed rows are left out.
 
     Args:
         store: Open meshstream Zarr group (schema 1).
         track_ids: Tracks to read.
     """
-    shots_of_rows = store["frames/shot"][:]
-    source_index = store["frames/frame_index"][:]
-    pts = store["frames/pts_seconds"][:]
-    names = list(store.attrs["joint_names"])
-    foot_names = set(store.attrs.get("foot_joint_names", ()))
-    sides = {s: [i for i, n in enumerate(names) if n in foot_names and _side_of(n) == s] for s in ("left", "right")}
-    shot_of = {t: int(shots_of_rows[store[f"tracks/{t}/frame_index"][0]]) for t in track_ids}
-    all_ids = sorted(int(t) for t in store["tracks"].group_keys())
-    all_shots = {t: int(shots_of_rows[store[f"tracks/{t}/frame_index"][0]]) for t in all_ids}
-    worlds = {s: level_frame(store, [t for t in all_ids if all_shots[t] == s]) for s in set(shot_of.values())}
-    cues = list(store.attrs.get("shot_focal_cue") or [])
-    notes = [str(n) for n in store.attrs.get("notes") or []]
-    config = store.attrs.get("config") or {}
-    known_height = (config.get("estimation") or {}).get("person_height_m")
-    ground = store.attrs.get("shared_ground") or []
+    n_frames = int(store.attrs.get("n_frames") or store["frames/frame_index"].shape[0])
+    shot_of_row = store["frames/shot"][:n_frames]
+    source_index = store["frames/frame_index"][:n_frames]
+    pts = store["frames/pts_seconds"][:n_frames]
+    sides = foot_joints(store)
+    tracks = {}
+    for tid in sorted(int(t) for t in store["tracks"].group_keys()):
+        data = _committed(store[f"tracks/{tid}"], n_frames)
+        if len(data["frame_index"]):
+            tracks[tid] = (int(shot_of_row[data["frame_index"][0]]), data)
+    wanted = [t for t in track_ids if t in tracks]
+    worlds = {s: level_frame(store, [t for t, (shot, _) in tracks.items() if shot == s])
+              for s in {tracks[t][0] for t in wanted}}
     out = []
-    for tid in track_ids:
+    for tid in wanted:
+        shot, data = tracks[tid]
         g = store[f"tracks/{tid}"]
-        rows = g["frame_index"][:].astype(np.int64)
-        shot = shot_of[tid]
+        rows = data["frame_index"].astype(np.int64)
         rotation, offset = worlds[shot]
         to_world = rotation @ camera_to_world(store, rows)  # (N, 3, 3)
 
@@ -168,37 +173,47 @@ def read_tracks(store, track_ids: list[int]) -> list[TrackMotion]:
             return np.einsum("nij,n...j->n...i", to_world, points.astype(np.float64)) + offset
 
         # Heights, feet and joints from the fit's own translations (see pelvis_raw).
-        shift = (g["transl_raw"][:] - g["transl"][:]).astype(np.float64)
-        joints = world(g["joints3d"][:] + shift[:, None])
-        feet = np.stack([_lowest(joints[:, sides[s]]) for s in ("left", "right")])
-        cue = cues[shot] if shot < len(cues) else None
-        shot_ground = ground[shot] if shot < len(ground) else None
-        if known_height:
-            scale = "known height"
-        elif shot_ground and str(tid) in (shot_ground.get("size_scale") or {}):
-            scale = "shared floor"
-        else:
-            scale = "body shape"
+        shift = (data["transl_raw"] - data["transl"]).astype(np.float64)
+        joints = world(data["joints3d"] + shift[:, None])
         stature = g.attrs.get("stature_m")
-        caveats = [n for n in notes if n.startswith(f"shot {shot}:") or not n.startswith("shot ")]
-        if cue is None:
-            caveats.insert(0, "the shot's focal was never fixed: depths, distances and speeds are not metric")
-        elif cue == "people":
-            caveats.insert(0, "the focal was estimated from the people alone, the weakest cue (README, Limits): "
-                              "depths, distances and speeds may be off by tens of percent; give --fov-deg, "
-                              "--focal-px or --intrinsics if the camera is known")
-        if scale == "body shape":
-            height = f"{stature:.2f} m" if stature else "unknown"
-            caveats.append(f"scale from the fitted body (standing height {height}): distances, speeds and heights "
-                           "scale with it; give --height-m if the person's height is known")
+        cue, scale, caveats = _evidence(store, tid, shot, stature)
         out.append(TrackMotion(
             track_id=tid, shot=shot, rows=rows, frame_index=source_index[rows], time_s=pts[rows] - pts[0],
-            pelvis=world(g["pelvis"][:]), pelvis_raw=world(g["pelvis"][:] + shift),
-            keypoints=world(g["keypoints3d_coco17"][:] + shift[:, None]), feet=feet,
-            fit_ok=g["fit_ok"][:].astype(bool), fit_error_px=g["fit_error_px"][:].astype(np.float64),
+            pelvis=world(data["pelvis"]), pelvis_raw=world(data["pelvis"] + shift),
+            keypoints=world(data["keypoints3d_coco17"] + shift[:, None]),
+            feet=np.stack([_lowest(joints[:, sides[s]]) for s in ("left", "right")]),
+            fit_ok=data["fit_ok"].astype(bool), fit_error_px=data["fit_error_px"].astype(np.float64),
             stature_m=float(stature) if stature else None, frames_in_span=int(rows[-1] - rows[0] + 1),
             focal_cue=cue, scale=scale, caveats=caveats))
     return out
+
+
+def _evidence(store, track_id: int, shot: int, stature: float | None) -> tuple[str | None, str, list[str]]:
+    """What set the shot's focal, what sets the track's size, and the caveats they and
+    the run's notes call for."""
+    cues = list(store.attrs.get("shot_focal_cue") or [])
+    cue = cues[shot] if shot < len(cues) else None
+    ground = store.attrs.get("shared_ground") or []
+    shot_ground = ground[shot] if shot < len(ground) else None
+    if ((store.attrs.get("config") or {}).get("estimation") or {}).get("person_height_m"):
+        scale = "known height"
+    elif shot_ground and str(track_id) in (shot_ground.get("size_scale") or {}):
+        scale = "shared floor"
+    else:
+        scale = "body shape"
+    notes = [str(n) for n in store.attrs.get("notes") or []]
+    caveats = [n for n in notes if n.startswith(f"shot {shot}:") or not n.startswith("shot ")]
+    if cue is None:
+        caveats.insert(0, "the shot's focal was never fixed: depths, distances and speeds are not metric")
+    elif cue == "people":
+        caveats.insert(0, "the focal was estimated from the people alone, the weakest cue (README, Limits): "
+                          "depths, distances and speeds may be off by tens of percent; give --fov-deg, "
+                          "--focal-px or --intrinsics if the camera is known")
+    if scale == "body shape":
+        height = f"{stature:.2f} m" if stature else "unknown"
+        caveats.append(f"scale from the fitted body (standing height {height}): distances, speeds and heights "
+                       "scale with it; give --height-m if the person's height is known")
+    return cue, scale, caveats
 
 
 def _lowest(points: np.ndarray) -> np.ndarray:
@@ -229,8 +244,7 @@ def analyse(m: TrackMotion) -> TrackReport:
     knee = np.minimum(angles["knee_flexion_left"], angles["knee_flexion_right"])
     standing = (knee < STANDING_KNEE_DEG) & (np.abs(np.nan_to_num(rate, nan=np.inf)) < STANDING_VY_MPS)
     stand_height = float(np.median(height[standing])) if standing.any() else None
-    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
-    rises = [] if stand_height is None else _jumps(height - stand_height, t, max(2, int(round(MIN_FLIGHT_S / step))))
+    rises = [] if stand_height is None else _jumps(height - stand_height, t)
     duration = float(t[-1] - t[0] + np.median(np.diff(t))) if len(t) > 1 else 0.0
     top = km.window_mean(speed, t, TOP_SPEED_WINDOW_S)
     ok = m.fit_ok if m.fit_ok.any() else np.ones(len(t), bool)
@@ -252,7 +266,7 @@ def analyse(m: TrackMotion) -> TrackReport:
         jumps=len(rises), jump_height_m=max(rises) if rises else None, standing_pelvis_m=stand_height,
         range_of_motion_deg={k: (float(np.nanmin(v[ok])), float(np.nanmax(v[ok]))) for k, v in angles.items()},
         stature_m=m.stature_m, focal_cue=m.focal_cue, scale=m.scale,
-        fit_error_px=float(np.median(m.fit_error_px)), fit_ok_fraction=float(m.fit_ok.mean()),
+        fit_error_px=float(np.nanmedian(m.fit_error_px)), fit_ok_fraction=float(m.fit_ok.mean()),
     )
     return TrackReport(m, columns, summary)
 
@@ -270,7 +284,7 @@ def _contacts(foot: np.ndarray, t: np.ndarray) -> np.ndarray:
     return km.foot_contacts(height - floor, speed)
 
 
-def _jumps(rise: np.ndarray, t: np.ndarray, min_frames: int) -> list[float]:
+def _jumps(rise: np.ndarray, t: np.ndarray, min_frames: int = 3) -> list[float]:
     """Peak rise of each jump, metres: a stretch of at least ``min_frames`` samples with
     the pelvis :data:`MIN_JUMP_M` or more above its standing height whose path is a free
     fall: a parabola fitted to it accelerates down at 0.5 to 3 g (rendered free falls
@@ -279,7 +293,7 @@ def _jumps(rise: np.ndarray, t: np.ndarray, min_frames: int) -> list[float]:
     edges = np.flatnonzero(np.diff(up))
     out = []
     for a, b in zip(edges[::2], edges[1::2]):
-        if b - a < max(min_frames, 3):
+        if b - a < min_frames:
             continue
         accel = 2.0 * np.polyfit(t[a:b] - t[a], rise[a:b], 2)[0]
         if -3.0 * GRAVITY <= accel <= -0.5 * GRAVITY:

@@ -105,12 +105,8 @@ def process_clip(job: ClipJob, config, software_version: str, fitter: Callable |
             written, outcome.export_failures = export_store(summary.zarr_path, job.exports, out)
             outcome.exported = [str(p) for p in written]
         if job.report:
-            from meshstream.report.files import write_report
-
-            try:
-                outcome.reported = [str(p) for p in write_report(summary.zarr_path, out)]
-            except MeshstreamError as exc:
-                outcome.export_failures.append(f"report: {exc}")
+            outcome.reported, failure = _report(summary.zarr_path, out)
+            outcome.export_failures += failure
     except NothingToResume as exc:
         outcome = ClipOutcome(job.input, "skipped", reason=str(exc))
     except MeshstreamError as exc:
@@ -126,6 +122,25 @@ def process_clip(job: ClipJob, config, software_version: str, fitter: Callable |
         outcome = _at_url(outcome, out, mirror.url)
     outcome.seconds = time.perf_counter() - t0
     return outcome
+
+
+def _report(store: Path, out: str) -> tuple[list[str], list[str]]:
+    """A finished clip's motion report: the files written, and the failure's one line
+    (none for a clip without people). A failure here keeps the clip done."""
+    from meshstream.report.files import write_report
+    from meshstream.report.motion import NothingToReport
+
+    from .errors import MeshstreamError
+
+    try:
+        return [str(p) for p in write_report(store, out)], []
+    except NothingToReport:
+        return [], []
+    except MeshstreamError as exc:
+        return [], [f"report: {exc}"]
+    except Exception as exc:  # a bug in the report does not fail a finished clip
+        log.info("report of %s failed", store, exc_info=True)
+        return [], [f"report: internal error: {one_line(exc)}"]
 
 
 def _at_url(outcome: ClipOutcome, staging: str, url: str) -> ClipOutcome:

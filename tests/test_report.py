@@ -169,3 +169,15 @@ def test_bad_stores_and_flags_give_one_line(clips, tmp_path):
         assert r.returncode == 2, (args, r.stderr)
         assert message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_run_with_report_on_a_clip_without_people_notes_it(tmp_path):
+    """Nobody found is not a failure for a run (exit 0, a valid empty store), so neither is
+    its report: a note says why there is none."""
+    from conftest import gradient_frames, write_clip
+
+    clip = write_clip(tmp_path / "empty.mp4", gradient_frames(8, 96, 128))
+    r = run_cli(str(clip), "-o", str(tmp_path / "out"), "-q", "--no-overlay", "--report")
+    assert r.returncode == 0, r.stderr
+    assert "meshstream: note: no report:" in r.stderr and "has no tracks" in r.stderr and "Traceback" not in r.stderr
+    assert not list((tmp_path / "out").glob("empty_report.html"))

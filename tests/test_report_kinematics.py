@@ -62,6 +62,12 @@ def test_smoothed_speed_and_distance_of_a_known_path():
     speed = np.linalg.norm(v, axis=1)
     walking = (t > 0.3) & (t < 2.7) & ((t < 1.7) | (t > 2.6))
     assert np.abs(speed[walking] - 1.5).max() < 0.1
+    # Missed frames inside a run (dropped samples, not a split) do not change the speed.
+    kept = np.ones(len(t), bool)
+    kept[[10, 11, 12, 13, 14, 30, 31]] = False
+    v_gappy = km.smooth(noisy[kept], t[kept], 0.5, 0.5, deriv=1)
+    inner = walking[kept] & (np.abs(t[kept] - 1.0) > 0.01)
+    assert np.abs(np.linalg.norm(v_gappy, axis=1)[inner] - 1.5).max() < 0.1
     smooth = km.smooth(noisy, t, 0.5, 0.1)
     distance = km.path_length(smooth, speed >= 0.3)
     assert abs(distance[-1] - 4.5) < 0.1  # standing still adds nothing
@@ -69,7 +75,7 @@ def test_smoothed_speed_and_distance_of_a_known_path():
     assert still[-1] == 0.0
 
 
-def test_contacts_debounce_steps_and_flights():
+def test_contacts_debounce_and_steps():
     height = np.array([0, 0, 0, .2, .2, .2, 0, .2, 0, 0, 0, .3, .3, .3, 0, 0], float)
     speed = np.zeros_like(height)
     c = km.foot_contacts(height, speed, min_frames=2)
@@ -77,8 +83,6 @@ def test_contacts_debounce_steps_and_flights():
     assert c.tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1]
     assert km.onsets(c).tolist() == [8, 14]
     assert not km.foot_contacts(np.zeros(4), np.full(4, 2.0)).any()  # a fast foot is not planted
-    both = km.flights(c, c, min_frames=3)
-    assert [(s.start, s.stop) for s in both] == [(3, 8), (11, 14)]
 
 
 def test_jumps_are_free_falls_above_standing():
@@ -90,7 +94,7 @@ def test_jumps_are_free_falls_above_standing():
     rise[40] = 0.2  # one frame: noise, not a jump
     slow = (t > 2.5) & (t < 3.5)  # a slow 15 cm bump over 1 s (0.3 g): not a jump either
     rise[slow] = 0.15 * np.sin(np.pi * (t[slow] - 2.5))
-    jumps = _jumps(rise, t, min_frames=2)
+    jumps = _jumps(rise, t)
     assert len(jumps) == 1 and abs(jumps[0] - 0.196) < 0.01
 
 
