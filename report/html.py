@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .motion import MOVING_MPS, TOP_SPEED_WINDOW_S, TrackReport
+from .motion import MAX_GAP_S, MOVING_MPS, TOP_SPEED_WINDOW_S, TrackReport
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,21 @@ def _paths_figure(fig, reports: list[TrackReport]):
     return fig
 
 
+def _broken(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns with a NaN row inserted in every gap longer than
+    :data:`~meshstream.report.motion.MAX_GAP_S`, so that plotted lines break there."""
+    t = columns["time_s"]
+    cut = np.flatnonzero(np.diff(t) > MAX_GAP_S) + 1
+    if not len(cut):
+        return columns
+    out = {k: np.insert(v.astype(np.float64), cut, np.nan) for k, v in columns.items()}
+    out["time_s"] = np.insert(t, cut, 0.5 * (t[cut - 1] + t[cut]))
+    return out
+
+
 def _track_figure(fig, r: TrackReport):
-    c, t = r.columns, r.columns["time_s"]
+    c = _broken(r.columns)
+    t = c["time_s"]
     axes = fig.subplots(4, 1, sharex=True)
     axes[0].plot(t, c["speed_mps"], "k", lw=1.2)
     axes[0].axhline(MOVING_MPS, color="grey", ls=":", lw=0.8)
@@ -77,7 +90,7 @@ def _track_figure(fig, r: TrackReport):
     axes[3].plot(t, c["height_m"], "k", lw=1.2, label="pelvis height")
     top = float(np.nanmax(c["height_m"])) if np.isfinite(c["height_m"]).any() else 1.0
     for k, (side, colour) in enumerate((("left", _LEFT), ("right", _RIGHT))):
-        on = c[f"foot_contact_{side}"].astype(bool)
+        on = np.nan_to_num(c[f"foot_contact_{side}"]).astype(bool)
         axes[3].fill_between(t, 0.05 * k * top, 0.05 * (k + 1) * top, where=on, color=colour, alpha=0.6,
                              step="mid", label=f"{side} foot down")
     axes[3].set_ylabel("metres")
