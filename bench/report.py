@@ -8,8 +8,10 @@ adult phenotype, heading, distance (2.5-6 m), field of view (45-80 degrees), cam
 height (0.9-1.5 m) and downward tilt (0-10 degrees), over crops of the sample
 background photo, H.264.
 
-Each clip runs through the real CLI twice, at the true focal (``--fov-deg``) and with the
-focal estimated (the default), then ``meshstream report --format csv``. Per kind:
+Each clip runs through the real CLI three times: at the true focal (``--fov-deg``), with
+the focal estimated (the default), and at the true focal with the person's true height
+(``--height-m``: the scale known, what is left is the report's and the pose's own error);
+then ``meshstream report --format csv``. Per kind:
 
 - walk: error of the median speed (the middle of the track, away from the smoothing
   window's edges) and of the distance over the track's span, percent;
@@ -36,6 +38,7 @@ from splits import seeds  # bench/splits.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("walk", "jump", "squat")
+VARIANTS = ("true", "estimated", "true + height")  # the focal given or estimated; + the person's height given
 
 
 def motion_scene(seed: int, photo: np.ndarray) -> dict:
@@ -101,9 +104,10 @@ def measure(seed: int, work: Path, photo: np.ndarray, body) -> list[dict]:
     write_video(clip, frames, 25.0)
     true_stature = float(body.stature(phenotype_shape(body, person.shape))[0])
     out = []
-    for focal in ("true", "estimated"):
-        d = work / f"{seed}_{focal}"
-        known = ("--fov-deg", str(scene["fov_deg"])) if focal == "true" else ()
+    for focal in VARIANTS:
+        d = work / f"{seed}_{focal.replace(' ', '_')}"
+        known = {"true": ("--fov-deg", str(scene["fov_deg"])), "estimated": (),
+                 "true + height": ("--fov-deg", str(scene["fov_deg"]), "--height-m", f"{true_stature:.3f}")}[focal]
         _cli(str(clip), "-o", str(d), "-q", "--no-overlay", *known)
         store = zarr.open_group(str(d / clip.with_suffix(".zarr").name), mode="r")
         row = {"seed": seed, "kind": kind, "focal": focal, "found": "tracks" in store and len(store["tracks"]) > 0}
@@ -160,12 +164,12 @@ def main() -> None:
     rows = []
     for seed in seeds("motion", args.split, args.n):
         rows += measure(seed, work, photo, body)
-        print(f"seed {seed}: {rows[-2]} | {rows[-1]}", file=sys.stderr)
+        print(f"seed {seed}: {' | '.join(map(str, rows[-len(VARIANTS):]))}", file=sys.stderr)
     print(f"Split `{args.split}`, {args.n} scenes; mean (median) of absolute errors\n")
     print("| focal | found | stature % | walk speed % | walk distance % | jumps found | highest jump, cm "
           "| squat knee near, ° | squat knee far, ° |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for focal in ("true", "estimated"):
+    for focal in VARIANTS:
         sel = [r for r in rows if r["focal"] == focal]
         jumps = [r["jumps"].split("/") for r in sel if "jumps" in r]
         found = f"{sum(int(a) for a, _ in jumps)}/{sum(int(b) for _, b in jumps)}" if jumps else "–"
