@@ -182,14 +182,19 @@ def joint_angles(kp: np.ndarray, up: np.ndarray = UP) -> dict[str, np.ndarray]:
     }
 
 
+def stretches(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of every stretch of True samples, in order."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(flags, bool).astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 def drop_short(flags: np.ndarray, min_len: int) -> np.ndarray:
     """A boolean series with every run (of True or of False) shorter than ``min_len``
     samples flipped to its neighbours' value (debounces contact flicker). Runs at the
     series' ends are kept: what came before or after them is not known."""
     flags = np.asarray(flags, bool).copy()
     for value in (True, False):  # short blips first, then short gaps between contacts
-        edges = np.flatnonzero(np.diff(np.concatenate([[not value], flags == value, [not value]]).astype(np.int8)))
-        for a, b in zip(edges[::2], edges[1::2]):
+        for a, b in stretches(flags == value):
             if b - a < min_len and a > 0 and b < len(flags):
                 flags[a:b] = not value
     return flags

@@ -289,10 +289,8 @@ def _jumps(rise: np.ndarray, t: np.ndarray, min_frames: int = 3) -> list[float]:
     the pelvis :data:`MIN_JUMP_M` or more above its standing height whose path is a free
     fall: a parabola fitted to it accelerates down at 0.5 to 3 g (rendered free falls
     read 0.9-1.3 g), so a noisy bump or a slow rise is not a jump."""
-    up = np.concatenate([[0], (np.nan_to_num(rise) >= MIN_JUMP_M).astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(up))
     out = []
-    for a, b in zip(edges[::2], edges[1::2]):
+    for a, b in km.stretches(np.nan_to_num(rise) >= MIN_JUMP_M):
         if b - a < min_frames:
             continue
         accel = 2.0 * np.polyfit(t[a:b] - t[a], rise[a:b], 2)[0]
