@@ -38,6 +38,7 @@ from .camera import (
     solve_translation,
 )
 from .keypoints import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
+from .fit_parts import consecutive_pairs, fold_groups, principal_point_or_centre, with_free
 from .lifter import LandmarkLifter, detector_centre
 from .placement import BodyPlacer
 from .reduced_rig import FoldedRest, ReducedRig
@@ -98,6 +99,10 @@ class BodyEstimator:
         base_shape: (1, S) the shape new tracks start from and the linear rest model is
             built around (``None``: the average body); e.g. a child's, from
             ``BodyModel.shape_for_stature``.
+        shape_frames: A window whose tracks all have at least this many frames behind
+            their running shape keeps those shapes (no shape step: the rest skeleton is
+            built once per window, which is most of a one-frame window's cost; live
+            runs). ``None``: shapes are refined by every window.
     """
 
     def __init__(
@@ -122,7 +127,9 @@ class BodyEstimator:
         lifter: LandmarkLifter | None = None,
         focal_lifter: LandmarkLifter | None = None,
         base_shape: torch.Tensor | None = None,
+        shape_frames: int | None = None,
     ) -> None:
+        self.shape_frames = shape_frames
         self.lifter = lifter
         self.focal_lifter = focal_lifter
         self.silhouette_weight = silhouette_weight
@@ -147,6 +154,7 @@ class BodyEstimator:
         base = body.default_shape(1) if base_shape is None else base_shape.reshape(1, -1).to(body.dtype)
         self._base_shape = base[0]
         self._rest = body.rest(base)
+        self._rest_torso: torch.Tensor | None = None
         self.placer = BodyPlacer(body, base_shape=base_shape)
         self._linear_rest = self.placer.linear_rest
         self._shape_fit_index = torch.as_tensor([body.shape_names.index(n) for n in body.shape_fit_names])
@@ -263,18 +271,25 @@ class BodyEstimator:
         low, high = (b / scale for b in self.body.shape_bounds)
         beta = (prior_shape[:, fit_idx] / scale).clone().requires_grad_(self.fit_shape)
         track_of_t = torch.as_tensor(track_of)
-        pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
-        group_rows, group_of = _fold_groups(pose0, free, track_of)
+        pairs = consecutive_pairs(obs.track_id, obs.frame_index)
+        group_rows, group_of = fold_groups(pose0, free, track_of)
         group_track = torch.as_tensor(track_of)[group_rows]
-        params = [theta, omega] + ([beta] if self.fit_shape else [])
+        fit_shape = self.fit_shape and (self.shape_frames is None or bool((seen < self.shape_frames).any()))
+        beta.requires_grad_(fit_shape)
+        params = [theta, omega] + ([beta] if fit_shape else [])
         opt = torch.optim.Adam(params, lr=0.05)
+        folded = None
+        if not fit_shape:  # the rest skeleton is fixed: fold it once
+            with torch.no_grad():
+                folded = self._rig.fold(self.body, self._linear_rest(prior_shape[group_track]), pose0[group_rows])
         for _ in range(self.iterations_3d if iterations is None else iterations):
             opt.zero_grad()
-            shape = self._full_shape(prior_shape, beta * scale)
-            folded = self._rig.fold(self.body, self._linear_rest(shape[group_track]), pose0[group_rows])
+            if fit_shape:
+                shape = self._full_shape(prior_shape, beta * scale)
+                folded = self._rig.fold(self.body, self._linear_rest(shape[group_track]), pose0[group_rows])
             kp = self._rig.keypoints(theta, folded, group_of)
             loss = self._structure_loss(kp, omega, lm, w3) + self._priors(theta, pairs)
-            if self.fit_shape:
+            if fit_shape:
                 loss = loss + (prior_w[:, None] * (beta - prior_shape[:, fit_idx] / scale) ** 2).sum() / len(tracks)
             loss.backward()
             opt.step()
@@ -284,7 +299,7 @@ class BodyEstimator:
         for i, t in enumerate(tracks if remember else []):
             # The fit already weighed the running estimate by the frames behind it.
             self._shapes[int(t)] = (shape[i].clone(), int(seen[i] + frames[i]))
-        return Structure(_with_free(pose0, free, theta.detach()), omega.detach(), shape[track_of_t])
+        return Structure(with_free(pose0, free, theta.detach()), omega.detach(), shape[track_of_t])
 
     def fit_structures(self, obs: PersonFrames) -> tuple[Structure, Structure]:
         """Step 1 as the pipeline runs it: (the structure the refinement starts from, the
@@ -321,7 +336,7 @@ class BodyEstimator:
         width, height = image_size
         dt = self.body.dtype
         grid = focal_grid(width, height, *self.fov_range_deg)
-        pp = _principal_point(image_size, principal_point, dt)
+        pp = principal_point_or_centre(image_size, principal_point, dt)
         uv = torch.as_tensor(obs.keypoints2d[..., :2], dtype=dt)
         w = self._weights2d(obs)
         z = torch.ones(len(obs), dtype=dt) if zoom is None else torch.as_tensor(zoom, dtype=dt)
@@ -357,7 +372,7 @@ class BodyEstimator:
             zoom: (M,) zoom of each observation's frame; its focal is ``focal_px * zoom``.
             principal_point: (2,) pixels (``None``: the image centre).
         """
-        pp = _principal_point(image_size, principal_point, self.body.dtype)
+        pp = principal_point_or_centre(image_size, principal_point, self.body.dtype)
         if len(obs) == 0:
             return self._empty(focal_px, pp)
         structure = structure if structure is not None else self.fit_structure(obs)
@@ -381,8 +396,8 @@ class BodyEstimator:
         # Depth is optimised as log(Tz) so that steps are relative.
         txy = transl0[:, :2].clone().requires_grad_(True)
         log_tz = transl0[:, 2].log().clone().requires_grad_(True)
-        pairs = _consecutive_pairs(obs.track_id, obs.frame_index)
-        group_rows, group_of = _fold_groups(pose, free, np.unique(obs.track_id, return_inverse=True)[1], shape)
+        pairs = consecutive_pairs(obs.track_id, obs.frame_index)
+        group_rows, group_of = fold_groups(pose, free, np.unique(obs.track_id, return_inverse=True)[1], shape)
         with torch.no_grad():  # the shape and the other bones' pose are held: fold once
             folded = self._rig.fold(self.body, self._linear_rest(shape[group_rows]), pose[group_rows])
         kp_points, kp_fixed = folded.points[group_of], folded.fixed_points[group_of]
@@ -411,7 +426,7 @@ class BodyEstimator:
             loss.backward()
             opt.step()
         with torch.no_grad():
-            pose = _with_free(pose, free, theta)
+            pose = with_free(pose, free, theta)
             orient = omega
             transl = torch.cat([txy, log_tz.exp()[:, None]], 1)
             fit = self._assemble(obs, pose, orient, transl, shape, float(focal_px), f, pp)
@@ -478,8 +493,10 @@ class BodyEstimator:
     def _initial_orient(self, landmarks: torch.Tensor) -> torch.Tensor:
         """Orientation aligning the rest torso (shoulders, hips) to the landmarks."""
         with torch.no_grad():
-            kp, _ = self.body.skeleton(torch.zeros(1, self.body.num_bones, 3, dtype=self.body.dtype), self._rest)
-            src = kp[0, _TORSO].expand(len(landmarks), -1, -1)
+            if self._rest_torso is None:  # the rest skeleton's torso: the same for every call
+                kp, _ = self.body.skeleton(torch.zeros(1, self.body.num_bones, 3, dtype=self.body.dtype), self._rest)
+                self._rest_torso = kp[0, _TORSO]
+            src = self._rest_torso.expand(len(landmarks), -1, -1)
             dst = landmarks[:, _TORSO]
             src = src - src.mean(1, keepdim=True)
             dst = dst - dst.mean(1, keepdim=True)
@@ -547,50 +564,3 @@ class BodyEstimator:
                        z((0, 3), np.float32), z((0, j, 3), np.float32), z((0, 17, 3), np.float32),
                        float(focal_px), pp.numpy().astype(np.float32),
                        z(0, np.float32), z(0, np.float32), z(0, bool))
-
-
-def _principal_point(image_size: tuple[int, int], principal_point: np.ndarray | None, dtype) -> torch.Tensor:
-    """(2,) principal point, pixels: the given one or the image centre."""
-    if principal_point is None:
-        return torch.tensor([image_size[0] / 2.0, image_size[1] / 2.0], dtype=dtype)
-    return torch.as_tensor(np.asarray(principal_point, np.float64), dtype=dtype)
-
-
-def _consecutive_pairs(track_id: np.ndarray, frame_index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index pairs (i, j) of the same track in consecutive observed frames."""
-    order = np.lexsort((frame_index, track_id))
-    same = track_id[order][1:] == track_id[order][:-1]
-    return torch.as_tensor(order[:-1][same]), torch.as_tensor(order[1:][same])
-
-
-def _fold_groups(pose: torch.Tensor, free: torch.Tensor, track_of: np.ndarray,
-                 shape: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows that :meth:`ReducedRig.fold` can share: one per track when the bones that are
-    not fitted hold the same pose in all of the track's rows (the fitter never moves
-    them, so always in practice) and, where given, the shape is the track's in all of
-    them; else one per row.
-
-    Args:
-        pose: (M, J, 3) pose of each row.
-        free: (A,) the fitted bones.
-        track_of: (M,) track index of each row (0..T-1).
-        shape: (M, S) shape of each row, or ``None``.
-
-    Returns:
-        (G,) a representative row of each group and (M,) each row's group.
-    """
-    held = torch.ones(pose.shape[1], dtype=torch.bool)
-    held[free] = False
-    track_of = torch.as_tensor(track_of)
-    first = torch.as_tensor([int((track_of == t).nonzero()[0, 0]) for t in range(int(track_of.max()) + 1)])
-    same_shape = shape is None or torch.equal(shape, shape[first[track_of]])
-    if same_shape and torch.equal(pose[:, held], pose[first[track_of]][:, held]):
-        return first, track_of
-    return torch.arange(len(pose)), torch.arange(len(pose))
-
-
-def _with_free(pose: torch.Tensor, free: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """(M, J, 3) pose with the bones ``free`` replaced by ``theta`` (M, len(free), 3)."""
-    full = pose.clone()
-    full[:, free] = theta
-    return full

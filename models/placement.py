@@ -34,14 +34,21 @@ class BodyPlacer:
 
     def __init__(self, body: BodyModel, base_shape: torch.Tensor | None = None) -> None:
         self.body = body
+        self._statures: dict[bytes, float] = {}
         if base_shape is None:
             self.linear_rest = body.linear_rest()
         else:
             self.linear_rest = LinearRest(body, base_shape=base_shape.reshape(1, -1).to(body.dtype))
 
     def stature(self, shape: np.ndarray) -> float:
-        """Standing height of an (S,) shape, metres (``BodyModel.stature``)."""
-        return float(self.body.stature(torch.as_tensor(shape, dtype=self.body.dtype)[None])[0])
+        """Standing height of an (S,) shape, metres (``BodyModel.stature``; the last few
+        shapes' are remembered: a live run asks for a track's on every frame)."""
+        key = np.asarray(shape, np.float64).tobytes()
+        if key not in self._statures:
+            if len(self._statures) >= 64:
+                self._statures.clear()
+            self._statures[key] = float(self.body.stature(torch.as_tensor(shape, dtype=self.body.dtype)[None])[0])
+        return self._statures[key]
 
     def camera_skeleton(self, pose: torch.Tensor, orient: torch.Tensor, transl: torch.Tensor,
                          shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
