@@ -26,11 +26,32 @@ from pathlib import Path
 import numpy as np
 
 from .clip_stages import CameraTurns, Chunk, FramePerceiver, TrackFilter, Windower
-from .messages import Frame, ShotFocalFixed, WindowOutput
+from .messages import Detections, Frame, ShotFocalFixed, WindowOutput
 from .shot_solver import Fitter, ShotSolver
 from .sinks import Finalizer, Mesher, OverlaySink, ZarrSink
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Perceived:
+    """A frame with its tracked persons, on its way to a window.
+
+    Attributes:
+        frame: The frame.
+        detections: Its tracked persons.
+        zoom: Its zoom since the shot began.
+        new_shot: A shot starts with it.
+        zooming: The shot is seen to zoom, as of this frame.
+        zoom_base: The shot's zoom where this run took it up, as of this frame.
+    """
+
+    frame: Frame
+    detections: Detections
+    zoom: float
+    new_shot: bool
+    zooming: bool = False
+    zoom_base: float = 1.0
 
 
 @dataclass
@@ -113,15 +134,29 @@ class Clip:
 
     def push(self, frame: Frame) -> list[WindowOutput]:
         """Perceives a frame; returns the windows it closed, fitted and filtered."""
+        return self.add(self.perceive_frame(frame))
+
+    def perceive_frame(self, frame: Frame) -> Perceived:
+        """A frame's tracked persons (the per-frame half of :meth:`push`; a live run
+        calls it on its own thread, in frame order)."""
+        new_shot = self.perceive.is_new_shot(frame)
+        if new_shot:
+            self.perceive.start_shot(self.solver.user_focal)
+        dets, zoom = self.perceive(frame)
+        return Perceived(frame, dets, zoom, new_shot, self.perceive.zooming, self.perceive.zoom_base)
+
+    def add(self, seen: Perceived) -> list[WindowOutput]:
+        """Adds a perceived frame to its window; returns the windows it closed, fitted
+        and filtered (the per-window half of :meth:`push`, in frame order)."""
         done = []
-        if self.perceive.is_new_shot(frame):
+        if seen.new_shot:
             if self.chunk.frames:
                 done.append(self._close())
             self._start_shot()
-        dets, zoom = self.perceive(frame)
-        self.chunk.frames.append(frame)
-        self.chunk.detections.append(dets)
-        self.chunk.zoom.append(zoom)
+        self.chunk.frames.append(seen.frame)
+        self.chunk.detections.append(seen.detections)
+        self.chunk.zoom.append(seen.zoom)
+        self.chunk.zooming, self.chunk.zoom_base = seen.zooming, seen.zoom_base
         if self.windower.full(self.chunk, self.solver.focal is not None):
             done.append(self._close())
         return done
@@ -137,19 +172,18 @@ class Clip:
         if self.solver.shot > 0:
             log.info("shot %d starts (cut detected)", self.solver.shot)
             self.track_filter.start_shot()
-        self.perceive.start_shot(self.solver.shot, self.solver.user_focal)
         self.chunk = Chunk(self.solver.shot)
 
     def _close(self) -> WindowOutput:
         """Fits the current window and starts the next."""
         chunk, self.chunk = self.chunk, Chunk(self.solver.shot)
-        zooming = self.perceive.zooming
+        zooming = chunk.zooming
         window = self.windower.window(chunk, zooming)
         solved = self.solver.solve(window, chunk.frames, chunk.detections[len(chunk.detections) // 2].xyxy,
                                    self.fitter, zooming)
         turns = None
         if self.turns is not None:
-            turns = self.turns(chunk.shot, window.frame_index, solved.focal_px, self.perceive.zoom_base)
+            turns = self.turns(chunk.shot, window.frame_index, solved.focal_px, chunk.zoom_base)
         out = WindowOutput(chunk.shot, chunk.frames, solved.focal_raw, solved.focal_px, window.zoom, turns=turns,
                            commit={**self._records(), "notes": list(self.notes)})
         if solved.result is None:

@@ -45,6 +45,7 @@ class FramePerceiver:
         self.zoom = zoom
         self._continues = continues_shot
         self._started = continues_shot
+        self._shots_begun = int(continues_shot)  # a resumed run's stored shot counts
         self.zoom_base = zoom_base
 
     def is_new_shot(self, frame: Frame) -> bool:
@@ -60,12 +61,13 @@ class FramePerceiver:
             return new
         return self.shots(frame)
 
-    def start_shot(self, shot: int, focal_hint: float | None) -> None:
-        """A new shot: tracks end, the zoom starts again at 1."""
+    def start_shot(self, focal_hint: float | None) -> None:
+        """A new shot: tracks end (after the first), the zoom starts again at 1."""
         self.zoom_base = 1.0
-        if shot > 0:
+        if self._shots_begun:
             self.perceiver.reset()
             self.tracker.reset()
+        self._shots_begun += 1
         if self.zoom is not None:
             self.zoom.reset()
             self.zoom.focal_px = focal_hint
@@ -94,6 +96,8 @@ class Chunk:
     frames: list[Frame] = field(default_factory=list)
     detections: list[Detections] = field(default_factory=list)
     zoom: list[float] = field(default_factory=list)
+    zooming: bool = False  # as of its last frame
+    zoom_base: float = 1.0
 
     @property
     def person_frames(self) -> int:
@@ -108,10 +112,15 @@ class Windower:
         min_person_frames: Person-frames the shot's first focal needs (a window with
             fewer, but some, grows up to twice ``chunk_frames`` while the focal is unknown).
         mask_size: Side of the person-mask grid each person-frame carries (0: none).
+        focal_wait_frames: Most frames a window with some people grows to while the
+            shot's focal is unknown (``None``: twice ``chunk_frames``; a live run fits
+            one frame at a time once the focal is set, so waits longer for the first).
     """
 
-    def __init__(self, *, chunk_frames: int, min_person_frames: int, mask_size: int) -> None:
+    def __init__(self, *, chunk_frames: int, min_person_frames: int, mask_size: int,
+                 focal_wait_frames: int | None = None) -> None:
         self.chunk_frames = chunk_frames
+        self.focal_wait_frames = 2 * chunk_frames if focal_wait_frames is None else focal_wait_frames
         self.min_person_frames = min_person_frames
         self.mask_size = mask_size
 
@@ -119,7 +128,7 @@ class Windower:
         """The window is to be fitted now."""
         if len(chunk.frames) < self.chunk_frames:
             return False
-        if focal_known or len(chunk.frames) >= 2 * self.chunk_frames:
+        if focal_known or len(chunk.frames) >= self.focal_wait_frames:
             return True
         return not 0 < chunk.person_frames < self.min_person_frames
 

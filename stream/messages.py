@@ -285,6 +285,17 @@ class BodyFit:
                 kw[name] = value
         return BodyFit(**kw)
 
+    @classmethod
+    def concatenate(cls, parts: list["BodyFit"]) -> "BodyFit":
+        """The person-frames of ``parts`` (one body model and camera) in order."""
+        kw = {}
+        for name, value in parts[-1].__dict__.items():
+            if isinstance(value, np.ndarray) and name != "principal_point":
+                kw[name] = np.concatenate([getattr(p, name) for p in parts])
+            else:
+                kw[name] = value
+        return BodyFit(**kw)
+
 
 @dataclass
 class FocalEstimate:
@@ -484,3 +495,23 @@ class WindowOutput:
     transl_raw: np.ndarray | None = None
     turns: tuple[np.ndarray, np.ndarray] | None = None
     commit: dict = field(default_factory=dict)
+
+    @classmethod
+    def concatenate(cls, parts: list["WindowOutput"]) -> "WindowOutput":
+        """Consecutive outputs of one shot as one (a live run appends its one-frame
+        windows to the store a second at a time): the last one's focal and commit
+        attributes hold for all."""
+        if len({p.shot for p in parts}) != 1:
+            raise ValueError("WindowOutput.concatenate: the outputs span several shots")
+        last = parts[-1]
+        fitted = [p for p in parts if p.fit is not None and len(p.fit)]
+        out = WindowOutput(last.shot, [f for p in parts for f in p.frames], np.concatenate([p.focal_raw for p in parts]),
+                           last.focal_px, np.concatenate([p.zoom for p in parts]), commit=last.commit)
+        turned = [p.turns for p in parts if p.turns is not None]
+        if turned:
+            out.turns = (np.concatenate([t[0] for t in turned]), np.concatenate([t[1] for t in turned]))
+        if fitted:
+            out.fit = BodyFit.concatenate([p.fit for p in fitted])
+            out.bbox, out.keypoints_blaze, out.transl_raw = (np.concatenate([getattr(p, k) for p in fitted])
+                                                              for k in ("bbox", "keypoints_blaze", "transl_raw"))
+        return out
