@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="meshstream",
         description="Video of people -> metric 3D bodies (pelvis depth, pose, shape) and the camera "
                     "(focal length, translation), written to a Zarr store and an overlay video. "
-                    "Subcommands: batch, export, report, calibrate (meshstream SUBCOMMAND --help).",
+                    "Subcommands: batch, live, export, report, calibrate (meshstream SUBCOMMAND --help).",
     )
     p.add_argument("input", help="video file (any format FFmpeg reads) or a folder of images")
     p.add_argument("-o", "--out", default=None, help="output folder (default: output.dir of the config, 'out')")
@@ -140,6 +140,40 @@ def build_calibrate_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_live_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="meshstream live",
+                description="A webcam, a network stream or a file played live: bodies fitted frame by frame, shown "
+                            "on a preview page (overlay, numbers, 3D view, Stop and Record) and recorded to the "
+                            "same Zarr store as an offline run.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--camera", type=int, default=None, metavar="N", help="V4L2 camera /dev/videoN")
+    src.add_argument("--source", default=None, metavar="URL_OR_FILE",
+                     help="rtsp://, rtmp://, http(s)://, udp://, tcp://, srt:// stream, or a video file")
+    p.add_argument("--realtime", action="store_true",
+                   help="play a file at its own pace, dropping frames the run cannot keep up with (as a camera)")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: output.dir of the config, 'out')")
+    p.add_argument("--port", type=int, default=8765, help="preview page port (default 8765; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address the page listens on (default 127.0.0.1; 0.0.0.0 opens it to other machines)")
+    p.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    p.add_argument("--no-record", action="store_true",
+                   help="start without writing the store (the page's Record button starts it)")
+    p.add_argument("--overlay", action="store_true", help="also write the preview's frames as OUT/NAME_overlay.mp4")
+    p.add_argument("--config", default=None, help="YAML preset (over configs/default.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set live.iterations_2d=4 (repeatable)")
+    focal = p.add_mutually_exclusive_group()
+    focal.add_argument("--focal-px", type=float, default=None, help="known focal length in pixels (skips the search)")
+    focal.add_argument("--fov-deg", type=float, default=None, help="known horizontal field of view in degrees")
+    focal.add_argument("--intrinsics", default=None, metavar="FILE", help="calibrated camera (meshstream calibrate)")
+    p.add_argument("--height-m", type=float, default=None, metavar="M", help="known standing height, metres")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what each stage decides")
+    p.set_defaults(max_frames=None, start=None, end=None, every=None, body_model=None, gender=None, model_path=None,
+                   no_overlay=True)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["export"]:
@@ -150,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         return _guarded(_report, build_report_parser().parse_args(argv[1:]))
     if argv[:1] == ["calibrate"]:
         return _guarded(_calibrate, build_calibrate_parser().parse_args(argv[1:]))
+    if argv[:1] == ["live"]:
+        return _guarded(_live, build_live_parser().parse_args(argv[1:]))
     return _guarded(_run, build_parser().parse_args(argv))
 
 
@@ -352,6 +388,23 @@ def _report(args: argparse.Namespace) -> int:
 
     return _write_report(args.store, args.out, parse_tracks(args.tracks), parse_formats(args.format),
                          after_run=False)
+
+
+def _live(args: argparse.Namespace) -> int:
+    from meshstream.live.run import print_live_summary, run_live
+    from meshstream.stream.errors import ConfigError
+
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration {args.duration:g}: must be a number of seconds, > 0")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be in [0, 65535]")
+    config = _config(args)
+    summary = run_live(config, camera=args.camera, source=args.source, realtime=args.realtime,
+                       out_dir=config.output.dir, host=args.host, port=args.port, open_browser=not args.no_browser,
+                       duration_s=args.duration, record=not args.no_record, overlay=args.overlay,
+                       software_version=_software_version())
+    print_live_summary(summary)
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -117,6 +117,25 @@ class OutputConfig:
 
 
 @dataclass
+class LiveConfig:
+    """``meshstream live``: what a live run changes (a causal path, one frame per fit).
+
+    Perception there runs the video-mode landmarker alone (no HOG, no masks), one shot
+    with no zoom tracking; filters are causal; each frame is fitted on its own, warm-
+    started from its track's last fit.
+    """
+
+    detect_every: int = 30  # frames between searches for people beside the ones tracked
+    iterations_3d: int = 0  # structure steps per frame (0: the refinement alone, from the last pose)
+    iterations_2d: int = 4  # refinement steps per frame, warm-started
+    shape_frames: int = 30  # a track's shape is refined over its first frames, then kept
+    focal_seconds: float = 2.0  # without a given focal: the first seconds' people set it
+    store_every_s: float = 1.0  # the store is appended and committed this often
+    preview_quality: int = 80  # JPEG quality of the preview stream
+    preview_mesh: bool = False  # the preview draws the meshes (costs frames/s; default: the fitted skeletons)
+
+
+@dataclass
 class Config:
     """The whole configuration tree."""
 
@@ -126,6 +145,7 @@ class Config:
     estimation: EstimationConfig = field(default_factory=EstimationConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     def validate(self, flags: dict[str, str] | None = None) -> None:
         """Checks value ranges; raises :class:`ConfigError` naming the key.
@@ -175,6 +195,13 @@ class Config:
              "estimation.fov_range_deg", "must be [low, high] with 0 < low < high < 180"),
             (self.output.overlay_inset in ("top", "side", "none"), "output.overlay_inset", "must be top, side or none"),
             (e.gender in ("neutral", "male", "female"), "estimation.gender", "must be neutral, male or female"),
+            (self.live.detect_every >= 1, "live.detect_every", "must be >= 1"),
+            (self.live.iterations_3d >= 0, "live.iterations_3d", "must be >= 0"),
+            (self.live.iterations_2d >= 1, "live.iterations_2d", "must be >= 1"),
+            (self.live.shape_frames >= 1, "live.shape_frames", "must be >= 1"),
+            (self.live.focal_seconds > 0, "live.focal_seconds", "must be > 0 seconds"),
+            (self.live.store_every_s > 0, "live.store_every_s", "must be > 0 seconds"),
+            (1 <= self.live.preview_quality <= 100, "live.preview_quality", "must be in [1, 100]"),
         ]
         flags = flags or {}
         for ok, key, requirement in checks:

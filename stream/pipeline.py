@@ -11,6 +11,7 @@ checks, but a caller should not rely on two copies staying equal).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,7 +58,8 @@ def load_lifters(ec: EstimationConfig) -> tuple[LandmarkLifter | None, LandmarkL
     return pose, None
 
 
-def build_estimator(ec: EstimationConfig, body: BodyModel, base_shape: torch.Tensor | None = None) -> BodyEstimator:
+def build_estimator(ec: EstimationConfig, body: BodyModel, base_shape: torch.Tensor | None = None,
+                    shape_frames: int | None = None) -> BodyEstimator:
     """The body and camera estimator of ``ec`` on ``body``, lifters loaded.
 
     Args:
@@ -65,6 +67,8 @@ def build_estimator(ec: EstimationConfig, body: BodyModel, base_shape: torch.Ten
         body: The body model.
         base_shape: (1, S) the shape new tracks start from (``None``: the average
             body; a run with a child's known height passes a child's).
+        shape_frames: Frames after which a track's shape is kept (a live run's), or
+            ``None``: refined by every window.
     """
     from meshstream.models.estimator import BodyEstimator
 
@@ -73,7 +77,7 @@ def build_estimator(ec: EstimationConfig, body: BodyModel, base_shape: torch.Ten
                          min_keypoint_conf=ec.min_keypoint_conf, fov_range_deg=tuple(ec.fov_range_deg),
                          silhouette_weight=ec.silhouette_weight, silhouette_iterations=ec.silhouette_iterations,
                          silhouette_search_every=ec.silhouette_search_every, lifter=pose_lifter,
-                         focal_lifter=focal_lifter, base_shape=base_shape)
+                         focal_lifter=focal_lifter, base_shape=base_shape, shape_frames=shape_frames)
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,73 @@ def build_fitter(spec: FitterSpec, body=None) -> BodyEstimator:
     return build_estimator(spec.estimation, body, base_shape=base)
 
 
+def live_config(config):
+    """The configuration a live run works with: ``config`` with what ``config.live``
+    changes (the video-mode landmarker alone, no masks, one shot without zoom tracking,
+    causal filters, no overlay sink: the preview draws its own)."""
+    lc = config.live
+    r = dataclasses.replace
+    return r(config, perception=r(config.perception, use_hog=False, masks=False, detect_every=lc.detect_every),
+             tracking=r(config.tracking, detect_cuts=False, detect_zoom=False),
+             estimation=r(config.estimation, silhouette_weight=0.0, silhouette_iterations=0),
+             filter=r(config.filter, causal=True), output=r(config.output, overlay=False))
+
+
+class LiveFitter:
+    """A live run's body fitter: windows whose focal is searched (the first seconds'
+    people) get the offline fitter's steps; every later one-frame window a few steps,
+    warm-started from its tracks' priors, their shapes kept once settled.
+
+    Args:
+        search: The estimator of the focal search's window.
+        frame: The estimator of one-frame windows.
+    """
+
+    def __init__(self, *, search: BodyEstimator, frame: BodyEstimator) -> None:
+        self.search = search
+        self.frame = frame
+
+    def __call__(self, window, camera, priors):
+        if camera.focal_px is None:
+            return self.search.fit(window, camera, priors)
+        # Once the shot's focal is set, no window searches it again (no per-frame focal_raw live).
+        return self.frame.fit(window, dataclasses.replace(camera, search=False), priors)
+
+
+def build_live(config, info, out_dir, stem: str, software_version: str, body=None, intrinsics=None):
+    """Wires a live run: its clip (one frame per window once the focal is known; the
+    first seconds' people set it where not given) and its fitter.
+
+    Args:
+        config: The validated configuration (``config.live`` applies; see :func:`live_config`).
+        info: The source's :class:`~meshstream.stream.messages.VideoInfo` (its nominal fps).
+        out_dir: Output folder (a ``Path``).
+        stem: Output files' stem.
+        software_version: Stored in the store's attributes.
+        body: ``(body model, base shape)`` already loaded, or ``None``.
+        intrinsics: The user's camera (frames arrive resampled to its ideal pinhole), or ``None``.
+
+    Returns:
+        The :class:`~meshstream.stream.clip.Clip` (not yet set up) and its :class:`LiveFitter`.
+    """
+    from .clip_stages import Windower
+
+    lc, live = config.live, live_config(config)
+    ec = live.estimation
+    body = body or build_body(ec)
+    wait = max(1, round(lc.focal_seconds * info.fps))
+    windower = Windower(chunk_frames=1, min_person_frames=min(ec.focal_min_person_frames, wait), mask_size=0,
+                        focal_wait_frames=wait)
+    clip = build_clip(live, info, out_dir, stem, software_version, body=body, windower=windower,
+                      intrinsics=intrinsics)
+    per_frame = dataclasses.replace(ec, iterations_3d=lc.iterations_3d, iterations_2d=lc.iterations_2d)
+    fitter = LiveFitter(search=build_estimator(ec, *body),
+                        frame=build_estimator(per_frame, *body, shape_frames=lc.shape_frames))
+    return clip, fitter
+
+
 def build_clip(config, info, out_dir, stem: str, software_version: str, *, intrinsics=None, stored=None,
-               frames_expected: int | None = None, body=None):
+               frames_expected: int | None = None, body=None, windower=None):
     """Wires one clip's stages from ``config``.
 
     Args:
@@ -140,12 +209,11 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
         frames_expected: Frames the source will give, where known (a photo or two: every
             detection counts at once).
         body: ``(body model, base shape)`` already loaded (``build_body``), or ``None``.
+        windower: The windower (``None``: ``chunk_frames`` per window, from the config).
 
     Returns:
         The :class:`~meshstream.stream.clip.Clip`, not yet set up.
     """
-    import dataclasses
-
     import numpy as np
 
     from meshstream.models.camera import focal_from_fov
@@ -227,9 +295,9 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
                if overlay_path else None)
     turns = None if zoom is None else CameraTurns(zoom=zoom, principal_point=pp, notes=notes,
                                                   turn_base=stored.last_rotation if stored else None)
-    clip = Clip(perceive=perceive, windower=Windower(chunk_frames=ec.chunk_frames,
-                                                     min_person_frames=ec.focal_min_person_frames,
-                                                     mask_size=ec.silhouette_size),
+    windower = windower or Windower(chunk_frames=ec.chunk_frames, min_person_frames=ec.focal_min_person_frames,
+                                    mask_size=ec.silhouette_size)
+    clip = Clip(perceive=perceive, windower=windower,
                 solver=solver, turns=turns, track_filter=track_filter, store=store, overlay=overlay,
                 mesher=Mesher(placer=placer), finalizer=Finalizer(placer=placer), notes=notes,
                 person_frames=stored.person_frames if stored else 0,
