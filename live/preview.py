@@ -86,6 +86,17 @@ class Preview:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-preview", daemon=True)
         self.error: BaseException | None = None
+        self._listeners: list = []
+
+    def listen(self, callback) -> None:
+        """Calls ``callback()`` (from the preview's thread) after each new frame."""
+        with self._cond:
+            self._listeners.append(callback)
+
+    def unlisten(self, callback) -> None:
+        with self._cond:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
 
     def start(self) -> None:
         self._thread.start()
@@ -122,6 +133,9 @@ class Preview:
                 with self._cond:
                     self._latest = done
                     self._cond.notify_all()
+                    listeners = list(self._listeners)
+                for callback in listeners:
+                    callback()
         except BaseException as exc:  # reported by the run
             self.error = exc
             log.exception("the preview stopped")

@@ -94,7 +94,7 @@ def run_live(config, *, camera: int | None, source: str | None, realtime: bool, 
                           overlay=video)
         run = LiveRun(capture=capture, clip=clip, preview=preview,
                       recorder=StoreRecorder(clip=clip, every_s=lc.store_every_s, stats=stats), stats=stats,
-                      duration_s=duration_s, undistort=undistort)
+                      duration_s=duration_s, undistort=undistort, overlap=lc.overlap)
         server = PageServer(make_app(run, capture.name), host, port)
         server.start()
         if host not in ("127.0.0.1", "localhost", "::1"):

@@ -78,12 +78,22 @@ def make_app(run, title: str):
                     run.stats.shown(time.monotonic() - shown)
 
         listener = asyncio.create_task(reports())
+        loop, fresh = asyncio.get_running_loop(), asyncio.Event()
+
+        def wake() -> None:  # from the preview's thread
+            loop.call_soon_threadsafe(fresh.set)
+
+        run.preview.listen(wake)
         last = 0
         try:
             while not listener.done():
                 frame = run.preview.latest()
                 if frame is None or frame.seq == last:
-                    await asyncio.sleep(0.005)
+                    try:
+                        await asyncio.wait_for(fresh.wait(), timeout=0.5)
+                    except TimeoutError:
+                        pass
+                    fresh.clear()
                     continue
                 last = frame.seq
                 sent[frame.seq] = frame.captured_s
@@ -94,6 +104,7 @@ def make_app(run, title: str):
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            run.preview.unlisten(wake)
             listener.cancel()
 
     return app

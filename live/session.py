@@ -117,10 +117,15 @@ class LiveRun:
         stats: The run's counters.
         duration_s: Stop after this many seconds (``None``: until stopped).
         undistort: Resamples a calibrated camera's frames to its ideal pinhole, or ``None``.
+        overlap: Perceive the next frame while this one is fitted; else perception waits
+            until the fitter is idle and then takes the newest frame.
     """
 
     def __init__(self, *, capture, clip, preview: Preview, recorder: StoreRecorder, stats: LiveStats,
-                 duration_s: float | None = None, undistort=None) -> None:
+                 duration_s: float | None = None, undistort=None, overlap: bool = True) -> None:
+        self.overlap = overlap
+        self._fit_idle = threading.Event()
+        self._fit_idle.set()
         self.capture = capture
         self.clip = clip
         self.preview = preview
@@ -201,6 +206,8 @@ class LiveRun:
     def _perceive_loop(self) -> None:
         try:
             while not self._stop.is_set():
+                if not self.overlap and not self._fit_idle.wait(0.2):
+                    continue
                 got = self.capture.get(0.2)
                 if got is None:
                     if self.capture.ended:
@@ -215,12 +222,19 @@ class LiveRun:
             self._hand_over(_END)
 
     def _hand_over(self, item) -> None:
-        """Gives the fitter the newest perceived frame: one it has not taken is dropped
-        (a live run's frames wait nowhere); the end goes behind the frame waiting."""
+        """Gives the fitter the newest perceived frame. From a live source, one it has not
+        taken is dropped (a live run's frames wait nowhere); from a file read at the
+        reader's pace, this waits for the fitter. The end goes behind the frame waiting."""
         with self._handoff_cond:
+            while not self.capture.drop and self._handoff is not None and item is not _END:
+                if self._stop.is_set() or not self._fitter.is_alive():
+                    return
+                self._handoff_cond.wait(0.1)
             if item is _END and self._handoff is not None:
                 self._tail = _END
             else:
+                if item is not _END:
+                    self._fit_idle.clear()
                 if self._handoff is not None:
                     self.stats.update(dropped_fit=self.stats.dropped_fit + 1)
                 self._handoff = item
@@ -232,6 +246,7 @@ class LiveRun:
                 self._handoff_cond.wait(0.1)
             item, self._handoff = self._handoff, self._tail
             self._tail = None
+            self._handoff_cond.notify_all()
             return item
 
     def _fit_loop(self) -> None:
@@ -250,6 +265,9 @@ class LiveRun:
                 w = self.clip.windower
                 self.stats.update(focal_progress=(self.clip.chunk.person_frames, len(self.clip.chunk.frames),
                                                   w.focal_wait_frames))
+            with self._handoff_cond:
+                if self._handoff is None:
+                    self._fit_idle.set()
         for out in self.clip.flush():
             self._done(out, captured)
 

@@ -103,6 +103,9 @@ class BodyEstimator:
             their running shape keeps those shapes (no shape step: the rest skeleton is
             built once per window, which is most of a one-frame window's cost; live
             runs). ``None``: shapes are refined by every window.
+        feet: Return the bodies' feet and up axes with each fit (the shared floor and
+            the floor cue read them; a live run's one-frame fits without a shared floor
+            need not).
     """
 
     def __init__(
@@ -128,8 +131,10 @@ class BodyEstimator:
         focal_lifter: LandmarkLifter | None = None,
         base_shape: torch.Tensor | None = None,
         shape_frames: int | None = None,
+        feet: bool = True,
     ) -> None:
         self.shape_frames = shape_frames
+        self.feet = feet
         self.lifter = lifter
         self.focal_lifter = focal_lifter
         self.silhouette_weight = silhouette_weight
@@ -168,6 +173,7 @@ class BodyEstimator:
         self._warm: dict[int, torch.Tensor] = {}
         self._shapes: dict[int, tuple[torch.Tensor, int]] = {}  # track -> (shape (S,), frames seen)
         self._scales: dict[int, float] = {}  # track -> factor on its landmarks (metric size)
+        self._lifted = None  # (observations, lifter, their correction): the last window's, reused by its steps
 
     def track_shape(self, track_id: int) -> np.ndarray:
         """(S,) running shape estimate of a track (the base shape if unseen)."""
@@ -209,7 +215,7 @@ class BodyEstimator:
             structure = self.fit_structure(obs)
         focal = camera.focal_px if camera.focal_px is not None else estimate.focal_px
         fit = self(obs, focal, camera.image_size, structure=structure, zoom=zoom, principal_point=pp)
-        feet, up = self.placer.feet_and_up(fit)
+        feet, up = self.placer.feet_and_up(fit) if self.feet else (None, None)
         tracks = [int(t) for t in np.unique(obs.track_id)]
         return FitResult(fit, {t: self._prior(t) for t in tracks}, estimate, feet, up)
 
@@ -278,11 +284,12 @@ class BodyEstimator:
         beta.requires_grad_(fit_shape)
         params = [theta, omega] + ([beta] if fit_shape else [])
         opt = torch.optim.Adam(params, lr=0.05)
+        steps = self.iterations_3d if iterations is None else iterations
         folded = None
-        if not fit_shape:  # the rest skeleton is fixed: fold it once
+        if not fit_shape and steps:  # the rest skeleton is fixed: fold it once
             with torch.no_grad():
                 folded = self._rig.fold(self.body, self._linear_rest(prior_shape[group_track]), pose0[group_rows])
-        for _ in range(self.iterations_3d if iterations is None else iterations):
+        for _ in range(steps):
             opt.zero_grad()
             if fit_shape:
                 shape = self._full_shape(prior_shape, beta * scale)
@@ -475,7 +482,9 @@ class BodyEstimator:
         lm = obs.landmarks3d
         lifter = self._landmark_lifter(landmarks)
         if lifter is not None:
-            lm = lifter.correct(obs.keypoints2d, obs.bbox_xyxy, lm)
+            if self._lifted is None or self._lifted[0] is not obs or self._lifted[1] is not lifter:
+                self._lifted = (obs, lifter, lifter.correct(obs.keypoints2d, obs.bbox_xyxy, lm))  # once per window
+            lm = self._lifted[2]
         lm = torch.as_tensor(lm, dtype=self.body.dtype)
         if self._scales:
             scale = torch.as_tensor([self.track_scale(t) for t in obs.track_id], dtype=lm.dtype)

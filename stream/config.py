@@ -130,6 +130,7 @@ class LiveConfig:
     iterations_2d: int = 4  # refinement steps per frame, warm-started
     shape_frames: int = 30  # a track's shape is refined over its first frames, then kept
     focal_seconds: float = 2.0  # without a given focal: the first seconds' people set it
+    overlap: bool = True  # perceive the next frame while this one is fitted (else one after the other)
     store_every_s: float = 1.0  # the store is appended and committed this often
     preview_quality: int = 80  # JPEG quality of the preview stream
     preview_mesh: bool = False  # the preview draws the meshes (costs frames/s; default: the fitted skeletons)

@@ -424,15 +424,16 @@ class FitResult:
         fit: The fitted bodies.
         priors: The window's tracks as this fit leaves them (the next window's priors).
         focal: The focal search's result (``None`` where the camera said not to search).
-        feet: (M, 8, 3) camera-space ankles, toes and heels (COCO-23 order), metres.
-        up: (M, 3) each body's up axis in camera space (unit vectors).
+        feet: (M, 8, 3) camera-space ankles, toes and heels (COCO-23 order), metres
+            (``None`` from a fitter told not to place them).
+        up: (M, 3) each body's up axis in camera space (unit vectors), or ``None`` with ``feet``.
     """
 
     fit: BodyFit
     priors: dict[int, TrackPrior]
     focal: FocalEstimate | None
-    feet: np.ndarray
-    up: np.ndarray
+    feet: np.ndarray | None
+    up: np.ndarray | None
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def load_lifters(ec: EstimationConfig) -> tuple[LandmarkLifter | None, LandmarkL
 
 
 def build_estimator(ec: EstimationConfig, body: BodyModel, base_shape: torch.Tensor | None = None,
-                    shape_frames: int | None = None) -> BodyEstimator:
+                    shape_frames: int | None = None, feet: bool = True) -> BodyEstimator:
     """The body and camera estimator of ``ec`` on ``body``, lifters loaded.
 
     Args:
@@ -69,6 +69,7 @@ def build_estimator(ec: EstimationConfig, body: BodyModel, base_shape: torch.Ten
             body; a run with a child's known height passes a child's).
         shape_frames: Frames after which a track's shape is kept (a live run's), or
             ``None``: refined by every window.
+        feet: Return the bodies' feet and up axes with each fit.
     """
     from meshstream.models.estimator import BodyEstimator
 
@@ -77,7 +78,8 @@ def build_estimator(ec: EstimationConfig, body: BodyModel, base_shape: torch.Ten
                          min_keypoint_conf=ec.min_keypoint_conf, fov_range_deg=tuple(ec.fov_range_deg),
                          silhouette_weight=ec.silhouette_weight, silhouette_iterations=ec.silhouette_iterations,
                          silhouette_search_every=ec.silhouette_search_every, lifter=pose_lifter,
-                         focal_lifter=focal_lifter, base_shape=base_shape, shape_frames=shape_frames)
+                         focal_lifter=focal_lifter, base_shape=base_shape, shape_frames=shape_frames,
+                         feet=feet)
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ def build_live(config, info, out_dir, stem: str, software_version: str, body=Non
                       intrinsics=intrinsics)
     per_frame = dataclasses.replace(ec, iterations_3d=lc.iterations_3d, iterations_2d=lc.iterations_2d)
     fitter = LiveFitter(search=build_estimator(ec, *body),
-                        frame=build_estimator(per_frame, *body, shape_frames=lc.shape_frames))
+                        frame=build_estimator(per_frame, *body, shape_frames=lc.shape_frames, feet=ec.shared_ground))
     return clip, fitter
 
 
