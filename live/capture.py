@@ -108,7 +108,10 @@ class LiveCapture:
             log.info("%s: decoding stopped (%s)", self.name, self.error)
 
     def start(self) -> None:
-        """Starts the reading thread (the first frame is already waiting, as if captured now)."""
+        """Starts the reading thread (the first frame is already waiting, as if captured
+        now); a second call does nothing."""
+        if self._thread is not None:
+            return
         self._clock = time.monotonic()
         self._first.captured_s = self._clock
         self._put(self._first)
@@ -148,10 +151,19 @@ class LiveCapture:
             self._cond.notify_all()
             return item
 
+    @property
+    def waiting(self) -> int:
+        """1 while a frame waits in the slot, else 0."""
+        with self._cond:
+            return int(self._slot is not None)
+
     def close(self) -> None:
-        """Stops reading and releases the source."""
+        """Stops reading and releases the source (a frame left in the slot counts as dropped)."""
         self._stop.set()
         with self._cond:
+            if self._slot is not None:
+                self._slot = None
+                self.dropped += 1
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5.0)

@@ -67,6 +67,8 @@ def run_live(config, *, camera: int | None, source: str | None, realtime: bool, 
 
     check_port(host, port)
     capture = open_capture(camera=camera, source=source, realtime=realtime)
+    if capture.drop and not capture.realtime:  # a camera or a stream: read on (and drop) while the models load
+        capture.start()
     info = capture.info
     server = run = None
     try:

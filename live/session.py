@@ -124,6 +124,7 @@ class LiveRun:
     def __init__(self, *, capture, clip, preview: Preview, recorder: StoreRecorder, stats: LiveStats,
                  duration_s: float | None = None, undistort=None, overlap: bool = True) -> None:
         self.overlap = overlap
+        self._counted_from = (0, 0)  # the source's counts when the run started
         self._fit_idle = threading.Event()
         self._fit_idle.set()
         self.capture = capture
@@ -150,6 +151,10 @@ class LiveRun:
         self.stats.update(recording=bool(on))
 
     def start(self) -> None:
+        """Starts the threads (and the source, unless it already reads: a camera or a
+        stream is read from its opening on, so that what came while the models loaded is
+        not processed late; those frames are not counted)."""
+        self._counted_from = (self.capture.captured - self.capture.waiting, self.capture.dropped)
         self.stats.started_s = time.monotonic()
         self.preview.start()
         self.recorder.start()
@@ -182,7 +187,8 @@ class LiveRun:
         self.capture.close()
         errors = self._errors + [e for e in (self.preview.error, self.recorder.error) if e is not None]
         stats = self.stats
-        stats.update(captured=self.capture.captured, dropped_capture=self.capture.dropped)
+        before = self._counted_from
+        stats.update(captured=self.capture.captured - before[0], dropped_capture=self.capture.dropped - before[1])
         figures = {**stats.summary(), "stopped_by": self.stopped_by if not errors else "error"}
         notes = self.clip.all_notes()
         if self.capture.error:

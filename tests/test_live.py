@@ -80,7 +80,7 @@ def test_a_stream_on_loopback_is_fitted_live_and_recorded(tmp_path):
     """A file served as a live stream (MPEG-TS over TCP at 30 frames/s) through
     ``meshstream live --no-browser --duration``: the store completes with the frames it
     processed, each with its bodies, and records the drops and latencies."""
-    clip = looped_clip(tmp_path / "loop.mp4", 4)  # 12 s
+    clip = looped_clip(tmp_path / "loop.mp4", 6)  # 18 s, read on while the models load
     port = free_port()
     server = serve_stream(clip, port)
     res = live_cli("--source", f"tcp://127.0.0.1:{port}", "--no-browser", "--duration", "6", "--port", "0",
