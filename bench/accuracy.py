@@ -28,7 +28,10 @@ BLADE's metrics (``models/metrics.py``) for:
   (stream copy, FFmpeg's movie-level item): what phone footage gets;
 - ``true focal + true height`` and ``meshstream + true height``: the same and the
   default run with ``--height-m`` set to the person's true standing height (one-person
-  clips only, chosen with ``--clips``; not in the default set of methods).
+  clips only, chosen with ``--clips``; not in the default set of methods);
+- ``live`` and ``live at the true focal``: ``meshstream live`` on the clip read at its
+  own pace (every frame fitted on its own, causal filters; not in the default set of
+  methods).
 
 ``--random N`` scores N random scenes of ``models.synthetic.random_scene`` instead
 (varied poses, phenotypes, headings, cameras and procedural backgrounds), drawn from the
@@ -141,11 +144,12 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
     }
 
 
+LIVE_METHODS = ("live", "live at the true focal")  # meshstream live on the clip read at its own pace (no drops)
 METHODS = ("meshstream", "meshstream + relief lifter", "meshstream without lifter", "meshstream + lifter (focal too)",
            "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
            "true focal + shared floor", "phone metadata focal", "meshstream + true height", "true focal + true height",
            "meshstream without rotation focal", "meshstream without floor focal",
-           "meshstream with filters in camera axes", "meshstream without lines focal")
+           "meshstream with filters in camera axes", "meshstream without lines focal", *LIVE_METHODS)
 HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --height-m: one-person clips only
 
 
@@ -242,11 +246,15 @@ def phone_copy(clip: Path, focal_px: float, width: int, height: int) -> Path:
     return out
 
 
-def run_cli(clip: Path, out: Path, *extra: str):
+def run_cli(clip: Path, out: Path, *extra: str, live: bool = False):
+    """The CLI on ``clip`` (``live``: ``meshstream live`` reading the file at its own pace,
+    so every frame is fitted one at a time); returns the store."""
     import zarr
 
-    proc = subprocess.run([sys.executable, str(REPO / "process_video.py"), str(clip), "-o", str(out), "-q",
-                           "--no-overlay", *extra], capture_output=True, text=True)
+    args = (["live", "--source", str(clip), "--no-browser", "--port", "0"] if live
+            else [str(clip), "-q", "--no-overlay"])
+    proc = subprocess.run([sys.executable, str(REPO / "process_video.py"), *args, "-o", str(out), *extra],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"meshstream failed on {clip.name}: {proc.stderr.strip()[-500:]}")
     return zarr.open_group(str(out / f"{clip.stem}.zarr"), mode="r")
@@ -375,7 +383,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--split", choices=("dev", "val", "test"), default="dev",
                         help="seed range of --random and --tilted (bench/splits.py): dev to look at, val to choose "
                              "thresholds on, test only to report (default dev)")
-    parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in HEIGHT_METHODS),
+    parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in HEIGHT_METHODS + LIVE_METHODS),
                         help=f"comma-separated from: {', '.join(METHODS)} (the true-height ones need --clips of "
                              "one-person clips)")
     parser.add_argument("--pan", type=float, default=0.0, metavar="DEG",
@@ -419,7 +427,7 @@ def main(argv: list[str] | None = None) -> dict:
             extra: list[str] = []
             if method in guesses:
                 extra = ["--focal-px", f"{guesses[method]:.3f}"]
-            elif method == "true focal":
+            elif method in ("true focal", "live at the true focal"):
                 extra = ["--focal-px", f"{gt.focal_px:.3f}"]
             elif method == "true focal + shared floor":
                 extra = ["--focal-px", f"{gt.focal_px:.3f}", "--set", "estimation.shared_ground=true"]
@@ -446,7 +454,7 @@ def main(argv: list[str] | None = None) -> dict:
             run_clip = phone_copy(clip, gt.focal_px, gt.width, gt.height) if method == "phone metadata focal" else clip
             t0 = time.perf_counter()
             folder = "".join(c if c.isalnum() else "_" for c in method.replace("+", "plus").replace("°", "deg"))
-            store = run_cli(run_clip, work / folder, *extra)
+            store = run_cli(run_clip, work / folder, *extra, live=method in LIVE_METHODS)
             timing[method] = timing.get(method, 0.0) + time.perf_counter() - t0
             result = evaluate(store, gt, body)
             runs[method].append(result)

@@ -30,7 +30,7 @@ def live_stem(camera: int | None, source: str | None) -> str:
 
 def run_live(config, *, camera: int | None, source: str | None, realtime: bool, out_dir: str, host: str,
              port: int, open_browser: bool, duration_s: float | None, record: bool, overlay: bool,
-             software_version: str, on_ready=None):
+             software_version: str):
     """Runs a live source until stopped (the page's Stop, Ctrl-C, ``duration_s``, or the
     source's end) and completes its store.
 
@@ -46,24 +46,22 @@ def run_live(config, *, camera: int | None, source: str | None, realtime: bool, 
         record: Write the store from the start (else only once Record is pressed).
         overlay: Also write the preview's frames as ``<stem>_overlay.mp4`` while recording.
         software_version: Stored in the store's attributes.
-        on_ready: Called with the page's URL once it is served.
 
     Returns:
         The :class:`~meshstream.live.session.LiveSummary`, with the store's path as ``store``.
     """
+    import torch
+
     from meshstream.export.overlay import OverlayWriter
     from meshstream.stream.intrinsics import FrameUndistorter, load_intrinsics
     from meshstream.stream.pipeline import build_body, build_live
     from meshstream.stream.run import check_output_dir
-    from meshstream.stream.sinks import Mesher
 
     from .capture import open_capture
     from .preview import Preview
     from .server import PageServer, check_port, make_app
     from .session import LiveRun, StoreRecorder
     from .stats import LiveStats
-
-    import torch
 
     check_port(host, port)
     capture = open_capture(camera=camera, source=source, realtime=realtime)
@@ -91,7 +89,7 @@ def run_live(config, *, camera: int | None, source: str | None, realtime: bool, 
             stats.update(focal_px=float(clip.solver.focal), focal_state="given")
         lc = config.live
         video = OverlayWriter(out / f"{stem}_overlay.mp4", info.width, info.height, info.fps) if overlay else None
-        preview = Preview(mesher=Mesher(placer=clip.mesher.placer) if lc.preview_mesh else None, faces=body[0].faces,
+        preview = Preview(mesher=clip.mesher if lc.preview_mesh else None, faces=body[0].faces,
                           principal_point=clip.solver.principal_point, quality=lc.preview_quality, stats=stats,
                           overlay=video)
         run = LiveRun(capture=capture, clip=clip, preview=preview,
@@ -104,8 +102,6 @@ def run_live(config, *, camera: int | None, source: str | None, realtime: bool, 
                   "machines; it has no password", file=sys.stderr)
         print(f"meshstream live: {capture.name} ({info.width}x{info.height}) -> {server.url}  (Stop there or "
               "Ctrl-C to finish)", file=sys.stderr, flush=True)
-        if on_ready is not None:
-            on_ready(server.url)
         if open_browser:
             import webbrowser
 

@@ -186,10 +186,8 @@ class LiveRun:
         self.preview.close()
         self.capture.close()
         errors = self._errors + [e for e in (self.preview.error, self.recorder.error) if e is not None]
-        stats = self.stats
-        before = self._counted_from
-        stats.update(captured=self.capture.captured - before[0], dropped_capture=self.capture.dropped - before[1])
-        figures = {**stats.summary(), "stopped_by": self.stopped_by if not errors else "error"}
+        self._count_source()
+        figures = {**self.stats.summary(), "stopped_by": self.stopped_by if not errors else "error"}
         notes = self.clip.all_notes()
         if self.capture.error:
             notes.append(f"the source stopped: {self.capture.error}")
@@ -198,6 +196,11 @@ class LiveRun:
         if errors:
             raise errors[0]
         return LiveSummary(figures, figures["stopped_by"], notes)
+
+    def _count_source(self) -> None:
+        """The source's frames and drops since the run started, into the numbers."""
+        before = self._counted_from
+        self.stats.update(captured=self.capture.captured - before[0], dropped_capture=self.capture.dropped - before[1])
 
     def _guard(self, loop):
         def run() -> None:
@@ -219,6 +222,7 @@ class LiveRun:
                     if self.capture.ended:
                         break
                     continue
+                self._count_source()
                 frame = self.undistort(got.frame) if self.undistort is not None else got.frame
                 t0 = time.perf_counter()
                 seen = self.clip.perceive_frame(frame)

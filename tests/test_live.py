@@ -91,7 +91,7 @@ def test_a_stream_on_loopback_is_fitted_live_and_recorded(tmp_path):
     live = store.attrs["live"]
     assert store.attrs["complete"] is True
     n = store.attrs["n_frames"]
-    assert n == live["recorded"] and n >= 20, (n, live)  # measured 52-80 frames in 6 s on 2 cores
+    assert n == live["recorded"] and n >= 30, (n, live)  # measured 48 frames in 6 s on 2 cores under load, 52-80 idle
     assert live["captured"] == live["processed"] + live["dropped_capture"] + live["dropped_fit"]
     assert live["latency_ready_ms"]["p50"] is not None and live["latency_ready_ms"]["p50"] > 0
     assert live["stopped_by"] in ("duration", "source ended")
@@ -154,7 +154,7 @@ def test_the_preview_page_shows_frames_and_stop_finishes_the_store(tmp_path):
                 "const c = document.getElementById('view3d'); const d = c.getContext('2d')"
                 ".getImageData(0, 0, c.width, c.height).data; let n = 0;"
                 "for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n;")
-            assert lit > 1000, lit  # the grid, the axes and, once fitted, the bodies
+            assert lit > 5000, lit  # the grid, the axes and, once fitted, the bodies: measured 7866 pixels
             assert driver.execute_script("return fetch('/assets/..%2Fserver.py').then(r => r.status)") == 404
             driver.find_element(By.ID, "stop").click()
             proc.wait(timeout=60)
@@ -213,7 +213,7 @@ def test_a_realtime_file_drops_what_a_slow_reader_misses_and_a_plain_file_drops_
         cap.close()
         assert got == sorted(got) and cap.captured == 75
         if realtime:
-            assert cap.dropped == 75 - len(got) and 15 <= len(got) <= 40, (len(got), cap.dropped)  # ~25 taken
+            assert cap.dropped == 75 - len(got) and 20 <= len(got) <= 46, (len(got), cap.dropped)  # measured 31
         else:
             assert cap.dropped == 0 and got == list(range(75))
 
