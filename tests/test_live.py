@@ -115,7 +115,8 @@ def test_the_preview_page_shows_frames_and_stop_finishes_the_store(tmp_path):
 
     clip = looped_clip(tmp_path / "loop.mp4", 6)  # 18 s: the run is stopped from the page long before
     proc = subprocess.Popen([sys.executable, "process_video.py", "live", "--source", str(clip), "--realtime",
-                             "--no-browser", "--port", "0", "-o", str(tmp_path / "out"), "--duration", "120"],
+                             "--no-browser", "--port", "0", "-o", str(tmp_path / "out"), "--duration", "120",
+                             "--overlay"],
                             cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ENV)
     try:
@@ -156,6 +157,19 @@ def test_the_preview_page_shows_frames_and_stop_finishes_the_store(tmp_path):
                 "for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n;")
             assert lit > 5000, lit  # the grid, the axes and, once fitted, the bodies: measured 7866 pixels
             assert driver.execute_script("return fetch('/assets/..%2Fserver.py').then(r => r.status)") == 404
+            record = driver.find_element(By.ID, "record")
+            assert record.text == "Pause recording"
+            record.click()  # pause, then record again
+            deadline = time.monotonic() + 5
+            recorded = driver.find_element(By.ID, "recorded")
+            while time.monotonic() < deadline and (record.text != "Record" or "(paused)" not in recorded.text):
+                time.sleep(0.1)
+            assert record.text == "Record" and "(paused)" in recorded.text, recorded.text
+            record.click()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and record.text != "Pause recording":
+                time.sleep(0.1)
+            assert record.text == "Pause recording"
             driver.find_element(By.ID, "stop").click()
             proc.wait(timeout=60)
         finally:
@@ -171,6 +185,10 @@ def test_the_preview_page_shows_frames_and_stop_finishes_the_store(tmp_path):
     assert live["latency_display_ms"]["frames"] >= 5 and live["latency_display_ms"]["p50"] > 0, live
     assert store.attrs["n_frames"] == live["recorded"] > 0
     assert "stopped by stop" in out
+    import av
+
+    with av.open(str(tmp_path / "out" / "loop_overlay.mp4")) as video:  # the preview's frames, while recording
+        assert sum(1 for _ in video.decode(video=0)) >= 10
 
 
 @pytest.mark.slow
