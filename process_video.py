@@ -25,8 +25,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_config_options(p: argparse.ArgumentParser) -> None:
-    """The flags that set the configuration (shared by a run and a batch)."""
+def _add_camera_options(p: argparse.ArgumentParser) -> None:
+    """The configuration, the camera's focal and the person's height (a run, a batch, live)."""
     p.add_argument("--config", default=None, help="YAML preset, e.g. configs/fast.yaml (over configs/default.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set estimation.chunk_frames=32 (repeatable)")
@@ -39,6 +39,11 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height-m", type=float, default=None, metavar="M",
                    help="known standing height of the person, metres: every track's body is sized to it "
                         "(a clip of one athlete); depth scales with it")
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """The flags that set the configuration (shared by a run and a batch)."""
+    _add_camera_options(p)
     p.add_argument("--body-model", choices=("anny", "smplx"), default=None,
                    help="anny (bundled, default) or smplx (your licensed SMPL-X files, see --model-path)")
     p.add_argument("--model-path", default=None, metavar="DIR",
@@ -160,14 +165,7 @@ def build_live_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-record", action="store_true",
                    help="start without writing the store (the page's Record button starts it)")
     p.add_argument("--overlay", action="store_true", help="also write the preview's frames as OUT/NAME_overlay.mp4")
-    p.add_argument("--config", default=None, help="YAML preset (over configs/default.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set live.iterations_2d=4 (repeatable)")
-    focal = p.add_mutually_exclusive_group()
-    focal.add_argument("--focal-px", type=float, default=None, help="known focal length in pixels (skips the search)")
-    focal.add_argument("--fov-deg", type=float, default=None, help="known horizontal field of view in degrees")
-    focal.add_argument("--intrinsics", default=None, metavar="FILE", help="calibrated camera (meshstream calibrate)")
-    p.add_argument("--height-m", type=float, default=None, metavar="M", help="known standing height, metres")
+    _add_camera_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log what each stage decides")
     p.set_defaults(max_frames=None, start=None, end=None, every=None, body_model=None, gender=None, model_path=None,
                    no_overlay=True)
