@@ -133,15 +133,30 @@ class Clip:
         return self.totals.person_frames + self.chunk.person_frames
 
     def push(self, frame: Frame) -> list[WindowOutput]:
-        """Perceives a frame; returns the windows it closed, fitted and filtered."""
-        return self.add(self.perceive_frame(frame))
+        """Perceives a frame; returns the windows it closed, fitted and filtered. At a
+        cut the old shot's window is closed before perception starts the new shot (its
+        camera turns are read from the zoom tracker, which the new shot resets)."""
+        done = []
+        if self.perceive.is_new_shot(frame):
+            if self.chunk.frames:
+                done.append(self._close())
+            self._start_shot()
+            self.perceive.start_shot(self.solver.user_focal)
+        return done + self.add(self._perceived(frame, new_shot=False))
 
     def perceive_frame(self, frame: Frame) -> Perceived:
-        """A frame's tracked persons (the per-frame half of :meth:`push`; a live run
-        calls it on its own thread, in frame order)."""
+        """A frame's tracked persons: the per-frame half of :meth:`push`, for an executor
+        that runs it on a thread of its own, in frame order (a live run), with
+        :meth:`add` on another. Not for a clip that tracks its camera's turns (they tie
+        the halves together at a cut: use :meth:`push`)."""
+        if self.turns is not None:
+            raise RuntimeError("Clip.perceive_frame: this clip tracks camera turns; use Clip.push")
         new_shot = self.perceive.is_new_shot(frame)
         if new_shot:
             self.perceive.start_shot(self.solver.user_focal)
+        return self._perceived(frame, new_shot)
+
+    def _perceived(self, frame: Frame, new_shot: bool) -> Perceived:
         dets, zoom = self.perceive(frame)
         return Perceived(frame, dets, zoom, new_shot, self.perceive.zooming, self.perceive.zoom_base)
 
