@@ -257,7 +257,7 @@ def run_cli(clip: Path, out: Path, *extra: str, live: bool = False):
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"meshstream failed on {clip.name}: {proc.stderr.strip()[-500:]}")
-    return zarr.open_group(str(out / f"{clip.stem}.zarr"), mode="r")
+    return zarr.open_group(str(out / f"{clip.stem}{'_live' if live else ''}.zarr"), mode="r")
 
 
 def _match(store, gt) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:

@@ -91,7 +91,7 @@ def live_run(source: Path, out: Path, seconds: float, page: bool, *extra: str) -
             proc.kill()
     if proc.returncode != 0:
         raise SystemExit(f"meshstream live failed: {proc.stderr.read()}")
-    return dict(zarr.open_group(str(out / f"{source.stem}.zarr"), mode="r").attrs["live"])
+    return dict(zarr.open_group(str(out / f"{source.stem}_live.zarr"), mode="r").attrs["live"])
 
 
 def accuracy(tmp: Path) -> list[tuple[str, dict]]:
@@ -115,7 +115,8 @@ def accuracy(tmp: Path) -> list[tuple[str, dict]]:
         out = tmp / name.split()[0]
         subprocess.run([sys.executable, str(REPO / "process_video.py"), *cmd, "-o", str(out), "--focal-px", focal],
                        check=True, capture_output=True, text=True)
-        res = evaluate(zarr.open_group(str(out / "sample.zarr"), mode="r"), gt, body)
+        store = out / ("sample_live.zarr" if cmd[0] == "live" else "sample.zarr")
+        res = evaluate(zarr.open_group(str(store), mode="r"), gt, body)
         rows.append((name, {k: float(np.mean(res[k])) for k in ("tz", "mpjpe", "pa_mpjpe", "accel")}
                      | {"found": res["matched"] / max(res["gt_person_frames"], 1)}))
     return rows

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def live_stem(camera: int | None, source: str | None) -> str:
-    """The store's name: ``camera0``, a file's stem, or a stream's host and path."""
+    """The store's name: ``camera0``, a file's stem and ``_live`` (beside an offline run's
+    store of the same file, not over it), or a stream's host and path."""
     from .capture import is_stream_url
 
     if camera is not None:
@@ -25,7 +26,7 @@ def live_stem(camera: int | None, source: str | None) -> str:
     if is_stream_url(source):
         rest = source.split("://", 1)[1].split("?", 1)[0]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", rest).strip("_.") or "stream"
-    return Path(source).stem or "live"
+    return f"{Path(source).stem}_live"
 
 
 def run_live(config, *, camera: int | None, source: str | None, realtime: bool, out_dir: str, host: str,

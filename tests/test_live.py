@@ -186,7 +186,7 @@ def test_the_preview_page_shows_frames_and_stop_finishes_the_store(tmp_path):
             proc.kill()
     out, err = proc.communicate()
     assert proc.returncode == 0, err
-    store = zarr.open_group(str(tmp_path / "out" / "loop.zarr"), mode="r")
+    store = zarr.open_group(str(tmp_path / "out" / "loop_live.zarr"), mode="r")
     live = store.attrs["live"]
     assert store.attrs["complete"] is True and live["stopped_by"] == "stop"
     assert live["latency_display_ms"]["frames"] >= 5 and live["latency_display_ms"]["p50"] > 0, live
@@ -194,7 +194,7 @@ def test_the_preview_page_shows_frames_and_stop_finishes_the_store(tmp_path):
     assert "stopped by stop" in out
     import av
 
-    with av.open(str(tmp_path / "out" / "loop_overlay.mp4")) as video:  # the preview's frames, while recording
+    with av.open(str(tmp_path / "out" / "loop_live_overlay.mp4")) as video:  # the preview's frames, while recording
         assert sum(1 for _ in video.decode(video=0)) >= 10
 
 
@@ -226,7 +226,7 @@ def test_ctrl_c_during_the_focal_estimate_completes_the_store(tmp_path):
             proc.kill()
     assert proc.returncode == 0, err
     assert any("warning: the preview page listens on 0.0.0.0" in x for x in lines), lines
-    store = zarr.open_group(str(tmp_path / "out" / "loop.zarr"), mode="r")
+    store = zarr.open_group(str(tmp_path / "out" / "loop_live.zarr"), mode="r")
     assert store.attrs["complete"] is True and store.attrs["live"]["stopped_by"] == "stop"
     assert store.attrs["shot_focal_cue"] == ["people"] and store.attrs["shot_focal_px"][0] > 0
     live = store.attrs["live"]
