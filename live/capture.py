@@ -130,6 +130,9 @@ class LiveCapture:
                 self._cond.notify_all()
 
     def _put(self, item: Captured) -> None:
+        """Puts a frame in the slot and counts it; once :meth:`close` began, a frame
+        decoded meanwhile is discarded uncounted (every counted frame is then taken or
+        counted as dropped)."""
         with self._cond:
             if self.drop:
                 if self._slot is not None:
@@ -137,6 +140,8 @@ class LiveCapture:
             else:
                 while self._slot is not None and not self._stop.is_set():
                     self._cond.wait(0.1)
+            if self._stop.is_set():  # checked under the lock close() clears the slot with
+                return
             self._slot = item
             self.captured += 1
             self._cond.notify_all()

@@ -279,6 +279,22 @@ def test_a_realtime_file_drops_what_a_slow_reader_misses_and_a_plain_file_drops_
             assert cap.dropped == 0 and got == list(range(75))
 
 
+@pytest.mark.parametrize("realtime", [False, True])
+def test_a_capture_closed_midway_accounts_for_every_frame_it_counted(realtime):
+    """Closing a capture while its reader holds a decoded frame leaves every counted
+    frame taken or dropped (a frame read from a plain file used to be counted after
+    the close and neither taken nor dropped)."""
+    from meshstream.live.capture import open_capture
+
+    for pause_s in (0.0, 0.05, 0.15):
+        cap = open_capture(source=str(DATA / "sample.mp4"), realtime=realtime)
+        cap.start()
+        taken = sum(cap.get(2.0) is not None for _ in range(3))
+        time.sleep(pause_s)
+        cap.close()
+        assert taken == 3 and cap.captured == taken + cap.dropped, (pause_s, cap.captured, cap.dropped)
+
+
 def test_one_frame_outputs_concatenate_into_one_store_append():
     """The store's appender writes a second of one-frame windows as one: frames, fits
     and their rows stay in order."""
