@@ -33,13 +33,18 @@ BLADE's metrics (``models/metrics.py``) for:
   own pace (every frame fitted on its own, causal filters; not in the default set of
   methods).
 
-``--random N`` scores N random scenes of ``models.synthetic.random_scene`` instead
+``--random N`` scores N random scenes of ``models.synthetic_scenes.random_scene`` instead
 (varied poses, phenotypes, headings, cameras and procedural backgrounds), drawn from the
 seeds of ``--split`` (``bench/splits.py``: ``dev`` to look at, ``val`` to choose
 thresholds on, ``test`` only to report; all held out from the lifter's training).
 
+``--close N`` scores N close-range scenes of ``models.synthetic_scenes.close_scene``
+instead (BLADE's case: 1-2 people 0.7-1.5 m away, cut by the frame at the hips or knees,
+40-100 degree views; one scene in four a person walking away at 2-4 m, seen from behind);
+report it with ``--methods "meshstream,60° FOV,true focal"``.
+
 ``--tilted N`` scores N scenes of a still camera looking down at people on a floor
-instead (``models.synthetic.elevated_scene``: 0-35 degrees down, 1.2-4 m high, 1-3
+instead (``models.synthetic_scenes.elevated_scene``: 0-35 degrees down, 1.2-4 m high, 1-3
 people mostly walking); ``meshstream without floor focal`` is the default run without
 the focal from their floor (``--set estimation.floor_focal=false``).
 
@@ -66,7 +71,7 @@ every 4th frame (meshes of the same Anny topology, hip-centred; silhouettes of e
 body alone, the fitted one at the run's focal).
 
 Usage:
-    python bench/accuracy.py [--quick | --random N | --tilted N] [--clips NAME,...] [--methods NAME,...]
+    python bench/accuracy.py [--quick | --random N | --tilted N | --close N] [--clips NAME,...] [--methods NAME,...]
                              [--pan DEG] [--room] [--json PATH] [--keep DIR] [--per-clip]
 """
 
@@ -155,9 +160,10 @@ HEIGHT_METHODS = ("meshstream + true height", "true focal + true height")  # --h
 
 @dataclass
 class SceneSpec:
-    """A drawn scene: ``kind`` ``"random"`` is ``models.synthetic.random_scene``,
-    ``"tilted"`` is ``models.synthetic.elevated_scene`` (a still camera looking down at
-    people on a floor); the seeds come from ``bench/splits.py``."""
+    """A drawn scene: ``kind`` ``"random"`` is ``models.synthetic_scenes.random_scene``,
+    ``"tilted"`` is ``elevated_scene`` (a still camera looking down at people on a
+    floor), ``"close"`` is ``close_scene`` (people at 0.7-1.5 m, or seen from behind at
+    2-4 m); the seeds come from ``bench/splits.py``."""
 
     kind: str
     seed: int
@@ -169,7 +175,8 @@ class SceneSpec:
 
     @property
     def notes(self) -> str:
-        return {"random": "random scene", "tilted": "camera looking down"}[self.kind]
+        return {"random": "random scene", "tilted": "camera looking down", "close": "close range or seen from behind"}[
+            self.kind]
 
 
 def pan_profile(amplitude_deg: float, n_frames: int) -> np.ndarray | None:
@@ -193,11 +200,12 @@ def suite_room(spec: ClipSpec) -> Room:
 def render(spec: ClipSpec | SceneSpec, out: Path, body, pan_deg: float = 0.0, room: bool = False):
     import cv2
 
-    from meshstream.models.synthetic import PersonSpec, elevated_scene, random_scene, render_frames, write_video
+    from meshstream.models.synthetic import PersonSpec, render_frames, write_video
+    from meshstream.models.synthetic_scenes import close_scene, elevated_scene, random_scene
 
     if isinstance(spec, SceneSpec):
-        draw = {"random": random_scene, "tilted": elevated_scene}[spec.kind]
-        scene = draw(spec.seed, WIDTH, HEIGHT)
+        draw = {"random": random_scene, "tilted": elevated_scene, "close": close_scene}[spec.kind]
+        scene = draw(spec.seed, WIDTH, HEIGHT, **({"body": body} if spec.kind == "close" else {}))
         crf = scene.pop("crf")
         frames, gt = render_frames(width=WIDTH, height=HEIGHT, n_frames=spec.n_frames, body=body, keep_vertices=True,
                                    **scene)
@@ -380,8 +388,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tilted", type=int, default=0, metavar="N",
                         help="instead of the suite: N scenes of a still camera looking down at people on a floor, of "
                              "--split (48 frames each)")
+    parser.add_argument("--close", type=int, default=0, metavar="N",
+                        help="instead of the suite: N close-range scenes of --split (people at 0.7-1.5 m cut by the "
+                             "frame, or seen from behind at 2-4 m; 40 frames each)")
     parser.add_argument("--split", choices=("dev", "val", "test"), default="dev",
-                        help="seed range of --random and --tilted (bench/splits.py): dev to look at, val to choose "
+                        help="seed range of --random, --tilted and --close (bench/splits.py): dev to look at, val to choose "
                              "thresholds on, test only to report (default dev)")
     parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in HEIGHT_METHODS + LIVE_METHODS),
                         help=f"comma-separated from: {', '.join(METHODS)} (the true-height ones need --clips of "
@@ -404,6 +415,8 @@ def main(argv: list[str] | None = None) -> dict:
         suite = [SceneSpec("random", seed, 30) for seed in seeds("random", args.split, args.random)]
     if args.tilted:
         suite = [SceneSpec("tilted", seed, 48) for seed in seeds("tilted", args.split, args.tilted)]
+    if args.close:
+        suite = [SceneSpec("close", seed, 40) for seed in seeds("close", args.split, args.close)]
     if args.clips:
         names = set(args.clips.split(","))
         suite = [c for c in SUITE + QUICK if c.name in names]

@@ -70,7 +70,8 @@ def run_batch(executor: str, clips: list[str], out: Path, extra: list[str]) -> t
 
 def make_clips(work: Path, copies: int, rendered: int) -> list[str]:
     from meshstream.models.body import AnnyBody
-    from meshstream.models.synthetic import random_scene, render_frames, write_video
+    from meshstream.models.synthetic import render_frames, write_video
+    from meshstream.models.synthetic_scenes import random_scene
 
     clips = []
     for i in range(copies):

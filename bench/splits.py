@@ -1,7 +1,8 @@
 """Seed ranges of the rendered scenes, split three ways (development, validation, test).
 
-Synthetic scenes come from seeds (``models.synthetic.random_scene`` and
-``elevated_scene``). A number worth reporting comes from scenes nobody tuned on:
+Synthetic scenes come from seeds (``random_scene``, ``elevated_scene`` and
+``close_scene`` of ``models.synthetic_scenes``). A number worth reporting comes from
+scenes nobody tuned on:
 
 - ``dev``: look at freely, debug, design. The ranges earlier work already looked at
   (random scenes from 900100, tilted from 950000) are development, and so is the
@@ -21,13 +22,15 @@ TRAIN = range(100_000, 200_000)
 SPLITS: dict[str, dict[str, range]] = {
     "random": {"dev": range(900_100, 901_000), "val": range(910_000, 911_000), "test": range(920_000, 921_000)},
     "tilted": {"dev": range(950_000, 951_000), "val": range(960_000, 961_000), "test": range(970_000, 971_000)},
+    # models.synthetic_scenes.close_scene: people at 0.7-1.5 m, or seen from behind at 2-4 m.
+    "close": {"dev": range(930_000, 931_000), "val": range(940_000, 941_000), "test": range(945_000, 946_000)},
     # bench/report.py: one person walking, jumping or squatting (seed % 3).
     "motion": {"dev": range(980_000, 981_000), "val": range(985_000, 986_000), "test": range(990_000, 991_000)},
 }
 
 
 def seeds(kind: str, split: str, n: int) -> list[int]:
-    """The first ``n`` seeds of ``kind`` (``random``, ``tilted`` or ``motion``) in ``split``."""
+    """The first ``n`` seeds of ``kind`` (``random``, ``tilted``, ``close`` or ``motion``) in ``split``."""
     pool = SPLITS[kind][split]
     if n > len(pool):
         raise ValueError(f"the {split} split of {kind} scenes holds {len(pool)} seeds, not {n}")

@@ -118,7 +118,8 @@ def test_shipped_weights_bring_landmarks_closer_to_the_truth_on_held_out_scenes(
     ray-frame keypoints than BlazePose's (validation: 156 -> 138 mm)."""
     from meshstream.models.keypoints import blazepose33_to_coco23
     from meshstream.models.perception import PersonPerceiver
-    from meshstream.models.synthetic import random_scene, render_frames, write_video
+    from meshstream.models.synthetic import render_frames, write_video
+    from meshstream.models.synthetic_scenes import random_scene
     from meshstream.stream.sources import open_source
 
     kp, box, lm, truth, focal = [], [], [], [], []

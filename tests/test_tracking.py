@@ -348,10 +348,11 @@ def test_zoom_tracker_keeps_a_still_camera_still_when_a_walker_goes_unmasked(bod
     """A still camera over a smooth procedural background, two people walking, the far
     one missed by the detector (not masked): its features must not read as a zoom (they
     did: down to 0.936 and a zooming shot)."""
-    from meshstream.models.synthetic import PersonSpec, _random_background, render_frames
+    from meshstream.models.synthetic import PersonSpec, render_frames
+    from meshstream.models.synthetic_scenes import random_background
     from meshstream.tracking.zoom import ZoomTracker
 
-    background = _random_background(np.random.default_rng(1), 640, 480)
+    background = random_background(np.random.default_rng(1), 640, 480)
     walkers = [PersonSpec((-0.8, 3.0), (0.9, 0.0), yaw_deg=90), PersonSpec((0.8, 6.0), (0.0, -0.8), yaw_deg=0)]
     frames, gt = render_frames(walkers, fov_deg=70, n_frames=30, background=background, body=body)
     tracker = ZoomTracker()

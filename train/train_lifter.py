@@ -32,7 +32,8 @@ import numpy as np
 
 def render_records(seed: int, work: Path, body) -> dict[str, np.ndarray]:
     """Perception output of one random clip, matched to its ground truth."""
-    from meshstream.models.synthetic import random_scene, render_frames, write_video
+    from meshstream.models.synthetic import render_frames, write_video
+    from meshstream.models.synthetic_scenes import random_scene
     from meshstream.stream.config import load_config
     from meshstream.stream.pipeline import observe_clip
 
