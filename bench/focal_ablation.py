@@ -18,8 +18,12 @@ keypoints of matched person-frames, from five input pairs:
 - ground-truth 2D + ground-truth 3D (a check: must give 0 %).
 
 Prints signed focal errors per clip and the median absolute error per input pair.
+``--close N`` and ``--random N`` search N scenes of ``--split`` (``bench/splits.py``)
+instead of the suite; ``--curves PATH`` writes each clip's pooled cost curves (JSON) to
+study the search's evidence without running perception again.
 
-Usage: python bench/focal_ablation.py [--clips NAME,...] [--cache DIR]
+Usage: python bench/focal_ablation.py [--clips NAME,... | --close N | --random N] [--split dev|val|test]
+                                      [--cache DIR] [--curves PATH]
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from accuracy import SUITE, render
+from accuracy import SUITE, SceneSpec, render
+from splits import seeds
 
 PAIRS = ("detected 2D + fitted 3D", "detected 2D + lifted 3D", "detected 2D + true 3D",
          "detected 2D + true ray-relative 3D", "true 2D + fitted 3D", "true 2D + true 3D")
@@ -62,8 +67,9 @@ def observed(spec, work: Path, body, cache: str | None):
     return result
 
 
-def focal_errors(obs, size, gt, body) -> dict[str, float]:
-    """Signed relative focal error of the search for each input pair."""
+def focal_errors(obs, size, gt, body, curves: dict | None = None) -> dict[str, float]:
+    """Signed relative focal error of the search for each input pair (and, into
+    ``curves``, the grid, the true focal and each pair's pooled cost)."""
     import torch
 
     from meshstream.models.camera import (
@@ -108,29 +114,46 @@ def focal_errors(obs, size, gt, body) -> dict[str, float]:
             t = solve_translation(pts, uv, w, f, pp)
             cost = normalise_costs(reprojection_nll(pts, t, uv, w, f, pp, pixel_std, est.depth_std_m).numpy()).sum(0)
         out[name] = refine_minimum(grid, cost) / gt.focal_px - 1.0
+        if curves is not None:
+            curves[name] = (cost / max(len(rows), 1)).tolist()
+    if curves is not None:
+        curves.update(grid=grid.tolist(), true_focal_px=float(gt.focal_px), person_frames=int(len(rows)),
+                      width=int(size[0]))
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", default=None, help="comma-separated clip names of the suite")
+    parser.add_argument("--close", type=int, default=0, metavar="N", help="N close-range scenes of --split instead")
+    parser.add_argument("--random", type=int, default=0, metavar="N", help="N random scenes of --split instead")
+    parser.add_argument("--split", choices=("dev", "val", "test"), default="dev", help="seed range (default dev)")
     parser.add_argument("--cache", default=None, help="keep each clip's observations and truth here, and reuse them")
+    parser.add_argument("--curves", type=Path, default=None, help="write each clip's pooled cost curves here (JSON)")
     args = parser.parse_args()
     from meshstream.models.body import AnnyBody
 
-    suite = [c for c in SUITE if args.clips is None or c.name in args.clips.split(",")]
+    suite: list = [c for c in SUITE if args.clips is None or c.name in args.clips.split(",")]
+    for kind, n, frames in (("close", args.close, 40), ("random", args.random, 30)):
+        if n:
+            suite = [SceneSpec(kind, seed, frames) for seed in seeds(kind, args.split, n)]
     body = AnnyBody()
     work = Path(tempfile.mkdtemp(prefix="meshstream-focal-"))
-    results = {}
+    results, curves = {}, {}
     print("| clip | true focal (px) | " + " | ".join(PAIRS) + " |")
     print("|---|---:" + "|---:" * len(PAIRS) + "|")
     for spec in suite:
         obs, size, gt = observed(spec, work, body, args.cache)
-        results[spec.name] = focal_errors(obs, size, gt, body)
+        curves[spec.name] = {}
+        results[spec.name] = focal_errors(obs, size, gt, body, curves[spec.name])
         cells = " | ".join(f"{100 * results[spec.name][p]:+.0f} %" for p in PAIRS)
         print(f"| {spec.name} | {gt.focal_px:.0f} | {cells} |", flush=True)
     medians = " | ".join(f"{100 * np.median([abs(r[p]) for r in results.values()]):.1f} %" for p in PAIRS)
     print(f"| median of abs. error | | {medians} |")
+    if args.curves:
+        import json
+
+        args.curves.write_text(json.dumps(curves))
 
 
 if __name__ == "__main__":

@@ -425,9 +425,11 @@ def render_frames(
 
 def _silhouette_area(uvz: np.ndarray, faces: np.ndarray, width: int, height: int) -> int:
     """Pixels a body would cover with nothing in front and no frame edge: rendered in a
-    frame enlarged to hold the whole projection."""
-    lo = np.floor(np.minimum(uvz[:, :2].min(0), 0)).astype(int)
-    hi = np.ceil(np.maximum(uvz[:, :2].max(0), [width, height])).astype(int)
+    frame enlarged to hold the whole projection, up to four frames on each side (a hand
+    a few centimetres from the lens projects arbitrarily far)."""
+    reach = 4 * np.array([width, height])
+    lo = np.floor(np.clip(uvz[:, :2].min(0), -reach, 0)).astype(int)
+    hi = np.ceil(np.clip(uvz[:, :2].max(0), [width, height], reach + [width, height])).astype(int)
     shifted = uvz.copy()
     shifted[:, :2] -= lo
     size = hi - lo
