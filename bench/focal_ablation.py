@@ -4,12 +4,15 @@ Renders the accuracy suite (``bench/accuracy.py``), runs perception and tracking
 each clip, and searches the shot's focal with the estimator's own cost (ray-rotated
 body points, linear translation, errors-in-variables reprojection cost over a log grid
 of focals, each person-frame's curve normalised as in the estimator) on the COCO-17
-keypoints of matched person-frames, from five input pairs:
+keypoints of matched person-frames, from these input pairs:
 
 - detected 2D keypoints + the body fitted to the detector's relative 3D landmarks (the
   default);
 - detected 2D + the body fitted to the lifter's correction of those landmarks
-  (``models/lifter.py``, ``estimation.focal_landmarks=pose_lifter``);
+  (``models/lifter.py``, ``estimation.focal_landmarks=pose_lifter``; ``--lifter PATH``
+  other weights);
+- detected 2D + the body fitted to the relief lifter's correction
+  (``estimation.focal_landmarks=relief_lifter``; ``--relief PATH`` other weights);
 - detected 2D + the ground-truth relative 3D (camera axes, hip-centred);
 - detected 2D + the ground-truth relative 3D in the axes of the ray through the person
   at the true focal, then searched like the fitted body (rotated by each candidate
@@ -36,7 +39,7 @@ import numpy as np
 from accuracy import SUITE, SceneSpec, render
 from splits import seeds
 
-PAIRS = ("detected 2D + fitted 3D", "detected 2D + lifted 3D", "detected 2D + true 3D",
+PAIRS = ("detected 2D + fitted 3D", "detected 2D + lifted 3D", "detected 2D + relief 3D", "detected 2D + true 3D",
          "detected 2D + true ray-relative 3D", "true 2D + fitted 3D", "true 2D + true 3D")
 
 
@@ -67,7 +70,8 @@ def observed(spec, work: Path, body, cache: str | None):
     return result
 
 
-def focal_errors(obs, size, gt, body, curves: dict | None = None) -> dict[str, float]:
+def focal_errors(obs, size, gt, body, curves: dict | None = None, lifter: Path | None = None,
+                 relief: Path | None = None) -> dict[str, float]:
     """Signed relative focal error of the search for each input pair (and, into
     ``curves``, the grid, the true focal and each pair's pooled cost)."""
     import torch
@@ -81,12 +85,14 @@ def focal_errors(obs, size, gt, body, curves: dict | None = None) -> dict[str, f
         solve_translation,
     )
     from meshstream.models.estimator import BodyEstimator
-    from meshstream.models.lifter import LandmarkLifter
+    from meshstream.models.lifter import DEFAULT_WEIGHTS, RELIEF_WEIGHTS, LandmarkLifter
 
     est = BodyEstimator(body)
     fitted = est._camera_points(est.fit_structure(obs))[:, :17]
-    lifting = BodyEstimator(body, lifter=LandmarkLifter.load())
+    lifting = BodyEstimator(body, lifter=LandmarkLifter.load(lifter or DEFAULT_WEIGHTS))
     lifted = lifting._camera_points(lifting.fit_structure(obs))[:, :17]
+    relieving = BodyEstimator(body, lifter=LandmarkLifter.load(relief or RELIEF_WEIGHTS))
+    relieved = relieving._camera_points(relieving.fit_structure(obs))[:, :17]
     person = gt.match(obs.frame_index, obs.bbox_xyxy)
     rows = np.nonzero(person >= 0)[0]
     person = person[rows]
@@ -97,6 +103,7 @@ def focal_errors(obs, size, gt, body, curves: dict | None = None) -> dict[str, f
     ray = ray_rotation(est._centre(obs)[rows][:, None], f[None], pp)
     fitted = fitted[rows][:, None] @ ray.transpose(-1, -2)  # (M, F, 17, 3): as seen along each ray
     lifted = lifted[rows][:, None] @ ray.transpose(-1, -2)
+    relieved = relieved[rows][:, None] @ ray.transpose(-1, -2)
     true3d = torch.as_tensor(gt.keypoints3d[person, obs.frame_index[rows]], dtype=dt)
     true3d = true3d - 0.5 * (true3d[:, 11] + true3d[:, 12])[:, None]
     true_ray = ray_rotation(est._centre(obs)[rows], torch.tensor(gt.focal_px, dtype=dt), pp)
@@ -108,8 +115,8 @@ def focal_errors(obs, size, gt, body, curves: dict | None = None) -> dict[str, f
     pixel_std = torch.as_tensor(est.keypoint_std_rel * box_h, dtype=dt)
     out = {}
     ones = torch.ones_like(w_det)
-    for name, pts, uv, w in zip(PAIRS, (fitted, lifted, true3d, ideal, fitted, true3d),
-                                (det2d, det2d, det2d, det2d, true2d, true2d), (w_det, w_det, w_det, w_det, ones, ones)):
+    for name, pts, uv, w in zip(PAIRS, (fitted, lifted, relieved, true3d, ideal, fitted, true3d),
+                                (det2d,) * 5 + (true2d, true2d), (w_det,) * 5 + (ones, ones), strict=True):
         with torch.no_grad():
             t = solve_translation(pts, uv, w, f, pp)
             cost = normalise_costs(reprojection_nll(pts, t, uv, w, f, pp, pixel_std, est.depth_std_m).numpy()).sum(0)
@@ -130,6 +137,8 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "val", "test"), default="dev", help="seed range (default dev)")
     parser.add_argument("--cache", default=None, help="keep each clip's observations and truth here, and reuse them")
     parser.add_argument("--curves", type=Path, default=None, help="write each clip's pooled cost curves here (JSON)")
+    parser.add_argument("--lifter", type=Path, default=None, help="pose lifter weights (default: the shipped ones)")
+    parser.add_argument("--relief", type=Path, default=None, help="relief lifter weights (default: the shipped ones)")
     args = parser.parse_args()
     from meshstream.models.body import AnnyBody
 
@@ -145,7 +154,7 @@ def main() -> None:
     for spec in suite:
         obs, size, gt = observed(spec, work, body, args.cache)
         curves[spec.name] = {}
-        results[spec.name] = focal_errors(obs, size, gt, body, curves[spec.name])
+        results[spec.name] = focal_errors(obs, size, gt, body, curves[spec.name], args.lifter, args.relief)
         cells = " | ".join(f"{100 * results[spec.name][p]:+.0f} %" for p in PAIRS)
         print(f"| {spec.name} | {gt.focal_px:.0f} | {cells} |", flush=True)
     medians = " | ".join(f"{100 * np.median([abs(r[p]) for r in results.values()]):.1f} %" for p in PAIRS)

@@ -11,13 +11,14 @@ scenes nobody tuned on:
 - ``test``: run only to report; a change is not tuned until its test numbers are the
   ones it is judged by. A gain that shows on ``dev`` but not here is not a gain.
 
-The landmark lifters are trained on ``TRAIN`` (``train/train_lifter.py``), disjoint from
-all three.
+The landmark lifters are trained on ``TRAIN`` and ``TRAIN_CLOSE``
+(``train/train_lifter.py``), disjoint from all three.
 """
 
 from __future__ import annotations
 
 TRAIN = range(100_000, 200_000)
+TRAIN_CLOSE = range(200_000, 300_000)  # close-range scenes for the lifters (train_lifter.py render --scenes close)
 
 SPLITS: dict[str, dict[str, range]] = {
     "random": {"dev": range(900_100, 901_000), "val": range(910_000, 911_000), "test": range(920_000, 921_000)},

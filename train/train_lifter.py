@@ -7,8 +7,10 @@ Two steps, both resumable:
    procedural backgrounds, H.264) go through the real perception and tracking stages.
    Each detected person-frame matched to a rendered person (box IoU >= 0.5) is saved
    with its ground truth: one ``.npz`` per clip under ``--data``. The clips are drawn
-   from seeds disjoint from the accuracy suite's hand-made ones, and never use its
-   background photo.
+   from seeds disjoint from the benchmarks' (``bench/splits.py``: 100000-199999, and
+   200000-299999 for ``--scenes close``, the close-range scenes of
+   ``models.synthetic_scenes.close_scene``), and never use the suite's background
+   photo. Records of both kinds may share one ``--data`` folder.
 2. ``fit``: the lifter is trained to map the detector's relative 3D landmarks and 2D
    keypoints to the true hip-centred 3D keypoints, as seen along the ray through the
    person at the true focal (the frame in which the estimator uses them). Clips are
@@ -17,7 +19,7 @@ Two steps, both resumable:
    sees the landmarks alone (default ``--out``: ``models/data/relief_lifter.npz``).
 
 Usage:
-    python train/train_lifter.py render --data DIR --clips 400 [--first-seed 100000]
+    python train/train_lifter.py render --data DIR --clips 400 [--scenes random|close] [--first-seed S]
     python train/train_lifter.py fit --data DIR [--inputs landmarks+keypoints|landmarks] [--out FILE] [--epochs 25]
 """
 
@@ -30,14 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-def render_records(seed: int, work: Path, body) -> dict[str, np.ndarray]:
-    """Perception output of one random clip, matched to its ground truth."""
+def render_records(seed: int, work: Path, body, scenes: str = "random") -> dict[str, np.ndarray]:
+    """Perception output of one drawn clip (``scenes``: ``random`` or ``close``), matched
+    to its ground truth."""
     from meshstream.models.synthetic import render_frames, write_video
-    from meshstream.models.synthetic_scenes import random_scene
+    from meshstream.models.synthetic_scenes import close_scene, random_scene
     from meshstream.stream.config import load_config
     from meshstream.stream.pipeline import observe_clip
 
-    kw = random_scene(seed)
+    kw = random_scene(seed) if scenes == "random" else close_scene(seed, body=body)
     crf = kw.pop("crf")
     frames, gt = render_frames(body=body, n_frames=30, **kw)
     clip = work / f"{seed}.mp4"
@@ -64,12 +67,13 @@ def render(args: argparse.Namespace) -> None:
     data.mkdir(parents=True, exist_ok=True)
     body = AnnyBody()
     work = Path(tempfile.mkdtemp(prefix="meshstream-lifter-"))
+    first = args.first_seed if args.first_seed is not None else {"random": 100_000, "close": 200_000}[args.scenes]
     start = time.perf_counter()
-    for seed in range(args.first_seed, args.first_seed + args.clips):
+    for seed in range(first, first + args.clips):
         path = data / f"{seed}.npz"
         if path.exists():
             continue
-        records = render_records(seed, work, body)
+        records = render_records(seed, work, body, args.scenes)
         np.savez(path, **records)
         print(f"seed {seed}: {len(records['seed'])} person-frames ({time.perf_counter() - start:.0f} s)", flush=True)
 
@@ -148,7 +152,10 @@ def main() -> None:
     r = sub.add_parser("render", help="render random clips and save matched perception records")
     r.add_argument("--data", required=True)
     r.add_argument("--clips", type=int, default=400)
-    r.add_argument("--first-seed", type=int, default=100_000)
+    r.add_argument("--first-seed", type=int, default=None,
+                   help="first seed (default: the first of the scenes' training range in bench/splits.py)")
+    r.add_argument("--scenes", choices=["random", "close"], default="random",
+                   help="random scenes (0.8-6.5 m) or close-range ones (0.7-1.5 m, or seen from behind)")
     f = sub.add_parser("fit", help="train the lifter on the saved records")
     f.add_argument("--data", required=True)
     f.add_argument("--inputs", choices=["landmarks+keypoints", "landmarks"], default="landmarks+keypoints",
