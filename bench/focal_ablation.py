@@ -153,6 +153,9 @@ def main() -> None:
     print("|---|---:" + "|---:" * len(PAIRS) + "|")
     for spec in suite:
         obs, size, gt = observed(spec, work, body, args.cache)
+        if len(obs) == 0:
+            print(f"| {spec.name} | {gt.focal_px:.0f} | no person found |", flush=True)
+            continue
         curves[spec.name] = {}
         results[spec.name] = focal_errors(obs, size, gt, body, curves[spec.name], args.lifter, args.relief)
         cells = " | ".join(f"{100 * results[spec.name][p]:+.0f} %" for p in PAIRS)
