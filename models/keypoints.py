@@ -68,3 +68,23 @@ def blazepose33_to_coco23(points: np.ndarray) -> np.ndarray:
     out = points[..., np.maximum(_BLAZE_FOR_COCO23, 0), :].copy()
     out[..., _BLAZE_FOR_COCO23 < 0, :] = 0
     return out
+
+
+def coco23_to_blazepose33(points: np.ndarray) -> np.ndarray:
+    """Places COCO-23 (or COCO-17) points into the BlazePose-33 layout, the inverse of
+    :func:`blazepose33_to_coco23` where BlazePose has the point.
+
+    Args:
+        points: (..., 23, C) or (..., 17, C) array.
+
+    Returns:
+        (..., 33, C) array; BlazePose points the input does not measure (eyes' corners,
+        mouth, hands, and the feet of COCO-17) are zeros (so their confidence is 0).
+    """
+    k = points.shape[-2]
+    if k not in (17, 23):
+        raise ValueError(f"expected 17 or 23 COCO points on axis -2, got shape {points.shape}")
+    out = np.zeros(points.shape[:-2] + (33, points.shape[-1]), points.dtype)
+    src = np.nonzero(_BLAZE_FOR_COCO23[:k] >= 0)[0]
+    out[..., _BLAZE_FOR_COCO23[src], :] = points[..., src, :]
+    return out

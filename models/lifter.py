@@ -13,7 +13,10 @@ and the 2D keypoints; the body is fitted to its output. The 2D keypoints carry t
 perspective of the training cameras, so its output carries their focal prior, and the
 focal search reads the detector's landmarks. The relief lifter (``relief_lifter.npz``,
 opt-in for the focal search) is the same network over the landmarks alone: it corrects
-BlazePose's relief without seeing the 2D perspective the search measures.
+BlazePose's relief without seeing the 2D perspective the search measures. The keypoint
+lifter (``keypoint_lifter.npz``) sees the 17 COCO body keypoints in 2D alone and gives
+the whole relative 3D pose: it stands in for the landmarks of people too small for
+BlazePose (``--detector yolo``), whose base landmarks are zero.
 
 Conventions: landmarks are hip-centred, metres, in the axes of the ray through the
 person (x right, y down, z away from the camera); 2D keypoints are pixels with a
@@ -33,9 +36,12 @@ from .keypoints import LEFT_HIP, RIGHT_HIP
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "lifter.npz"
 RELIEF_WEIGHTS = Path(__file__).resolve().parent / "data" / "relief_lifter.npz"
-INPUTS = ("landmarks+keypoints", "landmarks")
-"""What a lifter sees per keypoint: the landmark, the 2D keypoint and its confidence
-(6 values), or the landmark alone (3 values)."""
+KEYPOINT_WEIGHTS = Path(__file__).resolve().parent / "data" / "keypoint_lifter.npz"
+INPUTS = ("landmarks+keypoints", "landmarks", "keypoints")
+"""What a lifter sees: per COCO-23 keypoint the landmark, the 2D keypoint and its
+confidence (6 values), or the landmark alone (3 values); or per COCO-17 body keypoint
+the 2D keypoint and its confidence (3 values)."""
+_IN_DIMS = {"landmarks+keypoints": 23 * 6, "landmarks": 23 * 3, "keypoints": 17 * 3}
 
 COCO17_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 COCO23_FLIP = COCO17_FLIP + [18, 17, 20, 19, 22, 21]
@@ -83,12 +89,13 @@ def ray_frame_points(points: np.ndarray, centre: np.ndarray, focal_px: np.ndarra
 
 def lifter_features(keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d: np.ndarray,
                     inputs: str = "landmarks+keypoints") -> np.ndarray:
-    """Network input per person-frame, (M, 23 * 6) float32, or (M, 23 * 3) for
-    ``inputs="landmarks"``.
+    """Network input per person-frame, (M, 23 * 6) float32, (M, 23 * 3) for
+    ``inputs="landmarks"`` or (M, 17 * 3) for ``inputs="keypoints"``.
 
     Per keypoint: the hip-centred landmark (metres), then (``"landmarks+keypoints"``)
     the 2D keypoint relative to the detector's centre in units of the box height, and
-    its confidence.
+    its confidence. ``"keypoints"``: the 2D keypoint and confidence of the 17 body
+    keypoints alone (``landmarks3d`` is not read).
 
     Args:
         keypoints2d: (M, 23, 3) pixels and confidence.
@@ -98,18 +105,25 @@ def lifter_features(keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d:
     """
     if inputs not in INPUTS:
         raise ValueError(f"lifter inputs must be one of {INPUTS}, not {inputs!r}")
-    lm = landmarks3d - 0.5 * (landmarks3d[:, LEFT_HIP] + landmarks3d[:, RIGHT_HIP])[:, None]
+    if inputs != "keypoints":
+        lm = landmarks3d - 0.5 * (landmarks3d[:, LEFT_HIP] + landmarks3d[:, RIGHT_HIP])[:, None]
     if inputs == "landmarks":
         return lm.reshape(len(lm), -1).astype(np.float32)
     box_h = np.maximum(bbox_xyxy[:, 3] - bbox_xyxy[:, 1], 1.0)
     uv = (keypoints2d[..., :2] - detector_centre(keypoints2d, bbox_xyxy)[:, None]) / box_h[:, None, None]
     conf = keypoints2d[..., 2:3]
+    if inputs == "keypoints":
+        return np.concatenate([uv, conf], -1)[:, :17].reshape(len(uv), -1).astype(np.float32)
     return np.concatenate([lm, uv, conf], -1).reshape(len(lm), -1).astype(np.float32)
 
 
 def mirror_features(x: torch.Tensor) -> torch.Tensor:
-    """Features of the mirror image (x -> -x, left and right swapped), (M, 23 * C) for
-    either of :data:`INPUTS` (C = 6 or 3)."""
+    """Features of the mirror image (x -> -x, left and right swapped), for any of
+    :data:`INPUTS` ((M, 23 * 6), (M, 23 * 3) or (M, 17 * 3))."""
+    if x.shape[1] == _IN_DIMS["keypoints"]:
+        x = x.view(len(x), 17, 3)[:, COCO17_FLIP].clone()
+        x[..., 0] = -x[..., 0]
+        return x.view(len(x), -1)
     channels = x.shape[1] // _K
     x = x.view(len(x), _K, channels)[:, COCO23_FLIP].clone()
     x[..., 0] = -x[..., 0]
@@ -122,7 +136,8 @@ class LandmarkLifter(nn.Module):
     """MLP with residual blocks: features -> (M, 17, 3) residual on the landmarks, metres.
 
     Args:
-        in_dim: Feature size (``23 * 6``, or ``23 * 3`` for the landmarks alone).
+        in_dim: Feature size (``23 * 6``; ``23 * 3`` for the landmarks alone, ``17 * 3``
+            for the 2D keypoints alone).
         width: Hidden width.
         blocks: Residual blocks.
         dropout: Dropout in training.
@@ -130,10 +145,11 @@ class LandmarkLifter(nn.Module):
 
     def __init__(self, in_dim: int = _K * 6, width: int = 256, blocks: int = 2, dropout: float = 0.1) -> None:
         super().__init__()
-        if in_dim not in (_K * 6, _K * 3):
-            raise ValueError(f"lifter input size must be {_K * 6} or {_K * 3}, not {in_dim}")
+        inputs = {d: name for name, d in _IN_DIMS.items()}
+        if in_dim not in inputs:
+            raise ValueError(f"lifter input size must be one of {sorted(inputs)}, not {in_dim}")
         self.in_dim, self.width, self.blocks = in_dim, width, blocks
-        self.inputs = INPUTS[0] if in_dim == _K * 6 else INPUTS[1]
+        self.inputs = inputs[in_dim]
         self.inp = nn.Linear(in_dim, width)
         self.hidden = nn.ModuleList(
             nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width), nn.ReLU(),
@@ -148,7 +164,7 @@ class LandmarkLifter(nn.Module):
 
     def correct(self, keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d: np.ndarray) -> np.ndarray:
         """Corrected hip-centred landmarks, (M, 23, 3) float32 metres (feet moved with
-        their ankle)."""
+        their ankle). A keypoint lifter is given zero landmarks: its output is the pose."""
         lm = landmarks3d - 0.5 * (landmarks3d[:, LEFT_HIP] + landmarks3d[:, RIGHT_HIP])[:, None]
         if len(lm) == 0:
             return lm.astype(np.float32)

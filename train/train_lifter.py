@@ -16,11 +16,13 @@ Two steps, both resumable:
    person at the true focal (the frame in which the estimator uses them). Clips are
    split 90/10 by seed for validation; the weights go to ``--out`` (float16 npz).
    ``--inputs landmarks`` trains the relief lifter of the focal search instead, which
-   sees the landmarks alone (default ``--out``: ``models/data/relief_lifter.npz``).
+   sees the landmarks alone (default ``--out``: ``models/data/relief_lifter.npz``), and
+   ``--inputs keypoints`` the keypoint lifter, which sees the 2D body keypoints alone
+   (noisier copies of the records, :func:`degrade_keypoints`; ``keypoint_lifter.npz``).
 
 Usage:
     python train/train_lifter.py render --data DIR --clips 400 [--scenes random|close] [--first-seed S]
-    python train/train_lifter.py fit --data DIR [--inputs landmarks+keypoints|landmarks] [--out FILE] [--epochs 25]
+    python train/train_lifter.py fit --data DIR [--inputs landmarks+keypoints|landmarks|keypoints] [--out FILE] [--epochs 25]
 """
 
 from __future__ import annotations
@@ -88,14 +90,18 @@ def load(data: Path) -> dict[str, np.ndarray]:
 def fit(args: argparse.Namespace) -> None:
     import torch
 
-    from meshstream.models.lifter import (DEFAULT_WEIGHTS, RELIEF_WEIGHTS, LandmarkLifter, detector_centre,
-                                          lifter_features, mirror_features, ray_frame_points)
+    from meshstream.models.lifter import (DEFAULT_WEIGHTS, KEYPOINT_WEIGHTS, RELIEF_WEIGHTS, LandmarkLifter,
+                                          detector_centre, lifter_features, mirror_features, ray_frame_points)
 
     torch.manual_seed(0)
     rec = load(Path(args.data))
+    if args.inputs == "keypoints":
+        rec = degrade_keypoints(rec, np.random.default_rng(0))
     x = torch.as_tensor(lifter_features(rec["keypoints2d"], rec["bbox_xyxy"], rec["landmarks3d"], args.inputs))
     lm = torch.as_tensor(rec["landmarks3d"][:, :17])
     lm = lm - 0.5 * (lm[:, 11] + lm[:, 12])[:, None]
+    if args.inputs == "keypoints":
+        lm = torch.zeros_like(lm)  # the keypoint lifter gives the whole pose
     centre = detector_centre(rec["keypoints2d"], rec["bbox_xyxy"])
     y = torch.as_tensor(ray_frame_points(rec["true3d"], centre, rec["focal_px"], rec["principal_point"]))
     seeds = np.unique(rec["seed"])
@@ -132,9 +138,29 @@ def fit(args: argparse.Namespace) -> None:
             with torch.no_grad():
                 print(f"epoch {epoch + 1}: val 3D error %.1f mm, depth %.1f mm"
                       % error(val_idx, model(x[val_idx]) + lm[val_idx]), flush=True)
-    out = args.out or (DEFAULT_WEIGHTS if args.inputs == "landmarks+keypoints" else RELIEF_WEIGHTS)
+    out = args.out or {"landmarks+keypoints": DEFAULT_WEIGHTS, "landmarks": RELIEF_WEIGHTS,
+                       "keypoints": KEYPOINT_WEIGHTS}[args.inputs]
     model.save(out)
     print(f"wrote {out}")
+
+
+def degrade_keypoints(rec: dict[str, np.ndarray], rng: np.random.Generator, copies: int = 3) -> dict[str, np.ndarray]:
+    """``copies`` noisier copies of the records, for the keypoint lifter: the people it
+    serves are 30-150 px tall and their keypoints come from another detector (YOLO pose).
+    Each copy moves every 2D keypoint by a normal error of 2 % of the box height, hides
+    each keypoint (confidence 0) with probability 0.1, and scales the box by 0.85-1.15
+    about its centre (another detector's box)."""
+    out = {k: np.concatenate([v] * copies) for k, v in rec.items()}
+    kp = out["keypoints2d"].copy()
+    box = out["bbox_xyxy"].astype(np.float32).copy()
+    h = np.maximum(box[:, 3] - box[:, 1], 1.0)
+    kp[..., :2] += rng.normal(0.0, 0.02, kp[..., :2].shape) * h[:, None, None]
+    kp[..., 2] = np.where(rng.random(kp[..., 2].shape) < 0.1, 0.0, kp[..., 2])
+    s = rng.uniform(0.85, 1.15, len(box))[:, None]
+    c = 0.5 * (box[:, :2] + box[:, 2:])
+    half = 0.5 * (box[:, 2:] - box[:, :2]) * s
+    out["keypoints2d"], out["bbox_xyxy"] = kp, np.concatenate([c - half, c + half], 1)
+    return out
 
 
 def mirror_points(p):
@@ -158,8 +184,9 @@ def main() -> None:
                    help="random scenes (0.8-6.5 m) or close-range ones (0.7-1.5 m, or seen from behind)")
     f = sub.add_parser("fit", help="train the lifter on the saved records")
     f.add_argument("--data", required=True)
-    f.add_argument("--inputs", choices=["landmarks+keypoints", "landmarks"], default="landmarks+keypoints",
-                   help="what the network sees: the pose lifter's inputs, or the landmarks alone (relief lifter)")
+    f.add_argument("--inputs", choices=["landmarks+keypoints", "landmarks", "keypoints"], default="landmarks+keypoints",
+                   help="what the network sees: the pose lifter's inputs, the landmarks alone (relief lifter), "
+                        "or the 2D keypoints alone (keypoint lifter, for people too small for BlazePose)")
     f.add_argument("--out", help="weights file (default: the package's lifter.npz or relief_lifter.npz)")
     f.add_argument("--epochs", type=int, default=25)
     f.add_argument("--width", type=int, default=128)
