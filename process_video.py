@@ -39,6 +39,14 @@ def _add_camera_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height-m", type=float, default=None, metavar="M",
                    help="known standing height of the person, metres: every track's body is sized to it "
                         "(a clip of one athlete); depth scales with it")
+    p.add_argument("--detector", choices=("mediapipe", "yolo"), default=None,
+                   help="mediapipe: BlazePose + HOG, offline (default); yolo: ultralytics YOLO pose, every person in "
+                        "one pass (pip install -e '.[yolo]', AGPL-3.0; docs/yolo.md)")
+    p.add_argument("--weights", default=None, metavar="NAME|FILE",
+                   help="--detector yolo: a model name ultralytics downloads on first use (yolo11n-pose.pt, default; "
+                        "yolo11x-pose.pt on a GPU) or a local .pt file")
+    p.add_argument("--tracker", choices=("ours", "bytetrack", "botsort"), default=None,
+                   help="ours (default), or ultralytics' ByteTrack or BoT-SORT (the yolo extra)")
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
@@ -76,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the unfinished store of this input in the output folder (same settings) after "
                         "its last finished chunk; without a store, a normal run")
+    p.add_argument("--device", default=None, help="--detector yolo: where YOLO runs, auto (default), cpu, cuda or cuda:N")
     _add_config_options(p)
     return p
 
@@ -98,7 +107,8 @@ def build_batch_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-fitter", type=float, default=0.0, metavar="F",
                    help="ray: GPUs each fitter actor reserves (default 0)")
     p.add_argument("--clips", type=int, default=1, help="ray: clips processed at once, one actor each (default 1)")
-    p.add_argument("--device", default="cpu", help="where fitters run (cpu)")
+    p.add_argument("--device", default=None,
+                   help="where fitters run (default cpu), and YOLO with --detector yolo (default auto)")
     p.add_argument("--resume", action="store_true", help="skip finished clips and continue unfinished ones")
     _add_config_options(p)
     return p
@@ -165,6 +175,7 @@ def build_live_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-record", action="store_true",
                    help="start without writing the store (the page's Record button starts it)")
     p.add_argument("--overlay", action="store_true", help="also write the preview's frames as OUT/NAME_overlay.mp4")
+    p.add_argument("--device", default=None, help="--detector yolo: where YOLO runs, auto (default), cpu, cuda or cuda:N")
     _add_camera_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log what each stage decides")
     p.set_defaults(max_frames=None, start=None, end=None, every=None, body_model=None, gender=None, model_path=None,
@@ -220,13 +231,24 @@ def _config(args: argparse.Namespace):
                              (args.height_m, "estimation.person_height_m", "--height-m"),
                              (args.model_path, "estimation.model_path", "--model-path"),
                              (args.intrinsics, "estimation.intrinsics", "--intrinsics"),
+                             (args.detector, "perception.detector", "--detector"),
+                             (args.weights, "yolo.weights", "--weights"),
+                             (args.tracker, "tracking.tracker", "--tracker"),
+                             (args.device, "yolo.device", "--device"),
                              (args.out, "output.dir", "-o")):
         if value is not None:
             overrides.append(f"{key}={json.dumps(value if isinstance(value, (int, float)) else str(value))}")
             flags[key] = flag
     if args.no_overlay:
         overrides.append("output.overlay=false")
-    return load_config(args.config, overrides, flags)
+    config = load_config(args.config, overrides, flags)
+    if config.perception.detector != "yolo" and (args.weights is not None or args.device is not None
+                                                  and not hasattr(args, "fitters")):
+        from meshstream.stream.errors import InputError
+
+        raise InputError(f"{'--weights' if args.weights is not None else '--device'} is for the YOLO detector; "
+                         "add --detector yolo (pip install -e '.[yolo]')")
+    return config
 
 
 def _software_version() -> str:
@@ -313,7 +335,7 @@ def _batch(args: argparse.Namespace) -> int:
     clips = expand_inputs(args.inputs)
     out = args.out if is_url(args.out) else Path(args.out).expanduser()
     result = run_batch(clips, config, out, executor=args.executor, address=args.address, fitters=args.fitters,
-                       gpus_per_fitter=args.gpus_per_fitter, clips_in_flight=args.clips, device=args.device,
+                       gpus_per_fitter=args.gpus_per_fitter, clips_in_flight=args.clips, device=args.device or "cpu",
                        resume=args.resume, software_version=_software_version(), progress=not args.quiet,
                        exports=formats, report=args.report)
     print(result.table())

@@ -70,7 +70,7 @@ def main() -> None:
     rows.append(("decode (PyAV, RGB)", f"{1000 * (time.perf_counter() - t) / n:.1f}", f"{n} frames {info.width}x{info.height}"))
 
     config = load_config()  # the CLI's defaults
-    observer = Observer(perceive=FramePerceiver(perceiver=build_perceiver(config.perception),
+    observer = Observer(perceive=FramePerceiver(perceiver=build_perceiver(config.perception, config.yolo),
                                                 tracker=build_tracker(config.tracking)))
     t = time.perf_counter()
     InlineExecutor().run(frames, observer)  # the decoded frames: perception and tracking alone

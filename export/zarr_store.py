@@ -31,6 +31,9 @@ Layout::
       tracks/<id>/fit_error_px   (N,)      mean keypoint reprojection error
       tracks/<id>/confidence     (N,)      fit confidence in [0, 1]
       tracks/<id>/fit_ok         (N,)      bool, False where the fit failed
+      tracks/<id>/lifted         (N,)      bool, True where the 3D evidence was the keypoint lifter's pose
+                                           from 2D keypoints (--detector yolo, a person under
+                                           yolo.landmarks_min_px), not BlazePose's landmarks
 
 Arrays are chunked along time and appended as the run goes; ``complete`` stays false
 until :meth:`ZarrWriter.close` runs after a clean end, so a crash leaves a readable
@@ -61,7 +64,7 @@ _TRACK_ARRAYS = {  # name: (trailing shape, "J": joints), dtype
     "transl": ((3,), "float32"), "transl_raw": ((3,), "float32"), "pelvis": ((3,), "float32"),
     "keypoints3d_coco17": ((17, 3), "float32"), "global_orient": ((3,), "float32"),
     "body_pose": (("J", 3), "float32"), "joints3d": (("J", 3), "float32"), "fit_error_px": ((), "float32"),
-    "confidence": ((), "float32"), "fit_ok": ((), "bool"),
+    "confidence": ((), "float32"), "fit_ok": ((), "bool"), "lifted": ((), "bool"),
 }
 
 
@@ -137,7 +140,9 @@ class ZarrWriter:
             if keep == 0:
                 del self.root["tracks"][key]
                 continue
-            for name in _TRACK_ARRAYS:
+            for name, (_, dtype) in _TRACK_ARRAYS.items():
+                if name not in g:  # a store from before this array: its rows had BlazePose's landmarks
+                    g.create_array(name, shape=(keep,), chunks=(_TIME_CHUNK,), dtype=dtype, fill_value=False)
                 g[name].resize((keep, *g[name].shape[1:]))
         self._bind(num_joints)
         return self
@@ -191,7 +196,8 @@ class ZarrWriter:
             for row, r in zip(rows, rotation):
                 self._rotation[int(row)] = r
 
-    def append_fits(self, fit: BodyFit, bbox: np.ndarray, keypoints2d: np.ndarray, transl_raw: np.ndarray) -> None:
+    def append_fits(self, fit: BodyFit, bbox: np.ndarray, keypoints2d: np.ndarray, transl_raw: np.ndarray,
+                    lifted: np.ndarray | None = None) -> None:
         """Appends person-frames (grouped by track, time order kept).
 
         Args:
@@ -199,7 +205,9 @@ class ZarrWriter:
             bbox: (M, 4) boxes, pixels.
             keypoints2d: (M, 33, 3) keypoints, pixels + confidence.
             transl_raw: (M, 3) translation before temporal filtering, metres.
+            lifted: (M,) bool, where the keypoint lifter gave the 3D evidence (``None``: nowhere).
         """
+        lifted = np.zeros(len(fit), bool) if lifted is None else np.asarray(lifted, bool)
         for tid in np.unique(fit.track_id):
             sel = np.nonzero(fit.track_id == tid)[0]
             sel = sel[np.argsort(fit.frame_index[sel], kind="stable")]
@@ -218,6 +226,7 @@ class ZarrWriter:
             g["fit_error_px"].append(fit.fit_error_px[sel])
             g["confidence"].append(fit.confidence[sel])
             g["fit_ok"].append(fit.fit_ok[sel])
+            g["lifted"].append(lifted[sel])
             g["shape"][:] = fit.shape[sel[-1]]  # the running shape: what a resumed run finishes the track with
 
     def _track_group(self, tid: int, fit: BodyFit, first: int) -> Any:

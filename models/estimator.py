@@ -483,7 +483,10 @@ class BodyEstimator:
         lifter = self._landmark_lifter(landmarks)
         if lifter is not None:
             if self._lifted is None or self._lifted[0] is not obs or self._lifted[1] is not lifter:
-                self._lifted = (obs, lifter, lifter.correct(obs.keypoints2d, obs.bbox_xyxy, lm))  # once per window
+                corrected = lifter.correct(obs.keypoints2d, obs.bbox_xyxy, lm)  # once per window
+                # The keypoint lifter's poses (people too small for BlazePose) are not BlazePose's to correct.
+                corrected[obs.lifted] = lm[obs.lifted] - 0.5 * (lm[obs.lifted, 11] + lm[obs.lifted, 12])[:, None]
+                self._lifted = (obs, lifter, corrected)
             lm = self._lifted[2]
         lm = torch.as_tensor(lm, dtype=self.body.dtype)
         if self._scales:

@@ -149,7 +149,7 @@ class PersonPerceiver:
         self._vision = vision
         self._full = None  # VIDEO mode, made by reset()
         self._image = make(vision.RunningMode.IMAGE, max_persons)
-        self._crop = make(vision.RunningMode.IMAGE, 1)
+        self._crop = CropLandmarker(crop_size=crop_size, min_pose_score=min_pose_score, masks=masks, cache_dir=cache_dir)
         self._hog = HogPeopleDetector() if use_hog else None
         self.max_persons = max_persons
         self.detect_every = max(1, int(detect_every))
@@ -181,7 +181,7 @@ class PersonPerceiver:
         self._last_ts_ms = ts_ms
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame.rgb))
         result = self._full.detect_for_video(image, ts_ms)
-        parts = [self._to_detections(result, np.eye(2, 3, dtype=np.float64), 1.0, (h, w), (h, w))]
+        parts = [self._to_detections(result, (h, w))]
         proposals = [self._regions]
         if self._frames_seen % self.detect_every == 0:
             if len(parts[0]):
@@ -199,7 +199,7 @@ class PersonPerceiver:
             taken = np.concatenate([p.xyxy for p in parts])
             if len(taken) and box_iou(box[None], taken).max() > 0.6:
                 continue  # already explained; a neighbour beside someone is still looked at
-            dets = self._detect_in_crop(frame.rgb, box)
+            dets = self._crop(frame.rgb, box)
             if dets is not None:
                 parts.append(dets)
         dets = Detections.concatenate(parts)
@@ -216,9 +216,44 @@ class PersonPerceiver:
         for x0, y0, x1, y1 in _expand(boxes, 0.9, w, h).astype(int):
             painted[y0:y1, x0:x1] = fill
         result = self._image.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=painted))
-        return self._to_detections(result, np.eye(2, 3, dtype=np.float64), 1.0, (h, w), (h, w))
+        return self._to_detections(result, (h, w))
 
-    def _detect_in_crop(self, rgb: np.ndarray, box: np.ndarray) -> Detections | None:
+    def _to_detections(self, result, frame_hw: tuple[int, int]) -> Detections:
+        return landmarker_detections(result, np.eye(2, 3, dtype=np.float64), 1.0, frame_hw, frame_hw,
+                                     masks=self.masks, min_pose_score=self.min_pose_score)
+
+
+class CropLandmarker:
+    """The BlazePose landmarker on one person's square crop: ``(rgb, box) -> Detections``.
+
+    Args:
+        crop_size: Side of the square crop sent to the landmarker, pixels.
+        min_pose_score: Minimum landmark presence to accept a pose.
+        masks: Whether to return segmentation masks.
+        cache_dir: Where the MediaPipe bundle is built (see ``mediapipe_bundle``).
+    """
+
+    def __init__(self, *, crop_size: int = 256, min_pose_score: float = 0.2, masks: bool = True,
+                 cache_dir: str | None = None) -> None:
+        _quiet_mediapipe_logs()
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        opts = vision.PoseLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(pose_landmarker_bundle(cache_dir))),
+            running_mode=vision.RunningMode.IMAGE, num_poses=1, min_pose_detection_confidence=0.5,
+            min_pose_presence_confidence=min_pose_score, output_segmentation_masks=masks)
+        with native_stderr_silenced():
+            self._landmarker = vision.PoseLandmarker.create_from_options(opts)
+        self.crop_size = crop_size
+        self.min_pose_score = min_pose_score
+        self.masks = masks
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+    def __call__(self, rgb: np.ndarray, box: np.ndarray) -> Detections | None:
+        """The person around ``box`` ((4,) xyxy pixels) of the (H, W, 3) uint8 frame, in
+        frame pixels and the ``blazepose33`` layout, or ``None`` where none was found."""
         import cv2
         import mediapipe as mp
 
@@ -232,52 +267,55 @@ class PersonPerceiver:
         affine = np.array([[s, 0, -s * (cx - side / 2)], [0, s, -s * (cy - side / 2)]], np.float64)
         crop = cv2.warpAffine(rgb, affine, (self.crop_size, self.crop_size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        result = self._crop.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop))
-        dets = self._to_detections(result, affine, s, (self.crop_size, self.crop_size), (h, w))
+        result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop))
+        dets = landmarker_detections(result, affine, s, (self.crop_size, self.crop_size), (h, w),
+                                     masks=self.masks, min_pose_score=self.min_pose_score)
         return dets if len(dets) else None
 
-    def _to_detections(self, result, affine: np.ndarray, scale: float, in_hw: tuple[int, int],
-                       frame_hw: tuple[int, int]) -> Detections:
-        """Converts a landmarker result on an image that is ``affine(frame)`` to frame pixels."""
-        import cv2
 
-        ih, iw = in_hw
-        fh, fw = frame_hw
-        n = len(result.pose_landmarks)
-        kps = np.zeros((n, 33, 3), np.float32)
-        world = np.zeros((n, 33, 3), np.float32)
-        scores = np.zeros(n, np.float32)
-        masks = np.zeros((n, fh, fw), bool) if self.masks else None
-        keep = np.ones(n, bool)
-        for i in range(n):
-            lms = result.pose_landmarks[i]
-            arr = np.array([[p.x * iw, p.y * ih, p.visibility, p.presence] for p in lms], np.float64)
-            kps[i, :, 0] = (arr[:, 0] - affine[0, 2]) / scale
-            kps[i, :, 1] = (arr[:, 1] - affine[1, 2]) / scale
-            inside = (kps[i, :, 0] >= 0) & (kps[i, :, 0] < fw) & (kps[i, :, 1] >= 0) & (kps[i, :, 1] < fh)
-            kps[i, :, 2] = np.where(inside, arr[:, 2], 0.0)
-            scores[i] = float(np.median(arr[[11, 12, 23, 24], 3]))
-            keep[i] = scores[i] >= self.min_pose_score
-            world[i] = np.array([[p.x, p.y, p.z] for p in result.pose_world_landmarks[i]], np.float32)
-            if masks is not None and result.segmentation_masks:
-                m = result.segmentation_masks[i].numpy_view()
-                m = m.reshape(m.shape[0], m.shape[1])
-                if scale == 1.0 and m.shape == (fh, fw):
-                    masks[i] = m > 0.5
-                else:
-                    inv = cv2.invertAffineTransform(affine)
-                    masks[i] = cv2.warpAffine(m.astype(np.float32), inv, (fw, fh), flags=cv2.INTER_LINEAR) > 0.5
-        xyxy = np.zeros((n, 4), np.float32)
-        for i in range(n):
-            good = kps[i, :, 2] > 0.3
-            pts = kps[i, good, :2] if good.sum() >= 2 else kps[i, :, :2]
-            x0, y0 = pts.min(0)
-            x1, y1 = pts.max(0)
-            pad = 0.1 * max(x1 - x0, y1 - y0)
-            xyxy[i] = [max(0, x0 - pad), max(0, y0 - 1.5 * pad), min(fw, x1 + pad), min(fh, y1 + pad)]
-        dets = Detections(xyxy=xyxy, score=scores, keypoints=kps, keypoint_layout=self.layout,
-                          landmarks3d=world, masks=masks)
-        return dets[keep]
+def landmarker_detections(result, affine: np.ndarray, scale: float, in_hw: tuple[int, int],
+                          frame_hw: tuple[int, int], *, masks: bool, min_pose_score: float) -> Detections:
+    """Converts a MediaPipe landmarker result on an image that is ``affine(frame)`` to
+    frame pixels (``blazepose33`` layout); poses under ``min_pose_score`` are dropped."""
+    import cv2
+
+    ih, iw = in_hw
+    fh, fw = frame_hw
+    n = len(result.pose_landmarks)
+    kps = np.zeros((n, 33, 3), np.float32)
+    world = np.zeros((n, 33, 3), np.float32)
+    scores = np.zeros(n, np.float32)
+    out_masks = np.zeros((n, fh, fw), bool) if masks else None
+    keep = np.ones(n, bool)
+    for i in range(n):
+        lms = result.pose_landmarks[i]
+        arr = np.array([[p.x * iw, p.y * ih, p.visibility, p.presence] for p in lms], np.float64)
+        kps[i, :, 0] = (arr[:, 0] - affine[0, 2]) / scale
+        kps[i, :, 1] = (arr[:, 1] - affine[1, 2]) / scale
+        inside = (kps[i, :, 0] >= 0) & (kps[i, :, 0] < fw) & (kps[i, :, 1] >= 0) & (kps[i, :, 1] < fh)
+        kps[i, :, 2] = np.where(inside, arr[:, 2], 0.0)
+        scores[i] = float(np.median(arr[[11, 12, 23, 24], 3]))
+        keep[i] = scores[i] >= min_pose_score
+        world[i] = np.array([[p.x, p.y, p.z] for p in result.pose_world_landmarks[i]], np.float32)
+        if out_masks is not None and result.segmentation_masks:
+            m = result.segmentation_masks[i].numpy_view()
+            m = m.reshape(m.shape[0], m.shape[1])
+            if scale == 1.0 and m.shape == (fh, fw):
+                out_masks[i] = m > 0.5
+            else:
+                inv = cv2.invertAffineTransform(affine)
+                out_masks[i] = cv2.warpAffine(m.astype(np.float32), inv, (fw, fh), flags=cv2.INTER_LINEAR) > 0.5
+    xyxy = np.zeros((n, 4), np.float32)
+    for i in range(n):
+        good = kps[i, :, 2] > 0.3
+        pts = kps[i, good, :2] if good.sum() >= 2 else kps[i, :, :2]
+        x0, y0 = pts.min(0)
+        x1, y1 = pts.max(0)
+        pad = 0.1 * max(x1 - x0, y1 - y0)
+        xyxy[i] = [max(0, x0 - pad), max(0, y0 - 1.5 * pad), min(fw, x1 + pad), min(fh, y1 + pad)]
+    dets = Detections(xyxy=xyxy, score=scores, keypoints=kps, keypoint_layout="blazepose33",
+                      landmarks3d=world, masks=out_masks)
+    return dets[keep]
 
 
 def _expand(boxes: np.ndarray, factor: float, width: int, height: int) -> np.ndarray:

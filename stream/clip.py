@@ -214,6 +214,7 @@ class Clip:
         self.totals.track_ids.update(int(t) for t in np.unique(fit.track_id))
         out.fit, out.bbox, out.keypoints_blaze, out.transl_raw = fit, window.obs.bbox_xyxy, window.keypoints_blaze, \
             transl_raw
+        out.lifted = window.obs.lifted
         return out
 
     def all_notes(self) -> list[str]:

@@ -146,7 +146,7 @@ def observations(frames: list[Frame], detections: list[Detections], mask_size: i
     """The frames' tracked persons as fitter input (person masks on ``mask_size``² grids
     when every detection has one and ``mask_size`` > 0), and their BlazePose-33 keypoints
     ((M, 33, 3))."""
-    fi, tid, box, kp, lm, blaze, grids = [], [], [], [], [], [], []
+    fi, tid, box, kp, lm, blaze, grids, lifted = [], [], [], [], [], [], [], []
     with_masks = mask_size > 0 and all(d.masks is not None for d in detections)
     for frame, dets in zip(frames, detections):
         for j in range(len(dets)):
@@ -156,6 +156,7 @@ def observations(frames: list[Frame], detections: list[Detections], mask_size: i
             kp.append(blazepose33_to_coco23(dets.keypoints[j]))
             lm.append(blazepose33_to_coco23(dets.landmarks3d[j]))
             blaze.append(dets.keypoints[j])
+            lifted.append(bool(dets.lifted[j]))
             if with_masks:
                 grids.append(mask_grid(dets.masks[j], dets.xyxy[j], mask_size))
     if not fi:
@@ -167,7 +168,8 @@ def observations(frames: list[Frame], detections: list[Detections], mask_size: i
         masks = {"masks": np.stack([g[0] for g in grids]), "mask_origin": np.stack([g[1] for g in grids]),
                  "mask_cell": np.array([g[2] for g in grids], np.float32), "mask_valid": np.stack([g[3] for g in grids])}
     return (PersonFrames(np.array(fi, np.int64), np.array(tid, np.int64), np.array(box, np.float32),
-                         np.array(kp, np.float32), np.array(lm, np.float32), **masks), np.array(blaze, np.float32))
+                         np.array(kp, np.float32), np.array(lm, np.float32), **masks, lifted=np.array(lifted, bool)),
+            np.array(blaze, np.float32))
 
 
 class CameraTurns:

@@ -36,8 +36,10 @@ class DecodeConfig:
 
 @dataclass
 class PerceptionConfig:
-    """Person detection and keypoints (MediaPipe BlazePose + OpenCV HOG)."""
+    """Person detection and keypoints: MediaPipe BlazePose + OpenCV HOG (offline, the
+    default), or ultralytics YOLO pose (the ``yolo`` extra, see :class:`YoloConfig`)."""
 
+    detector: str = "mediapipe"  # mediapipe | yolo
     max_persons: int = 4
     detect_every: int = 5
     use_hog: bool = True
@@ -55,6 +57,7 @@ class TrackingConfig:
     min_hits: int = 2
     reid_s: float = 2.0
     iou_gate: float = 0.1
+    tracker: str = "ours"  # ours | bytetrack | botsort (ultralytics', the yolo extra)
     detect_cuts: bool = True
     detect_zoom: bool = True
     cut_hist_threshold: float = 0.35
@@ -137,6 +140,20 @@ class LiveConfig:
 
 
 @dataclass
+class YoloConfig:
+    """``perception.detector: yolo``: ultralytics YOLO pose finds every person in one
+    pass (boxes and COCO-17 keypoints); people at least ``landmarks_min_px`` tall also
+    get BlazePose's landmarks from their crop, smaller ones the keypoint lifter's."""
+
+    weights: str = "yolo11n-pose.pt"  # a name ultralytics downloads on first use, or a local .pt file
+    device: str = "auto"  # auto (CUDA when there is one) | cpu | cuda | cuda:N
+    imgsz: int = 640  # inference size, pixels (the longer side); larger finds smaller people
+    conf: float = 0.25  # minimum detection confidence
+    max_persons: int = 50  # most persons kept per frame, best first
+    landmarks_min_px: float = 100.0  # box height from which MediaPipe's crop landmarks are used
+
+
+@dataclass
 class Config:
     """The whole configuration tree."""
 
@@ -147,6 +164,7 @@ class Config:
     filter: FilterConfig = field(default_factory=FilterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    yolo: YoloConfig = field(default_factory=YoloConfig)
 
     def validate(self, flags: dict[str, str] | None = None) -> None:
         """Checks value ranges; raises :class:`ConfigError` naming the key.
@@ -165,6 +183,12 @@ class Config:
              "must be after the start (decode.start_s, default 0 s)"),
             (d.image_fps > 0, "decode.image_fps", "must be > 0"),
             (d.random_access in ("auto", "never", "always"), "decode.random_access", "must be auto, never or always"),
+            (p.detector in ("mediapipe", "yolo"), "perception.detector", "must be mediapipe or yolo"),
+            (t.tracker in ("ours", "bytetrack", "botsort"), "tracking.tracker", "must be ours, bytetrack or botsort"),
+            (self.yolo.imgsz >= 32, "yolo.imgsz", "must be >= 32 pixels"),
+            (0 <= self.yolo.conf <= 1, "yolo.conf", "must be in [0, 1]"),
+            (self.yolo.max_persons >= 1, "yolo.max_persons", "must be >= 1"),
+            (self.yolo.landmarks_min_px >= 0, "yolo.landmarks_min_px", "must be >= 0 pixels"),
             (p.max_persons >= 1, "perception.max_persons", "must be >= 1"),
             (p.detect_every >= 1, "perception.detect_every", "must be >= 1"),
             (0 <= p.min_pose_score <= 1, "perception.min_pose_score", "must be in [0, 1]"),

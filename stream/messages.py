@@ -106,6 +106,8 @@ class Detections:
             from the camera); or ``None`` when the backend gives none.
         masks: (N, H, W) bool person masks, or ``None``.
         track_id: (N,) int64 track ids; -1 until the tracker assigns them.
+        lifted: (N,) bool, True where ``landmarks3d`` is the keypoint lifter's pose
+            from the 2D keypoints (a person too small for BlazePose), not a landmarker's.
     """
 
     xyxy: np.ndarray
@@ -115,6 +117,7 @@ class Detections:
     landmarks3d: np.ndarray | None = None
     masks: np.ndarray | None = None
     track_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    lifted: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -137,6 +140,8 @@ class Detections:
             self.track_id = np.full(n, -1, dtype=np.int64)
         self.track_id = np.asarray(self.track_id, dtype=np.int64)
         _check_shape("track_id", self.track_id, (n,))
+        self.lifted = np.zeros(n, bool) if self.lifted is None else np.asarray(self.lifted, dtype=bool)
+        _check_shape("lifted", self.lifted, (n,))
 
     def __len__(self) -> int:
         return len(self.xyxy)
@@ -153,6 +158,7 @@ class Detections:
             landmarks3d=None if self.landmarks3d is None else self.landmarks3d[index],
             masks=None if self.masks is None else self.masks[index],
             track_id=self.track_id[index],
+            lifted=self.lifted[index],
         )
 
     @classmethod
@@ -184,6 +190,7 @@ class Detections:
             landmarks3d=np.concatenate([p.landmarks3d for p in parts]) if has_lm else None,
             masks=np.concatenate([p.masks for p in parts]) if has_masks else None,
             track_id=np.concatenate([p.track_id for p in parts]),
+            lifted=np.concatenate([p.lifted for p in parts]),
         )
 
 
@@ -207,6 +214,8 @@ class PersonFrames:
         mask_origin: (M, 2) top-left pixel of each grid.
         mask_cell: (M,) grid cell size, pixels.
         mask_valid: (M, R, R) float32, 0 where a cell lies outside the frame.
+        lifted: (M,) bool, True where ``landmarks3d`` is the keypoint lifter's pose
+            (see :class:`Detections`); ``None`` stands for all False.
     """
 
     frame_index: np.ndarray
@@ -218,10 +227,13 @@ class PersonFrames:
     mask_origin: np.ndarray | None = None
     mask_cell: np.ndarray | None = None
     mask_valid: np.ndarray | None = None
+    lifted: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         m = len(self.frame_index)
-        checks = [("track_id", (m,)), ("bbox_xyxy", (m, 4)), ("keypoints2d", (m, 23, 3)), ("landmarks3d", (m, 23, 3))]
+        self.lifted = np.zeros(m, bool) if self.lifted is None else np.asarray(self.lifted, bool)
+        checks = [("track_id", (m,)), ("bbox_xyxy", (m, 4)), ("keypoints2d", (m, 23, 3)), ("landmarks3d", (m, 23, 3)),
+                  ("lifted", (m,))]
         if self.masks is not None:
             r = self.masks.shape[-1]
             checks += [("masks", (m, r, r)), ("mask_origin", (m, 2)), ("mask_cell", (m,)), ("mask_valid", (m, r, r))]
@@ -478,6 +490,8 @@ class WindowOutput:
         bbox: (M, 4) the persons' boxes, pixels (with ``fit``).
         keypoints_blaze: (M, 33, 3) their BlazePose-33 keypoints (with ``fit``).
         transl_raw: (M, 3) the translations before filtering, metres (with ``fit``).
+        lifted: (M,) bool, True where the fit's 3D evidence was the keypoint lifter's
+            (with ``fit``; see :class:`Detections`).
         turns: (frame indices (K,), rotations (K, 3, 3)) the camera's rotation into the
             shot's world axes for the window's frames and earlier ones of the shot still
             without it, or ``None`` (not known yet).
@@ -496,6 +510,7 @@ class WindowOutput:
     transl_raw: np.ndarray | None = None
     turns: tuple[np.ndarray, np.ndarray] | None = None
     commit: dict = field(default_factory=dict)
+    lifted: np.ndarray | None = None
 
     @classmethod
     def concatenate(cls, parts: list["WindowOutput"]) -> "WindowOutput":
@@ -515,4 +530,5 @@ class WindowOutput:
             out.fit = BodyFit.concatenate([p.fit for p in fitted])
             out.bbox, out.keypoints_blaze, out.transl_raw = (np.concatenate([getattr(p, k) for p in fitted])
                                                               for k in ("bbox", "keypoints_blaze", "transl_raw"))
+            out.lifted = np.concatenate([np.zeros(len(p.fit), bool) if p.lifted is None else p.lifted for p in fitted])
         return out

@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .config import EstimationConfig, PerceptionConfig, TrackingConfig
+from .config import EstimationConfig, PerceptionConfig, TrackingConfig, YoloConfig
 
 if TYPE_CHECKING:
     import torch
@@ -24,19 +24,39 @@ if TYPE_CHECKING:
     from meshstream.models.estimator import BodyEstimator
     from meshstream.models.lifter import LandmarkLifter
     from meshstream.models.perception import PersonPerceiver
+    from meshstream.models.yolo_perception import YoloPerceiver
     from meshstream.tracking.tracker import PersonTracker
+    from meshstream.tracking.ultralytics_tracker import UltralyticsTracker
 
 
-def build_perceiver(pc: PerceptionConfig) -> PersonPerceiver:
-    """The person detector and landmarker (MediaPipe + HOG) of ``pc``."""
+def build_perceiver(pc: PerceptionConfig, yc: YoloConfig | None = None) -> PersonPerceiver | YoloPerceiver:
+    """The person perceiver of ``pc``: MediaPipe + HOG, or (``pc.detector == "yolo"``)
+    ultralytics YOLO pose with ``yc``'s settings, BlazePose on the crops of people tall
+    enough and the keypoint lifter for the others."""
+    if pc.detector == "yolo":
+        from meshstream.models.lifter import KEYPOINT_WEIGHTS, LandmarkLifter
+        from meshstream.models.perception import CropLandmarker
+        from meshstream.models.yolo_perception import YoloPerceiver, YoloPoseDetector
+
+        yc = yc or YoloConfig()
+        detector = YoloPoseDetector(yc.weights, device=yc.device, imgsz=yc.imgsz, conf=yc.conf,
+                                    max_persons=yc.max_persons)
+        return YoloPerceiver(detector, CropLandmarker(crop_size=pc.crop_size, min_pose_score=pc.min_pose_score,
+                                                      masks=False),
+                             LandmarkLifter.load(KEYPOINT_WEIGHTS), landmarks_min_px=yc.landmarks_min_px)
     from meshstream.models.perception import PersonPerceiver
 
     return PersonPerceiver(max_persons=pc.max_persons, detect_every=pc.detect_every, use_hog=pc.use_hog,
                            crop_size=pc.crop_size, min_pose_score=pc.min_pose_score, masks=pc.masks)
 
 
-def build_tracker(tc: TrackingConfig, first_id: int = 1) -> PersonTracker:
-    """The multi-person tracker of ``tc``; new tracks are numbered from ``first_id``."""
+def build_tracker(tc: TrackingConfig, first_id: int = 1) -> PersonTracker | UltralyticsTracker:
+    """The multi-person tracker of ``tc`` (ours, or ultralytics' ByteTrack or BoT-SORT);
+    new tracks are numbered from ``first_id``."""
+    if tc.tracker in ("bytetrack", "botsort"):
+        from meshstream.tracking.ultralytics_tracker import UltralyticsTracker
+
+        return UltralyticsTracker(tc.tracker, first_id=first_id)
     from meshstream.tracking.tracker import PersonTracker
 
     return PersonTracker(high_score=tc.high_score, low_score=tc.low_score, min_hits=tc.min_hits,
@@ -272,7 +292,7 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
                         if ec.shared_ground else None, height_m=height_m, min_keypoint_conf=ec.min_keypoint_conf,
                         zoom=zoom, notes=notes)
     perceive = FramePerceiver(
-        perceiver=build_perceiver(c.perception),
+        perceiver=build_perceiver(c.perception, c.yolo),
         tracker=build_tracker(tc, first_id=max(stored.track_ids, default=0) + 1 if stored else 1),
         shots=ShotDetector(hist_threshold=tc.cut_hist_threshold, diff_threshold=tc.cut_diff_threshold)
         if tc.detect_cuts else None, zoom=zoom, continues_shot=stored is not None,
@@ -342,7 +362,7 @@ def observe_clip(path: str, config, max_frames: int | None = None):
     from .sources import open_source
 
     source = open_source(str(path), max_frames=max_frames)
-    observer = Observer(perceive=FramePerceiver(perceiver=build_perceiver(config.perception),
+    observer = Observer(perceive=FramePerceiver(perceiver=build_perceiver(config.perception, config.yolo),
                                                 tracker=build_tracker(config.tracking)))
     try:
         InlineExecutor().run(source, observer)

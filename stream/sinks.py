@@ -54,7 +54,7 @@ class ZarrSink:
         if out.turns is not None:
             w.set_rotation(*out.turns)
         if out.fit is not None and len(out.fit):
-            w.append_fits(out.fit, out.bbox, out.keypoints_blaze, out.transl_raw)
+            w.append_fits(out.fit, out.bbox, out.keypoints_blaze, out.transl_raw, out.lifted)
 
     def amend(self, change: ShotFocalFixed | TrackFinal) -> None:
         """Applies a later decision: a shot's focal (every row of the shot, frames before
