@@ -107,6 +107,8 @@ def build_batch_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-fitter", type=float, default=0.0, metavar="F",
                    help="ray: GPUs each fitter actor reserves (default 0)")
     p.add_argument("--clips", type=int, default=1, help="ray: clips processed at once, one actor each (default 1)")
+    p.add_argument("--gpus-per-clip", type=float, default=0.0, metavar="F",
+                   help="ray: GPUs each clip actor reserves, for its perception (--detector yolo; default 0)")
     p.add_argument("--device", default=None,
                    help="where fitters run (default cpu), and YOLO with --detector yolo (default auto)")
     p.add_argument("--resume", action="store_true", help="skip finished clips and continue unfinished ones")
@@ -328,14 +330,17 @@ def _batch(args: argparse.Namespace) -> int:
     for value, flag in ((args.fitters, "--fitters"), (args.clips, "--clips")):
         if value < 1:
             raise InputError(f"{flag} {value}: give at least 1")
-    if args.gpus_per_fitter < 0:
-        raise InputError(f"--gpus-per-fitter {args.gpus_per_fitter}: give 0 or more")
-    if args.executor != "ray" and (args.address or args.fitters != 1 or args.clips != 1 or args.gpus_per_fitter):
-        raise InputError("--address, --fitters, --clips and --gpus-per-fitter need --executor ray")
+    for value, flag in ((args.gpus_per_fitter, "--gpus-per-fitter"), (args.gpus_per_clip, "--gpus-per-clip")):
+        if value < 0:
+            raise InputError(f"{flag} {value}: give 0 or more")
+    if args.executor != "ray" and (args.address or args.fitters != 1 or args.clips != 1 or args.gpus_per_fitter
+                                   or args.gpus_per_clip):
+        raise InputError("--address, --fitters, --clips, --gpus-per-fitter and --gpus-per-clip need --executor ray")
     clips = expand_inputs(args.inputs)
     out = args.out if is_url(args.out) else Path(args.out).expanduser()
     result = run_batch(clips, config, out, executor=args.executor, address=args.address, fitters=args.fitters,
-                       gpus_per_fitter=args.gpus_per_fitter, clips_in_flight=args.clips, device=args.device or "cpu",
+                       gpus_per_fitter=args.gpus_per_fitter, clips_in_flight=args.clips, gpus_per_clip=args.gpus_per_clip,
+                       device=args.device or "cpu",
                        resume=args.resume, software_version=_software_version(), progress=not args.quiet,
                        exports=formats, report=args.report)
     print(result.table())

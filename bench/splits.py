@@ -1,7 +1,7 @@
 """Seed ranges of the rendered scenes, split three ways (development, validation, test).
 
-Synthetic scenes come from seeds (``random_scene``, ``elevated_scene`` and
-``close_scene`` of ``models.synthetic_scenes``). A number worth reporting comes from
+Synthetic scenes come from seeds (``random_scene``, ``elevated_scene``, ``close_scene``
+and ``wide_scene`` of ``models.synthetic_scenes``). A number worth reporting comes from
 scenes nobody tuned on:
 
 - ``dev``: look at freely, debug, design. The ranges earlier work already looked at
@@ -25,13 +25,15 @@ SPLITS: dict[str, dict[str, range]] = {
     "tilted": {"dev": range(950_000, 951_000), "val": range(960_000, 961_000), "test": range(970_000, 971_000)},
     # models.synthetic_scenes.close_scene: people at 0.7-1.5 m, or seen from behind at 2-4 m.
     "close": {"dev": range(930_000, 931_000), "val": range(940_000, 941_000), "test": range(945_000, 946_000)},
+    # models.synthetic_scenes.wide_scene (bench/sports.py): 10-20 players 30-150 px tall on a pitch.
+    "wide": {"dev": range(995_000, 996_000), "val": range(996_000, 997_000), "test": range(997_000, 998_000)},
     # bench/report.py: one person walking, jumping or squatting (seed % 3).
     "motion": {"dev": range(980_000, 981_000), "val": range(985_000, 986_000), "test": range(990_000, 991_000)},
 }
 
 
 def seeds(kind: str, split: str, n: int) -> list[int]:
-    """The first ``n`` seeds of ``kind`` (``random``, ``tilted``, ``close`` or ``motion``) in ``split``."""
+    """The first ``n`` seeds of ``kind`` (``random``, ``tilted``, ``close``, ``wide`` or ``motion``) in ``split``."""
     pool = SPLITS[kind][split]
     if n > len(pool):
         raise ValueError(f"the {split} split of {kind} scenes holds {len(pool)} seeds, not {n}")

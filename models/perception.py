@@ -113,6 +113,12 @@ class PersonPerceiver:
         min_pose_score: Minimum landmark presence to accept a pose.
         masks: Whether to return segmentation masks.
         cache_dir: Where the MediaPipe bundle is built (see ``mediapipe_bundle``).
+        tile_px: On the frames HOG runs on, also look for people in overlapping square
+            tiles of this side, and of twice, four times... it up to the frame's
+            shorter side (stride two thirds of a side), each resized to ``crop_size``:
+            the landmarker's detector finds people down to about a quarter of its
+            input's height, so tiles find people down to about ``tile_px / 4`` tall,
+            and the larger ones those the small tiles cut (0: no tiles).
     """
 
     layout = "blazepose33"
@@ -127,6 +133,7 @@ class PersonPerceiver:
         min_pose_score: float = 0.2,
         masks: bool = True,
         cache_dir: str | None = None,
+        tile_px: int = 0,
     ) -> None:
         _quiet_mediapipe_logs()
         from mediapipe.tasks.python import BaseOptions, vision
@@ -156,6 +163,7 @@ class PersonPerceiver:
         self.crop_size = crop_size
         self.min_pose_score = min_pose_score
         self.masks = masks
+        self.tile_px = int(tile_px)
         self.reset()
 
     def reset(self) -> None:
@@ -192,6 +200,8 @@ class PersonPerceiver:
                     parts.append(again)
             if self._hog is not None:
                 proposals.append(self._hog(frame.rgb)[0])
+            if self.tile_px:
+                parts.extend(self._detect_in_tiles(frame.rgb))
         self._frames_seen += 1
         candidates = np.concatenate(proposals) if proposals else np.zeros((0, 4), np.float32)
         candidates = _nms_boxes(candidates, 0.5)
@@ -217,6 +227,34 @@ class PersonPerceiver:
             painted[y0:y1, x0:x1] = fill
         result = self._image.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=painted))
         return self._to_detections(result, (h, w))
+
+    def _detect_in_tiles(self, rgb: np.ndarray) -> list[Detections]:
+        """People in overlapping square tiles of ``tile_px``, twice that, four times...
+        up to the frame's shorter side (see the class); a pose that reaches a tile's inner
+        edge is left to the tile beside it or the next size up."""
+        import cv2
+        import mediapipe as mp
+
+        h, w = rgb.shape[:2]
+        found = []
+        sides = [self.tile_px * 2**k for k in range(8) if self.tile_px * 2**k < min(h, w)]
+        for side in sides:
+            s = self.crop_size / side
+            margin = 0.02 * side
+            for y0, x0 in _tile_origins(side, h, w):
+                affine = np.array([[s, 0, -s * x0], [0, s, -s * y0]], np.float64)
+                tile = cv2.resize(np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side]),
+                                  (self.crop_size, self.crop_size), interpolation=cv2.INTER_LINEAR)
+                result = self._image.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=tile))
+                dets = landmarker_detections(result, affine, s, (self.crop_size, self.crop_size), (h, w),
+                                             masks=self.masks, min_pose_score=self.min_pose_score)
+                box = dets.xyxy
+                inner = (((box[:, 0] > x0 + margin) | (x0 == 0)) & ((box[:, 1] > y0 + margin) | (y0 == 0))
+                         & ((box[:, 2] < x0 + side - margin) | (x0 + side >= w))
+                         & ((box[:, 3] < y0 + side - margin) | (y0 + side >= h)))
+                if inner.any():
+                    found.append(dets[inner])
+        return found
 
     def _to_detections(self, result, frame_hw: tuple[int, int]) -> Detections:
         return landmarker_detections(result, np.eye(2, 3, dtype=np.float64), 1.0, frame_hw, frame_hw,
@@ -316,6 +354,15 @@ def landmarker_detections(result, affine: np.ndarray, scale: float, in_hw: tuple
     dets = Detections(xyxy=xyxy, score=scores, keypoints=kps, keypoint_layout="blazepose33",
                       landmarks3d=world, masks=out_masks)
     return dets[keep]
+
+
+def _tile_origins(side: int, height: int, width: int) -> list[tuple[int, int]]:
+    """Top-left corners (y, x) of square tiles of ``side`` covering the frame, two thirds
+    of a side apart."""
+    stride = max(1, (2 * side) // 3)
+    ys = list(range(0, height - side, stride)) + [height - side]
+    xs = list(range(0, width - side, stride)) + [width - side]
+    return [(y, x) for y in ys for x in xs]
 
 
 def _expand(boxes: np.ndarray, factor: float, width: int, height: int) -> np.ndarray:

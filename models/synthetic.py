@@ -48,6 +48,7 @@ class PersonSpec:
             radians), e.g. ``{"spine03": (0.2, 0.0, 0.0)}``: varies a motion's poses.
         jump_m: Highest rise of the body above its standing height in a ``"jump"``,
             metres (reached mid-flight; the feet leave the floor by as much).
+        phase_s: Where the motion's cycle starts, seconds (people of a crowd out of step).
     """
 
     start_xz: tuple[float, float]
@@ -58,6 +59,7 @@ class PersonSpec:
     shirt_rgb: tuple[int, int, int] = (40, 90, 200)
     pose_offset: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     jump_m: float = 0.2
+    phase_s: float = 0.0
 
 
 @dataclass
@@ -357,7 +359,7 @@ def render_frames(
         all_v, all_f, all_c = [], [], []
         offset = 0
         for p, spec in enumerate(persons):
-            phase = 2 * math.pi * 1.0 * t / fps
+            phase = 2 * math.pi * 1.0 * t / fps + 2 * math.pi * spec.phase_s
             yaw = math.radians(spec.yaw_deg) + (phase * 0.5 if spec.motion == "turn" else 0.0)
             pose = _bone_pose(body, spec.motion, phase, spec.jump_m)
             for bone, angles in spec.pose_offset.items():
@@ -390,7 +392,7 @@ def render_frames(
             offset += len(vc)
         if room is not None:
             if t == 0 or pan_deg is not None or zoom[t] != zoom[t - 1]:
-                room_bg = room_image(room, f, pp, width, height, world_to_cam, camera_height_m)
+                room_bg = room_image(room, f, pp, width, height, world_to_cam, camera_height_m, room.supersample)
             frame = room_bg.copy()
         elif pan_deg is not None:
             # Background pixel -> ray of the unturned camera -> this frame's pixel.

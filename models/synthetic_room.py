@@ -24,8 +24,11 @@ class Room:
         height_m: Ceiling height above the floor, metres.
         yaw_deg: The room's axes turned from the camera's heading, degrees (0: square on
             to the far wall, which leaves two of its axes' vanishing points at infinity).
-        tile_m: Floor tile size, metres.
+        tile_m: Floor tile size, metres (``floor="pitch"``: the width of the mowing stripes).
         seed: Colours of the tiles and walls.
+        floor: ``"tiles"`` (a tiled floor), or ``"pitch"``: grass in mowing stripes with
+            white lines (touchlines 3 m inside the side walls, a line every 16 m across).
+        supersample: Rays per pixel along each axis (antialiasing; 1 for large frames).
     """
 
     x_range: tuple[float, float] = (-6.0, 6.0)
@@ -34,6 +37,8 @@ class Room:
     yaw_deg: float = 30.0
     tile_m: float = 0.6
     seed: int = 0
+    floor: str = "tiles"
+    supersample: int = 2
 
 
 def room_image(room: Room, focal_px: float, principal_point: np.ndarray, width: int, height: int,
@@ -86,7 +91,16 @@ def room_image(room: Room, focal_px: float, principal_point: np.ndarray, width: 
     shade = 0.85 + 0.15 * np.sin(ix * 12.9898 + iz * 78.233) ** 2
     joint = (np.minimum(hx / room.tile_m - ix, hz / room.tile_m - iz) < 0.04)
     base = rng.uniform(80, 190) * np.array([1.0, 0.85, 0.7]) ** rng.uniform(0, 1.5)  # greys to browns
-    out[floor] = (base * shade[floor, None]) * np.where(joint[floor, None], 0.45, 1.0)
+    if room.floor == "pitch":
+        grass = rng.uniform(0.8, 1.1) * np.array([60.0, 125.0, 55.0])
+        stripe = np.where(np.mod(iz, 2) == 0, 1.0, 0.85)
+        line = ((np.abs(hx - room.x_range[0] - 3.0) < 0.08) | (np.abs(hx - room.x_range[1] + 3.0) < 0.08)
+                | (np.mod(hz, 16.0) < 0.12))
+        out[floor] = np.where(line[floor, None], 225.0, grass * stripe[floor, None])
+    elif room.floor == "tiles":
+        out[floor] = (base * shade[floor, None]) * np.where(joint[floor, None], 0.45, 1.0)
+    else:
+        raise ValueError(f"Room.floor must be 'tiles' or 'pitch', not {room.floor!r}")
     # Ceiling: light panels with a grid.
     ceil = which == 1
     grid = (np.minimum(np.mod(hx, 1.2), np.mod(hz, 1.2)) < 0.05)

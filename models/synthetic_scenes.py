@@ -9,7 +9,10 @@ benchmark draws from are split three ways in ``bench/splits.py``.
 - :func:`elevated_scene`: a still camera looking down at people on a floor;
 - :func:`close_scene`: close range (BLADE's case): 1-2 people 0.7-1.5 m from the
   camera, cut by the frame at the hips or knees, or a person walking away at 2-4 m,
-  seen from behind.
+  seen from behind;
+- :func:`wide_scene`: a sports broadcast's wide shot: 10-20 players 30-150 px tall on a
+  pitch seen from 8-20 m up, walking and running, crossing, the camera panning and
+  zooming.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from .body import AnnyBody
 from .synthetic import PersonSpec, phenotype_shape
+from .synthetic_room import Room
 
 _MOTIONS = ("walk", "squat", "arms", "legs", "turn")
 # Bones that get a random offset per clip and person, with the offset's range per axis (radians).
@@ -201,3 +205,55 @@ def _pose_offset(rng: np.random.Generator) -> dict[str, tuple[float, float, floa
         offset[f"lowerleg01.{side}"] = (abs(offset[f"lowerleg01.{side}"][0]), 0.0, 0.0)
         offset[f"lowerarm01.{side}"] = (-abs(offset[f"lowerarm01.{side}"][0]),) + offset[f"lowerarm01.{side}"][1:]
     return offset
+
+
+def wide_scene(seed: int, width: int = 1280, height: int = 720, n_frames: int = 40) -> dict:
+    """A wide shot of a match drawn from one seed: what the many-small-people path is for.
+
+    A camera 8-20 m above a pitch (grass stripes and white lines, stands as walls),
+    looking down at its middle 25-45 m away through a 25-60 degree view, pans by up to
+    +-8 degrees and zooms in by up to 30 % over the clip. 10-20 players of two teams
+    (shirts of two colours), each 1.55-1.95 m tall: one in five stands or moves their
+    arms, the others walk (1-2 m/s) or run (3-6 m/s; the renderer's gait is the walk's),
+    most along the pitch's length in both directions, so they cross. At 1280x720 they
+    are about 30-150 px tall. H.264 quality 20-28.
+
+    Returns:
+        Keyword arguments of :func:`render_frames` (``persons``, ``fov_deg``,
+        ``pitch_deg``, ``camera_height_m``, ``room``, ``pan_deg``, ``zoom``,
+        ``n_frames``, ``width``, ``height``) plus ``crf``.
+    """
+    rng = np.random.default_rng(seed)
+    fov, camera_height, centre = rng.uniform(25.0, 60.0), rng.uniform(8.0, 20.0), rng.uniform(25.0, 45.0)
+    tilt = math.degrees(math.atan2(camera_height, centre))
+    half = math.tan(math.radians(fov) / 2)
+    half_v = math.atan(half * height / width)
+    near = camera_height / math.tan(math.radians(tilt) + half_v)
+    low = math.radians(tilt) - half_v
+    far = min(camera_height / math.tan(low), 90.0) if low > math.radians(2.0) else 90.0
+    teams = [tuple(int(c) for c in rng.integers(20, 236, 3)) for _ in range(2)]
+    persons = []
+    for i in range(int(rng.integers(10, 21))):
+        z = rng.uniform(near + 1.0, far - 1.0)
+        x = z * half * rng.uniform(-1.1, 1.1)  # some start outside the view and come in (or the pan finds them)
+        kind = rng.random()
+        if kind < 0.2:
+            speed, motion = 0.0, str(rng.choice(("arms", "turn")))
+        else:
+            speed, motion = (rng.uniform(1.0, 2.0) if kind < 0.6 else rng.uniform(3.0, 6.0)), "walk"
+        heading = rng.choice((90.0, -90.0)) + rng.normal(0.0, 25.0)  # along the pitch, both ways
+        yaw = float(heading)
+        vx, vz = speed * math.sin(math.radians(yaw)), -speed * math.cos(math.radians(yaw))
+        shirt = np.clip(np.array(teams[i % 2]) + rng.integers(-12, 13, 3), 0, 255)
+        persons.append(PersonSpec(start_xz=(float(x), float(z)), velocity_xz=(vx, vz), yaw_deg=yaw, motion=motion,
+                                  shape={"gender": rng.uniform(0, 1), "age": rng.uniform(0.55, 0.75),
+                                         "height": rng.uniform(0.4, 0.9), "weight": rng.uniform(0.3, 0.6)},
+                                  shirt_rgb=tuple(int(c) for c in shirt), phase_s=float(rng.uniform(0, 1))))
+    t = np.linspace(0.0, 1.0, n_frames)
+    pan = rng.uniform(-8.0, 8.0) * np.sin(0.5 * math.pi * t) if rng.random() < 0.75 else np.zeros(n_frames)
+    zoom = 1.0 + rng.uniform(0.0, 0.3) * t if rng.random() < 0.5 else np.ones(n_frames)
+    room = Room(x_range=(-60.0, 60.0), z_range=(-10.0, 110.0), height_m=12.0, yaw_deg=float(rng.uniform(-5, 5)),
+                tile_m=float(rng.uniform(4.0, 8.0)), seed=int(rng.integers(1 << 30)), floor="pitch", supersample=1)
+    return dict(persons=persons, fov_deg=float(fov), pitch_deg=float(tilt), camera_height_m=float(camera_height),
+                room=room, pan_deg=pan, zoom=zoom, n_frames=n_frames, width=width, height=height,
+                crf=int(rng.integers(20, 29)))

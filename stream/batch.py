@@ -117,7 +117,8 @@ class BatchResult:
 
 
 def run_batch(clips: list[str], config, out_dir: Path | str, *, executor: str = "threaded", address: str | None = None,
-              fitters: int = 1, gpus_per_fitter: float = 0.0, clips_in_flight: int = 1, device: str = "cpu",
+              fitters: int = 1, gpus_per_fitter: float = 0.0, clips_in_flight: int = 1, gpus_per_clip: float = 0.0,
+              device: str = "cpu",
               resume: bool = False, software_version: str = "0", progress: bool = True,
               ray_options: dict | None = None, exports: list[str] | None = None,
               report: bool = False) -> BatchResult:
@@ -136,6 +137,7 @@ def run_batch(clips: list[str], config, out_dir: Path | str, *, executor: str = 
         fitters: Ray: fitter actors in the pool.
         gpus_per_fitter: Ray: GPUs per fitter actor.
         clips_in_flight: Ray: clips processed at once (one clip actor each).
+        gpus_per_clip: Ray: GPUs per clip actor (perception on a GPU: ``--detector yolo``).
         device: Where fitters run.
         resume: Skip finished clips, continue unfinished ones.
         software_version: Stored in each store.
@@ -163,7 +165,8 @@ def run_batch(clips: list[str], config, out_dir: Path | str, *, executor: str = 
             from .ray_executor import RayExecutor
 
             ray_exec = RayExecutor(address=address, fitters=fitters, gpus_per_fitter=gpus_per_fitter,
-                                   clips_in_flight=clips_in_flight, **(ray_options or {}))
+                                   clips_in_flight=clips_in_flight, gpus_per_clip=gpus_per_clip,
+                                   **(ray_options or {}))
             outcomes = ray_exec.run_batch(jobs, config, spec, software_version, on_progress=view.update)
         else:
             outcomes = _in_process(jobs, config, spec, software_version, view, threaded=executor == "threaded")

@@ -46,6 +46,7 @@ class PerceptionConfig:
     crop_size: int = 256
     min_pose_score: float = 0.2
     masks: bool = True
+    tile_px: int = 0  # look for small people in overlapping tiles of this side, pixels (0: off)
 
 
 @dataclass

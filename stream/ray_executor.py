@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable
 
 from .clip_job import ClipJob, ClipOutcome, one_line, process_clip
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class RayExecutor:
         fitters: Fitter actors in the pool.
         gpus_per_fitter: GPUs each fitter actor asks for (0: CPU).
         clips_in_flight: Clip actors (clips processed at once).
+        gpus_per_clip: GPUs each clip actor asks for: its perception runs there
+            (``--detector yolo --device cuda``); 0: CPU.
         num_cpus: CPUs a local Ray may schedule (``None``: this machine's, at least one
             per actor).
         fitter_exit_at: Test hook: ``(n, marker path)``: the first fitter actor writes the
@@ -50,13 +53,14 @@ class RayExecutor:
     """
 
     def __init__(self, *, address: str | None = None, fitters: int = 1, gpus_per_fitter: float = 0.0,
-                 clips_in_flight: int = 1, num_cpus: int | None = None,
+                 clips_in_flight: int = 1, gpus_per_clip: float = 0.0, num_cpus: int | None = None,
                  fitter_exit_at: tuple[int, str] | None = None,
                  clip_exit_at: int | None = None) -> None:
         self.address = address
         self.fitters = fitters
         self.gpus_per_fitter = gpus_per_fitter
         self.clips_in_flight = clips_in_flight
+        self.gpus_per_clip = gpus_per_clip
         self.num_cpus = num_cpus
         self.fitter_exit_at = fitter_exit_at
         self.clip_exit_at = clip_exit_at
@@ -82,16 +86,26 @@ class RayExecutor:
                 "num_cpus": self.num_cpus or max(os.cpu_count() or 1, actors), "include_dashboard": False}
             ray.init(**kw, log_to_driver=False, logging_level=logging.WARNING)
         try:
+            self._check_gpus(ray)
             return self._run(ray, jobs, config, fitter_spec, software_version, on_progress)
         finally:
             if started:
                 ray.shutdown()
 
+    def _check_gpus(self, ray) -> None:
+        """Refuses GPUs the cluster does not have: Ray would wait for them for ever."""
+        gpus = float(ray.cluster_resources().get("GPU", 0.0))
+        for value, flag in ((self.gpus_per_fitter, "--gpus-per-fitter"), (self.gpus_per_clip, "--gpus-per-clip")):
+            if value > gpus:
+                raise InputError(f"{flag} {value:g}: the Ray cluster has {gpus:g} GPUs (ray.cluster_resources()); "
+                                 "ask for fewer, or run on one with GPUs (--address)")
+
     def _run(self, ray, jobs, config, fitter_spec, software_version, on_progress) -> list[ClipOutcome]:
         # A fitter actor always comes back; a window whose fit keeps killing it fails after 3 tries.
         fitter_cls = ray.remote(num_cpus=1, num_gpus=self.gpus_per_fitter, max_restarts=-1,
                                 max_task_retries=3)(_FitterActor)
-        clip_cls = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3, max_concurrency=2)(_ClipActor)
+        clip_cls = ray.remote(num_cpus=1, num_gpus=self.gpus_per_clip, max_restarts=3, max_task_retries=3,
+                              max_concurrency=2)(_ClipActor)
         pool = [fitter_cls.remote(fitter_spec, self.fitter_exit_at if i == 0 else None) for i in range(self.fitters)]
 
         def new_clip_actor(k: int):

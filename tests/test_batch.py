@@ -255,3 +255,13 @@ def test_a_url_no_backend_can_write_is_one_line(tmp_path):
     r = run_cli("batch", str(DATA / "sample.mp4"), "-o", "nope://bucket/run", "-q")
     assert r.returncode == 2 and "cannot write there (Protocol not known: nope)" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ray_refuses_gpus_the_cluster_does_not_have_instead_of_waiting_for_ever(tmp_path):
+    """A clip actor asking for a GPU (``--detector yolo --device cuda`` on a pool) on a
+    cluster without one would never be scheduled: one line, exit 2, nothing written."""
+    r = run_cli("batch", str(DATA / "sample.mp4"), "-o", str(tmp_path / "out"), "--executor", "ray",
+                "--gpus-per-clip", "1", timeout=300)
+    assert r.returncode == 2 and "--gpus-per-clip 1: the Ray cluster has 0 GPUs" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not list((tmp_path / "out").glob("*.zarr"))
