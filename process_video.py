@@ -109,8 +109,7 @@ def build_batch_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=int, default=1, help="ray: clips processed at once, one actor each (default 1)")
     p.add_argument("--gpus-per-clip", type=float, default=0.0, metavar="F",
                    help="ray: GPUs each clip actor reserves, for its perception (--detector yolo; default 0)")
-    p.add_argument("--device", default=None,
-                   help="where fitters run (default cpu), and YOLO with --detector yolo (default auto)")
+    p.add_argument("--device", default=None, help="where fitters run (cpu)")
     p.add_argument("--resume", action="store_true", help="skip finished clips and continue unfinished ones")
     _add_config_options(p)
     return p
@@ -217,8 +216,9 @@ def _guarded(command, args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
-def _config(args: argparse.Namespace):
-    """The validated configuration of a run's or a batch's flags."""
+def _config(args: argparse.Namespace, device_sets_fitters: bool = False):
+    """The validated configuration of a run's, a batch's or a live run's flags
+    (``device_sets_fitters``: a batch's ``--device`` also places its fitters)."""
     from meshstream.stream.config import load_config
 
     overrides = list(args.overrides)
@@ -236,7 +236,7 @@ def _config(args: argparse.Namespace):
                              (args.detector, "perception.detector", "--detector"),
                              (args.weights, "yolo.weights", "--weights"),
                              (args.tracker, "tracking.tracker", "--tracker"),
-                             (args.device, "yolo.device", "--device"),
+                             (None if device_sets_fitters else args.device, "yolo.device", "--device"),
                              (args.out, "output.dir", "-o")):
         if value is not None:
             overrides.append(f"{key}={json.dumps(value if isinstance(value, (int, float)) else str(value))}")
@@ -244,8 +244,8 @@ def _config(args: argparse.Namespace):
     if args.no_overlay:
         overrides.append("output.overlay=false")
     config = load_config(args.config, overrides, flags)
-    if config.perception.detector != "yolo" and (args.weights is not None or args.device is not None
-                                                  and not hasattr(args, "fitters")):
+    if config.perception.detector != "yolo" and (args.weights is not None
+                                                  or args.device is not None and not device_sets_fitters):
         from meshstream.stream.errors import InputError
 
         raise InputError(f"{'--weights' if args.weights is not None else '--device'} is for the YOLO detector; "
@@ -325,7 +325,7 @@ def _batch(args: argparse.Namespace) -> int:
     from meshstream.stream.errors import InputError
     from meshstream.stream.remote import is_url
 
-    config = _config(args)
+    config = _config(args, device_sets_fitters=True)
     formats = _formats(args)
     for value, flag in ((args.fitters, "--fitters"), (args.clips, "--clips")):
         if value < 1:

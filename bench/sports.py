@@ -21,10 +21,11 @@ by IoU >= 0.5, one to one per frame, Hungarian):
   search's, which has little to go on 30-90 m away).
 - ``frames/s``: frames over the CLI's processing time (model loading excluded).
 
-Methods: ``mediapipe`` (the default: BlazePose, HOG proposals, ours tracker); with
-``--yolo-weights PATH`` (real YOLO pose weights: an untrained network finds nothing
-here) also ``yolo`` and ``yolo + bytetrack`` / ``yolo + botsort``, run with
-``--yolo-python`` (an environment with the ``yolo`` extra).
+Methods: ``mediapipe`` (the default: BlazePose, HOG proposals, our tracker) and
+``mediapipe + bytetrack``; with ``--yolo-weights PATH`` (real YOLO pose weights: an
+untrained network finds nothing here) also ``yolo`` and ``yolo + bytetrack`` / ``yolo +
+botsort``. Methods with ultralytics' code run with ``--yolo-python`` (an environment
+with the ``yolo`` extra).
 
 Real footage (``--real VIDEO --frames 100,250 --people 7,7``): the same methods on a
 video whose visible people were counted by hand in a few frames; prints, per counted
@@ -52,10 +53,16 @@ from splits import seeds
 REPO = Path(__file__).resolve().parents[1]
 METHODS = {
     "mediapipe": [],
+    "mediapipe + bytetrack": ["--tracker", "bytetrack"],
     "yolo": ["--detector", "yolo"],
     "yolo + bytetrack": ["--detector", "yolo", "--tracker", "bytetrack"],
     "yolo + botsort": ["--detector", "yolo", "--tracker", "botsort"],
 }
+
+
+def _extra_needed(method: str) -> bool:
+    """The method runs ultralytics' code: it needs ``--yolo-python``."""
+    return "yolo" in method or "track" in method
 
 
 def render(seed: int, out: Path, body):
@@ -142,7 +149,7 @@ def real_footage(video: Path, frames: list[int], people: list[int], methods: lis
     print("|---|---|---:|---|---:|")
     for m in methods:
         flags = METHODS[m] + (["--weights", args.yolo_weights] if m.startswith("yolo") else [])
-        python = args.yolo_python if m.startswith("yolo") else sys.executable
+        python = args.yolo_python if _extra_needed(m) else sys.executable
         extra = [a for o in args.overrides for a in ("--set", o)]
         store, fps = run(video, work / m.replace(" ", "_").replace("+", ""), python, flags + extra)
         index = store["frames/frame_index"][:]
@@ -203,7 +210,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for m in methods:
         flags = METHODS[m] + (["--weights", args.yolo_weights] if m.startswith("yolo") else [])
-        python = args.yolo_python if m.startswith("yolo") else sys.executable
+        python = args.yolo_python if _extra_needed(m) else sys.executable
         rows, speeds = [], []
         for clip, gt in clips:
             focal = ["--focal-px", f"{gt.focal_px:.3f}"] if args.true_focal else []

@@ -167,3 +167,35 @@ def test_ground_truth_matches_boxes_to_the_most_overlapping_person():
     found = np.array([[5, 0, 100, 190], [90, 0, 185, 200], [0, 0, 100, 200], [300, 100, 340, 180], [600, 0, 640, 50]])
     person = gt.match(np.array([0, 0, 1, 1, 1]), found)
     np.testing.assert_array_equal(person, [0, 1, -1, 1, -1])
+
+
+@pytest.mark.slow
+def test_tiles_find_people_of_a_wide_shot_that_the_whole_frame_misses(body, measured):
+    """Three frames of a rendered wide shot (``wide_scene``, development seed 995000: 11
+    players 30-150 px tall at 1280x720): the whole-frame landmarker finds none of the
+    people at least 60 px tall (44 person-frames); with tiles of 240 px and up, three in
+    four."""
+    from meshstream.models.detections import box_iou
+    from meshstream.models.perception import PersonPerceiver
+    from meshstream.models.synthetic import render_frames
+    from meshstream.models.synthetic_scenes import wide_scene
+    from meshstream.stream.messages import Frame
+
+    scene = wide_scene(995_000, n_frames=3)
+    scene.pop("crf")
+    frames, gt = render_frames(body=body, **scene)
+    height = np.nan_to_num(gt.boxes[..., 3] - gt.boxes[..., 1])
+    counted = (gt.visibility >= 0.5) & (height >= 60)
+    found = {}
+    for tile in (0, 240):
+        perceiver = PersonPerceiver(tile_px=tile, detect_every=1, masks=False)
+        hits = 0
+        for t, rgb in enumerate(frames):
+            dets = perceiver(Frame(t, t / gt.fps, rgb))
+            if len(dets) and counted[:, t].any():
+                hits += int((box_iou(gt.boxes[counted[:, t], t], dets.xyxy).max(1) >= 0.5).sum())
+        perceiver.close()
+        found[tile] = hits / counted.sum()
+    assert counted.sum() >= 15
+    assert measured("recall_whole_frame", found[0]) <= 0.1  # measured 0.0
+    assert measured("recall_tiles_240", found[240]) >= 0.5  # measured 0.75

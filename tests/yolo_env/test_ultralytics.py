@@ -70,8 +70,9 @@ def test_a_run_with_yolo_fits_every_person_it_finds_and_stores_which_evidence_th
     for g in tracks:
         assert g["lifted"].shape == g["frame_index"].shape and g["lifted"][:].all()
         assert np.isfinite(g["pelvis"][:]).all()
-    assert json.loads(root.attrs["config"])["perception"]["detector"] == "yolo" if isinstance(
-        root.attrs["config"], str) else root.attrs["config"]["perception"]["detector"] == "yolo"
+    config = root.attrs["config"]
+    config = json.loads(config) if isinstance(config, str) else config
+    assert config["perception"]["detector"] == "yolo" and config["tracking"]["tracker"] == "ours"
 
 
 @pytest.mark.parametrize("kind", ["bytetrack", "botsort"])
