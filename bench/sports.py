@@ -60,9 +60,12 @@ METHODS = {
 }
 
 
-def _extra_needed(method: str) -> bool:
-    """The method runs ultralytics' code: it needs ``--yolo-python``."""
-    return "yolo" in method or "track" in method
+def _invocation(method: str, args: argparse.Namespace) -> tuple[list[str], str]:
+    """The CLI flags of ``method`` (with ``--set`` overrides) and the Python to run it
+    with (``--yolo-python`` where it runs ultralytics' code)."""
+    flags = METHODS[method] + (["--weights", args.yolo_weights] if method.startswith("yolo") else [])
+    flags += [a for o in args.overrides for a in ("--set", o)]
+    return flags, args.yolo_python if "yolo" in method or "track" in method else sys.executable
 
 
 def render(seed: int, out: Path, body):
@@ -148,10 +151,8 @@ def real_footage(video: Path, frames: list[int], people: list[int], methods: lis
     print("| method | meshed per frame | meshed / visible | statures (m) of those tracks | frames/s |")
     print("|---|---|---:|---|---:|")
     for m in methods:
-        flags = METHODS[m] + (["--weights", args.yolo_weights] if m.startswith("yolo") else [])
-        python = args.yolo_python if _extra_needed(m) else sys.executable
-        extra = [a for o in args.overrides for a in ("--set", o)]
-        store, fps = run(video, work / m.replace(" ", "_").replace("+", ""), python, flags + extra)
+        flags, python = _invocation(m, args)
+        store, fps = run(video, work / m.replace(" ", "_").replace("+", ""), python, flags)
         index = store["frames/frame_index"][:]
         meshed, statures = [], []
         for f in frames:
@@ -203,18 +204,16 @@ def main() -> None:
         return
     body = AnnyBody()
     clips = [render(seed, work, body) for seed in seeds("wide", args.split, args.clips)]
-    extra = [a for o in args.overrides for a in ("--set", o)]
     print(f"{len(clips)} wide shots ({args.split} seeds), people >= {args.min_px:g} px tall and half visible"
           f"{', at the true focal' if args.true_focal else ''}{', ' + ' '.join(args.overrides) if args.overrides else ''}\n")
     print("| method | recall | id sw /1k | tracks/person | false/frame | Tz (m) | frames/s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for m in methods:
-        flags = METHODS[m] + (["--weights", args.yolo_weights] if m.startswith("yolo") else [])
-        python = args.yolo_python if _extra_needed(m) else sys.executable
+        flags, python = _invocation(m, args)
         rows, speeds = [], []
         for clip, gt in clips:
             focal = ["--focal-px", f"{gt.focal_px:.3f}"] if args.true_focal else []
-            store, fps = run(clip, work / m.replace(" ", "_").replace("+", ""), python, flags + extra + focal)
+            store, fps = run(clip, work / m.replace(" ", "_").replace("+", ""), python, flags + focal)
             rows.append(score(store, gt, args.min_px))
             speeds.append(fps)
         matched = sum(r["matched"] for r in rows)

@@ -193,10 +193,7 @@ class YoloPerceiver:
         """
         n = len(boxes)
         keypoints = coco23_to_blazepose33(kps.astype(np.float32))
-        lifted = self.lifter.correct(np.concatenate([kps, np.zeros((n, 6, 3), np.float32)], 1), boxes,
-                                     np.zeros((n, 23, 3), np.float32)) if n else np.zeros((0, 23, 3), np.float32)
-        lifted = lifted - 0.5 * (lifted[:, 11] + lifted[:, 12])[:, None]  # hip-centred, as a landmarker's
-        landmarks = coco23_to_blazepose33(lifted)
+        landmarks = np.zeros((n, 33, 3), np.float32)
         from_lifter = np.ones(n, bool)
         heights = boxes[:, 3] - boxes[:, 1]
         for i in np.nonzero(heights >= self.landmarks_min_px)[0] if self.landmarker is not None else []:
@@ -207,5 +204,11 @@ class YoloPerceiver:
             if np.linalg.norm(torso - kps[i, _TORSO_COCO, :2], axis=1).mean() > self.agree * heights[i]:
                 continue  # BlazePose found someone else in the crop (a neighbour in front)
             keypoints[i], landmarks[i], from_lifter[i] = dets.keypoints[0], dets.landmarks3d[0], False
+        if from_lifter.any():
+            small = kps[from_lifter].astype(np.float32)
+            pose = self.lifter.correct(np.concatenate([small, np.zeros((len(small), 6, 3), np.float32)], 1),
+                                       boxes[from_lifter], np.zeros((len(small), 23, 3), np.float32))
+            pose -= 0.5 * (pose[:, 11] + pose[:, 12])[:, None]  # hip-centred, as a landmarker's
+            landmarks[from_lifter] = coco23_to_blazepose33(pose)
         return Detections(xyxy=boxes.astype(np.float32), score=scores.astype(np.float32), keypoints=keypoints,
                           keypoint_layout=self.layout, landmarks3d=landmarks, lifted=from_lifter)
