@@ -117,6 +117,16 @@ def lifter_features(keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d:
     return np.concatenate([lm, uv, conf], -1).reshape(len(lm), -1).astype(np.float32)
 
 
+_BONES = [(5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16), (5, 11), (6, 12), (5, 6), (11, 12)]
+
+
+def body_size(points: np.ndarray) -> np.ndarray:
+    """(M,) sum of the limb, trunk, shoulder and hip lengths of (M, >=17, 3) COCO
+    points, metres."""
+    a, b = zip(*_BONES)
+    return np.linalg.norm(points[:, list(a)] - points[:, list(b)], axis=-1).sum(-1)
+
+
 def mirror_features(x: torch.Tensor) -> torch.Tensor:
     """Features of the mirror image (x -> -x, left and right swapped), for any of
     :data:`INPUTS` ((M, 23 * 6), (M, 23 * 3) or (M, 17 * 3))."""
@@ -162,9 +172,17 @@ class LandmarkLifter(nn.Module):
             h = h + block(h)
         return self.out(h).view(len(x), 17, 3)
 
+    keep_size: bool = False
+    """Rescale each corrected pose to the size of the landmarks it corrects (the sum of
+    its bone lengths, :func:`body_size`): the correction then moves the parts relative
+    to each other and leaves the detector's metric size. For real footage unlike the
+    training renders (people seen from above at about 100 px), whose corrected poses
+    come out about a quarter smaller than BlazePose's (docs/yolo.md)."""
+
     def correct(self, keypoints2d: np.ndarray, bbox_xyxy: np.ndarray, landmarks3d: np.ndarray) -> np.ndarray:
         """Corrected hip-centred landmarks, (M, 23, 3) float32 metres (feet moved with
-        their ankle). A keypoint lifter is given zero landmarks: its output is the pose."""
+        their ankle; sized as the landmarks given with :attr:`keep_size`). A keypoint
+        lifter is given zero landmarks: its output is the pose."""
         lm = landmarks3d - 0.5 * (landmarks3d[:, LEFT_HIP] + landmarks3d[:, RIGHT_HIP])[:, None]
         if len(lm) == 0:
             return lm.astype(np.float32)
@@ -175,6 +193,8 @@ class LandmarkLifter(nn.Module):
         out[:, :17] += delta
         out[:, _LEFT_FOOT] += delta[:, None, _LEFT_ANKLE]
         out[:, _RIGHT_FOOT] += delta[:, None, _RIGHT_ANKLE]
+        if self.keep_size and self.inputs != "keypoints":
+            out *= (body_size(lm) / np.maximum(body_size(out), 1e-6))[:, None, None]
         return out
 
     def save(self, path: str | Path) -> None:

@@ -91,6 +91,7 @@ class EstimationConfig:
     silhouette_size: int = 16  # mask grid cells per side
     silhouette_search_every: int = 5  # silhouette steps between searches of each cell's nearest faces
     lifter: bool = True  # fit the pose to the bundled lifter's correction of the detector's 3D landmarks
+    lifter_keeps_size: bool = False  # the pose lifter's correction keeps the detector's body size (real footage from above)
     focal_landmarks: str = "detector"  # the 3D landmarks the focal search reads: detector | relief_lifter | pose_lifter
     shared_ground: bool = False  # 3+ people on one floor: rescale those whose size disagrees (models/ground.py)
     ground_min_tracks: int = 3  # tracks that must show their feet before any is rescaled

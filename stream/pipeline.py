@@ -72,6 +72,8 @@ def load_lifters(ec: EstimationConfig) -> tuple[LandmarkLifter | None, LandmarkL
     from meshstream.models.lifter import RELIEF_WEIGHTS, LandmarkLifter
 
     pose = LandmarkLifter.load() if ec.lifter else None
+    if pose is not None:
+        pose.keep_size = ec.lifter_keeps_size
     if ec.focal_landmarks == "relief_lifter":
         return pose, LandmarkLifter.load(RELIEF_WEIGHTS)
     if ec.focal_landmarks == "pose_lifter":

@@ -262,3 +262,17 @@ def test_training_script_renders_and_fits_on_cpu(tmp_path):
     lifter = LandmarkLifter.load(out)
     assert lifter.width == 32 and lifter.inputs == "landmarks+keypoints"
     assert LandmarkLifter.load(relief).inputs == "landmarks"
+
+
+def test_a_lifter_that_keeps_size_moves_the_parts_and_leaves_the_body_size():
+    from meshstream.models.lifter import body_size
+
+    kp, box, lm = _random_inputs(np.random.default_rng(7))
+    lifter = LandmarkLifter.load()
+    free = lifter.correct(kp, box, lm)
+    lifter.keep_size = True
+    kept = lifter.correct(kp, box, lm)
+    hip_centred = lm - 0.5 * (lm[:, 11] + lm[:, 12])[:, None]
+    np.testing.assert_allclose(body_size(kept), body_size(hip_centred), rtol=1e-5)
+    np.testing.assert_allclose(kept, free * (body_size(hip_centred) / body_size(free))[:, None, None], rtol=1e-5)
+    assert np.abs(body_size(free) / body_size(hip_centred) - 1).max() > 0.01  # the free correction resizes
