@@ -156,7 +156,8 @@ class PersonPerceiver:
         self._vision = vision
         self._full = None  # VIDEO mode, made by reset()
         self._image = make(vision.RunningMode.IMAGE, max_persons)
-        self._crop = CropLandmarker(crop_size=crop_size, min_pose_score=min_pose_score, masks=masks, cache_dir=cache_dir)
+        self._crop = CropLandmarker(crop_size=crop_size, min_pose_score=min_pose_score, masks=masks,
+                                    cache_dir=cache_dir)
         self._hog = HogPeopleDetector() if use_hog else None
         self.max_persons = max_persons
         self.detect_every = max(1, int(detect_every))

@@ -72,7 +72,6 @@ class UltralyticsTracker:
         self._make = {"bytetrack": BYTETracker, "botsort": BOTSORT}[kind]
         self._settings = _tracker_settings(kind)
         self._next_id = first_id  # ids this stage hands out continue from here after a reset
-        self._offset = first_id - 1
         self.reset()
 
     def reset(self) -> None:
