@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .clip_stages import CameraTurns, Chunk, FramePerceiver, TrackFilter, Windower
+from .jumps import JumpCheck
 from .messages import Detections, Frame, ShotFocalFixed, WindowOutput
 from .shot_solver import Fitter, ShotSolver
 from .sinks import Finalizer, Mesher, OverlaySink, ZarrSink
@@ -95,12 +96,15 @@ class Clip:
         track_ids: A resumed run's stored tracks.
         world_axes: Filter in the shot's world axes where the camera turns.
         focal_source: ``"user"``, ``"metadata"`` or ``"estimated"`` (for the summary).
+        jumps: Compares consecutive windows of a shot (focal, depth), or ``None``.
+        jump_records: A resumed run's stored jumps.
     """
 
     def __init__(self, *, perceive: FramePerceiver, windower: Windower, solver: ShotSolver,
                  turns: CameraTurns | None, track_filter: TrackFilter, store: ZarrSink, overlay: OverlaySink | None,
                  mesher: Mesher, finalizer: Finalizer, notes: list[str], person_frames: int = 0,
-                 track_ids: set[int] | None = None, world_axes: bool = True, focal_source: str = "estimated") -> None:
+                 track_ids: set[int] | None = None, world_axes: bool = True, focal_source: str = "estimated",
+                 jumps: JumpCheck | None = None, jump_records: list[dict] | None = None) -> None:
         self.perceive = perceive
         self.windower = windower
         self.solver = solver
@@ -113,6 +117,9 @@ class Clip:
         self.notes = notes
         self.world_axes = world_axes
         self.focal_source = focal_source
+        self.jumps = jumps
+        self.jump_records: list[dict] = list(jump_records or [])  # the store's ``jumps``
+        self._jumps_noted: set[tuple] = set()
         self.totals = ClipTotals(person_frames, set(track_ids or ()))
         self.fitter: Fitter | None = None
         self.on_commit: Callable[[], None] | None = None
@@ -196,6 +203,7 @@ class Clip:
         window = self.windower.window(chunk, zooming)
         solved = self.solver.solve(window, chunk.frames, chunk.detections[len(chunk.detections) // 2].xyxy,
                                    self.fitter, zooming)
+        self._check_jumps(window, solved, zooming)
         turns = None
         if self.turns is not None:
             turns = self.turns(chunk.shot, window.frame_index, solved.focal_px, chunk.zoom_base)
@@ -217,6 +225,21 @@ class Clip:
         out.lifted = window.obs.lifted
         return out
 
+    def _check_jumps(self, window, solved, zooming: bool) -> None:
+        """Keeps the window's jumps against the previous one (a note for the first of
+        each kind per shot and track; every one in the store's records)."""
+        if self.jumps is None or not len(window.frame_index):
+            return
+        fit = None if solved.result is None else solved.result.fit
+        for jump in self.jumps(window.shot, int(window.frame_index[0]), solved.window_focal_px, len(window.obs),
+                               zooming, fit):
+            self.jump_records.append(jump.record())
+            key = (jump.kind, jump.shot, jump.track_id)
+            if key not in self._jumps_noted:
+                self._jumps_noted.add(key)
+                log.warning("%s", jump.note())
+                self.notes.append(jump.note())
+
     def all_notes(self) -> list[str]:
         """The notes so far, in the order they were made."""
         return list(self.notes)
@@ -235,7 +258,8 @@ class Clip:
     def _records(self) -> dict:
         s = self.solver
         return {"shot_focal_px": list(s.shot_focals), "shot_focal_person_frames": list(s.shot_focal_evidence),
-                "shot_focal_cue": list(s.shot_focal_cue)}  # copies: the writer may read them later
+                "shot_focal_cue": list(s.shot_focal_cue),
+                "jumps": list(self.jump_records)}  # copies: the writer may read them later
 
     def finish(self, complete: bool, notes: list[str]) -> ClipTotals:
         """Settles the tracks' final shapes, closes the sinks and the perceiver."""

@@ -96,6 +96,8 @@ class EstimationConfig:
     shared_ground: bool = False  # 3+ people on one floor: rescale those whose size disagrees (models/ground.py)
     ground_min_tracks: int = 3  # tracks that must show their feet before any is rescaled
     person_height_m: float | None = None  # known standing height: every track's body is sized to it (metres)
+    focal_jump_factor: float = 1.5  # consecutive windows of a still shot whose focal estimates differ more: a note and a stored jump
+    depth_jump_factor: float = 1.25  # a track's raw depth across two windows' boundary differing more: the same
 
 
 @dataclass
@@ -206,6 +208,8 @@ class Config:
              f"must be one of {', '.join(FOCAL_LANDMARKS)}"),
             (e.chunk_frames >= 2, "estimation.chunk_frames", "must be >= 2"),
             (e.focal_min_person_frames >= 0, "estimation.focal_min_person_frames", "must be >= 0"),
+            (e.focal_jump_factor > 1, "estimation.focal_jump_factor", "must be > 1"),
+            (e.depth_jump_factor > 1, "estimation.depth_jump_factor", "must be > 1"),
             (e.silhouette_weight >= 0, "estimation.silhouette_weight", "must be >= 0"),
             (e.silhouette_size >= 4, "estimation.silhouette_size", "must be >= 4"),
             (e.silhouette_search_every >= 1, "estimation.silhouette_search_every", "must be >= 1"),

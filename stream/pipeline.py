@@ -252,6 +252,7 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
     from .clip_stages import CameraTurns, FramePerceiver, TrackFilter, Windower
     from .config import config_to_dict
     from .focal_cues import FloorCue, LinesCue, RotationCue
+    from .jumps import JumpCheck
     from .shot_solver import ShotSolver
     from .sinks import Finalizer, Mesher, OverlaySink, ZarrSink
     from .store_attrs import metadata_focal, store_attrs
@@ -327,7 +328,10 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
                 mesher=Mesher(placer=placer), finalizer=Finalizer(placer=placer), notes=notes,
                 person_frames=stored.person_frames if stored else 0,
                 track_ids=set(stored.track_ids) if stored else None, world_axes=fc.world_axes,
-                focal_source=focal_source)
+                focal_source=focal_source,
+                jumps=JumpCheck(focal_factor=ec.focal_jump_factor, depth_factor=ec.depth_jump_factor,
+                                min_person_frames=ec.focal_min_person_frames),
+                jump_records=list(stored.attrs.get("jumps") or []) if stored else None)
     if stored:
         _resume(clip, stored, zoom)
     return clip

@@ -37,12 +37,15 @@ class Solved:
         focal_px: The shot's focal at zoom 1, or ``None`` while unknown.
         rescaled: (track, factor) each time a track's size changed, in order (the
             translation filter's carried state follows it).
+        window_focal_px: The window's own focal estimate at zoom 1 (its pooled search,
+            before any cue), pixels, or ``None`` where it did not search.
     """
 
     result: FitResult | None
     focal_raw: np.ndarray
     focal_px: float | None
     rescaled: list[tuple[int, float]] = field(default_factory=list)
+    window_focal_px: float | None = None
 
 
 class ShotSolver:
@@ -135,6 +138,7 @@ class ShotSolver:
                 break
         start = {t: self.priors[t] for t in np.unique(window.obs.track_id).tolist() if t in self.priors}
         result = fitter(window, self.camera, start)
+        window_focal = None if result.focal is None else float(result.focal.focal_px)
         if result.focal is not None:
             for i, f in enumerate(window.frame_index.tolist()):
                 focal_raw[i] = result.focal.per_frame.get(f, np.nan)
@@ -159,7 +163,7 @@ class ShotSolver:
             self.shapes[tid] = prior.shape.astype(np.float32)
             rows = int((result.fit.track_id == tid).sum())
             self.row_scales.setdefault(tid, []).append((rows, prior.scale))
-        return Solved(result, focal_raw, self.focal, rescaled)
+        return Solved(result, focal_raw, self.focal, rescaled, window_focal)
 
     @property
     def camera_fixed(self) -> ShotCamera:
