@@ -151,7 +151,7 @@ def heuristic_focals(width: int, height: int) -> dict[str, float]:
 
 LIVE_METHODS = ("live", "live at the true focal")  # meshstream live on the clip read at its own pace (no drops)
 METHODS = ("meshstream", "meshstream + relief lifter", "meshstream without lifter", "meshstream + lifter (focal too)",
-           "meshstream + lifter keeps size",
+           "meshstream + lifter keeps size", "meshstream without focal prior",
            "meshstream + shared floor", "f = diagonal", "60° FOV", "f = 5000 (scaled)", "true focal",
            "true focal + shared floor", "phone metadata focal", "meshstream + true height", "true focal + true height",
            "meshstream without rotation focal", "meshstream without floor focal",
@@ -457,6 +457,8 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["--set", "estimation.lifter=false"]
             elif method == "meshstream + lifter keeps size":
                 extra = ["--set", "estimation.lifter_keeps_size=true"]
+            elif method == "meshstream without focal prior":
+                extra = ["--set", "estimation.focal_prior_weight=0"]
             elif method == "meshstream without rotation focal":
                 extra = ["--set", "estimation.rotation_focal=false"]
             elif method == "meshstream without floor focal":

@@ -169,6 +169,29 @@ def focal_grid(width: int, height: int, fov_min_deg: float = 15.0, fov_max_deg: 
     return np.geomspace(f_lo, f_hi, n)
 
 
+@dataclass(frozen=True)
+class FocalPrior:
+    """A log-normal prior over the horizontal fields of view cameras have, as a cost
+    added to the focal search's mean per-person-frame cost (each in [0, 1]).
+
+    Attributes:
+        fov_deg: Its mode, a horizontal field of view, degrees.
+        spread: One standard deviation as a factor on the focal (1.5: a focal 1.5x or
+            1/1.5x the mode's is one standard deviation away).
+        weight: The cost of one standard deviation (0: no prior).
+    """
+
+    fov_deg: float = 65.0
+    spread: float = 1.5
+    weight: float = 0.3
+
+    def cost(self, grid: np.ndarray, width: int) -> np.ndarray:
+        """(F,) the prior's cost at each candidate focal of ``grid`` (pixels) for
+        frames ``width`` pixels wide: ``weight * (ln(f / f_mode) / ln(spread))**2``."""
+        f_mode = focal_from_fov(self.fov_deg, width)
+        return self.weight * (np.log(np.asarray(grid, np.float64) / f_mode) / math.log(self.spread)) ** 2
+
+
 def refine_minimum(grid: np.ndarray, cost: np.ndarray) -> float:
     """Minimum of a cost sampled on a log grid, refined by a parabola through the
     best sample and its neighbours (in log space)."""

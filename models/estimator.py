@@ -29,6 +29,7 @@ from meshstream.stream.messages import BodyFit, FitResult, FocalEstimate, Person
 
 from .body import BodyModel
 from .camera import (
+    FocalPrior,
     focal_grid,
     normalise_costs,
     project,
@@ -74,6 +75,8 @@ class BodyEstimator:
         pose_prior_weight: Weight of the squared-angle pose prior.
         temporal_weight: Weight tying a track's pose to its previous frame.
         fov_range_deg: Horizontal field-of-view range of the focal search.
+        focal_prior: A prior over fields of view combined with the person-frames'
+            evidence in the focal search (``None``: the evidence alone).
         fit_shape: Fit one body shape per track (``body.shape_fit_names``); else the
             average body.
         shape_prior_weight: Pull of a track's shape towards its running estimate (and
@@ -118,6 +121,7 @@ class BodyEstimator:
         pose_prior_weight: float = 1e-3,
         temporal_weight: float = 1e-2,
         fov_range_deg: tuple[float, float] = (15.0, 130.0),
+        focal_prior: FocalPrior | None = None,
         landmark_weight: float = 0.1,
         keypoint_std_rel: float = 0.01,
         depth_std_m: float = 0.05,
@@ -156,6 +160,7 @@ class BodyEstimator:
         self.pose_prior_weight = pose_prior_weight
         self.temporal_weight = temporal_weight
         self.fov_range_deg = fov_range_deg
+        self.focal_prior = focal_prior
         base = body.default_shape(1) if base_shape is None else base_shape.reshape(1, -1).to(body.dtype)
         self._base_shape = base[0]
         self._rest = body.rest(base)
@@ -358,13 +363,21 @@ class BodyEstimator:
             cost = reprojection_nll(pts, t, uv, w, f, pp, pixel_std, self.depth_std_m).numpy()  # (M, F)
         usable = (w > 0).sum(1).numpy() >= 6
         norm = normalise_costs(cost)  # each person-frame votes with the same weight
-        pooled = norm[usable].sum(0) if usable.any() else norm.sum(0)
+        voters = norm[usable] if usable.any() else norm
+        pooled = voters.sum(0)
         per_frame: dict[int, float] = {}
         for fi in np.unique(obs.frame_index):
             sel = (obs.frame_index == fi) & usable
             if sel.any():
                 per_frame[int(fi)] = refine_minimum(grid, norm[sel].sum(0)) * float(z[np.argmax(sel)])
-        return FocalEstimate(refine_minimum(grid, pooled), per_frame, grid, pooled)
+        evidence = refine_minimum(grid, pooled)
+        if self.focal_prior is None or self.focal_prior.weight == 0:
+            return FocalEstimate(evidence, per_frame, grid, pooled)
+        # The mean vote (each person-frame's curve in [0, 1]) plus the prior's cost: the
+        # prior weighs as much on a long window as on a short one, since the votes'
+        # errors (the detector's 3D) repeat from frame to frame rather than average out.
+        combined = pooled / len(voters) + self.focal_prior.cost(grid, width)
+        return FocalEstimate(refine_minimum(grid, combined), per_frame, grid, pooled, evidence)
 
     def __call__(self, obs: PersonFrames, focal_px: float, image_size: tuple[int, int],
                  structure: Structure | None = None, zoom: np.ndarray | None = None,

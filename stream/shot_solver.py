@@ -25,6 +25,7 @@ from .messages import FitResult, FocalEstimate, Frame, ShotCamera, TrackPrior, W
 log = logging.getLogger(__name__)
 
 Fitter = Callable[[Window, ShotCamera, dict[int, TrackPrior]], FitResult]
+PRIOR_NOTE_FACTOR = 1.15  # the prior over views moving the people's focal more than this is noted
 
 
 @dataclass
@@ -192,9 +193,18 @@ class ShotSolver:
                  person_frames)
         if estimate.at_range_edge:
             low, high = self.fov_range_deg
-            self.notes.append(f"shot {self.shot}: the focal search ended at the edge of its range ({self.focal:.0f} px, "
-                              f"{fov:.0f} deg of estimation.fov_range_deg [{low:g}, {high:g}]), so the footage did not "
-                              "fix the focal; give --fov-deg or --focal-px if you know it")
+            seen = estimate.focal_px if estimate.evidence_px is None else estimate.evidence_px
+            edge = (f"shot {self.shot}: the focal search ended at the edge of its range ({seen:.0f} px, "
+                    f"{fov_from_focal(seen, self.image_size[0]):.0f} deg of estimation.fov_range_deg "
+                    f"[{low:g}, {high:g}]), so the footage did not fix the focal")
+            if estimate.evidence_px is not None:
+                edge += f"; the prior over cameras' views set it to {self.focal:.0f} px ({fov:.0f} deg)"
+            self.notes.append(edge + "; give --fov-deg or --focal-px if you know it")
+        elif estimate.prior_moved > PRIOR_NOTE_FACTOR:
+            self.notes.append(
+                f"shot {self.shot}: the people put the focal at {estimate.evidence_px:.0f} px; the prior over cameras' "
+                f"views (estimation.focal_prior_*) moved it to {self.focal:.0f} px ({fov:.0f} deg): the footage does "
+                "not fix the focal well; give --fov-deg or --focal-px if you know it")
 
     def _shared_ground(self, window: Window, result: FitResult, start: dict[int, TrackPrior], fitter: Fitter,
                        rescaled: list[tuple[int, float]]) -> FitResult:
