@@ -192,6 +192,27 @@ class FocalPrior:
         return self.weight * (np.log(np.asarray(grid, np.float64) / f_mode) / math.log(self.spread)) ** 2
 
 
+def focal_with_prior(grid: np.ndarray, votes: np.ndarray, width: int, prior: FocalPrior | None) -> float:
+    """The focal search's answer from person-frames' votes and a prior over views.
+
+    Args:
+        grid: (F,) candidate focals, pixels (log-spaced).
+        votes: (M, F) each person-frame's cost curve, scaled to [0, 1]
+            (:func:`normalise_costs`).
+        width: Frame width, pixels.
+        prior: The prior, or ``None`` (the votes' pooled minimum).
+
+    Returns:
+        The minimum of the mean vote plus the prior's cost, pixels. The prior weighs as
+        much on many votes as on few: their errors (the detector's 3D) repeat from
+        frame to frame rather than average out.
+    """
+    pooled = votes.mean(0)
+    if prior is None or prior.weight == 0:
+        return refine_minimum(grid, pooled)
+    return refine_minimum(grid, pooled + prior.cost(grid, width))
+
+
 def refine_minimum(grid: np.ndarray, cost: np.ndarray) -> float:
     """Minimum of a cost sampled on a log grid, refined by a parabola through the
     best sample and its neighbours (in log space)."""

@@ -31,6 +31,7 @@ from .body import BodyModel
 from .camera import (
     FocalPrior,
     focal_grid,
+    focal_with_prior,
     normalise_costs,
     project,
     ray_rotation,
@@ -373,11 +374,7 @@ class BodyEstimator:
         evidence = refine_minimum(grid, pooled)
         if self.focal_prior is None or self.focal_prior.weight == 0:
             return FocalEstimate(evidence, per_frame, grid, pooled)
-        # The mean vote (each person-frame's curve in [0, 1]) plus the prior's cost: the
-        # prior weighs as much on a long window as on a short one, since the votes'
-        # errors (the detector's 3D) repeat from frame to frame rather than average out.
-        combined = pooled / len(voters) + self.focal_prior.cost(grid, width)
-        return FocalEstimate(refine_minimum(grid, combined), per_frame, grid, pooled, evidence)
+        return FocalEstimate(focal_with_prior(grid, voters, width, self.focal_prior), per_frame, grid, pooled, evidence)
 
     def __call__(self, obs: PersonFrames, focal_px: float, image_size: tuple[int, int],
                  structure: Structure | None = None, zoom: np.ndarray | None = None,

@@ -122,6 +122,29 @@ def test_focal_landmarks_switch_moves_the_focal_search(rendered, tmp_path, measu
     assert measured("relief_f_err_rel", abs(focals["relief"] / gt.focal_px - 1)) < 0.36  # measured 0.24
 
 
+def test_windows_that_disagree_are_noted_and_stored_as_jumps(tmp_path):
+    """Consecutive windows of the sample's one still shot, made short and the factors
+    made tight, disagree: the store keeps every jump (focal and depth), the terminal and
+    the notes the first of each kind."""
+    res = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path), "-q", "--no-overlay", "--max-frames", "40",
+                  "--set", "estimation.chunk_frames=12", "--set", "estimation.focal_min_person_frames=8",
+                  "--set", "estimation.focal_jump_factor=1.001", "--set", "estimation.depth_jump_factor=1.001")
+    assert res.returncode == 0, res.stderr
+    store = zarr.open_group(str(tmp_path / "sample.zarr"), mode="r")
+    jumps = store.attrs["jumps"]
+    kinds = {j["kind"] for j in jumps}
+    assert kinds == {"focal", "depth"}, jumps
+    for j in jumps:
+        assert j["shot"] == 0 and j["factor"] > 1.001 and j["before"] > 0 and j["after"] > 0
+        assert (j["track_id"] is None) == (j["kind"] == "focal")
+        assert j["frame_index"] % 12 == 0  # a window's first frame (or a track's, where it starts there)
+    noted = [n for n in store.attrs["notes"] if "the previous window's" in n or "depth jumps" in n]
+    assert len(noted) == 1 + len({j["track_id"] for j in jumps if j["kind"] == "depth"})
+    assert "meshstream: WARNING: shot 0: the focal estimated from the window at frame" in res.stderr
+    plain = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path / "plain"), "-q", "--no-overlay", "--max-frames", "24")
+    assert plain.returncode == 0 and zarr.open_group(str(tmp_path / "plain" / "sample.zarr"), mode="r").attrs["jumps"] == []
+
+
 def test_known_focal_gives_metric_depth(rendered, tmp_path, measured):
     clip, gt = rendered
     res = run_cli(str(clip), "-o", str(tmp_path), "-q", "--no-overlay", "--fov-deg", "80")

@@ -56,3 +56,52 @@ def test_a_depth_that_jumps_across_a_window_boundary_is_a_jump_per_track():
 
 def test_jump_factor_is_symmetric():
     assert Jump("focal", 0, 0, 400.0, 800.0).factor == Jump("focal", 0, 0, 800.0, 400.0).factor == 2.0
+
+
+def _window(shot: int, first: int, n_frames: int = 4) -> "Window":
+    from meshstream.stream.messages import PersonFrames, Window
+
+    m = n_frames
+    obs = PersonFrames(np.arange(first, first + m, dtype=np.int64), np.ones(m, np.int64),
+                       np.tile(np.array([[100, 50, 200, 400]], np.float32), (m, 1)),
+                       np.zeros((m, 23, 3), np.float32), np.zeros((m, 23, 3), np.float32))
+    return Window(shot, np.arange(first, first + m, dtype=np.int64), np.arange(m) / 30.0, np.ones(m, np.float32), obs,
+                  np.zeros((m, 33, 3), np.float32))
+
+
+def _solver():
+    from meshstream.stream.shot_solver import ShotSolver
+
+    solver = ShotSolver(image_size=(640, 480), principal_point=np.array([320.0, 240.0]), user_focal=None, cues=[],
+                        fov_range_deg=(15.0, 130.0))
+    solver.start_shot()
+    return solver
+
+
+def _fitter(focal_px: float, evidence_px: float | None, cost_minimum_at: int = 10):
+    """A fitter whose focal search found ``focal_px`` (``evidence_px`` from the votes alone)."""
+    from meshstream.stream.messages import FitResult, FocalEstimate
+
+    grid = np.geomspace(150.0, 2400.0, 64)
+    cost = (np.arange(64) - cost_minimum_at) ** 2.0
+
+    def fit(window, camera, priors):
+        m = len(window.obs)
+        return FitResult(_fit(window.obs.frame_index.tolist(), [1] * m, [2.0] * m), {},
+                         FocalEstimate(focal_px, {}, grid, cost, evidence_px), None, None)
+    return fit
+
+
+def test_the_shot_notes_a_focal_the_prior_moved_or_the_evidence_left_at_the_range_edge():
+    solver = _solver()
+    solved = solver.solve(_window(0, 0), [], np.zeros((0, 4)), _fitter(500.0, 300.0), False)
+    assert solved.focal_px == 500.0 and solved.window_focal_px == 500.0
+    assert len(solver.notes) == 1 and "put the focal at 300 px" in solver.notes[0] and "to 500 px" in solver.notes[0]
+    solver = _solver()  # the prior moved it by 10 %: no note
+    solver.solve(_window(0, 0), [], np.zeros((0, 4)), _fitter(550.0, 500.0), False)
+    assert solver.notes == []
+    solver = _solver()  # the votes' minimum at the range's edge: the note says the prior set it
+    solver.solve(_window(0, 0), [], np.zeros((0, 4)), _fitter(480.0, 150.0, cost_minimum_at=0), False)
+    assert len(solver.notes) == 1
+    assert "edge of its range (150 px" in solver.notes[0] and "the prior over cameras' views set it to 480 px" in \
+        solver.notes[0]
