@@ -58,7 +58,7 @@ def test_jump_factor_is_symmetric():
     assert Jump("focal", 0, 0, 400.0, 800.0).factor == Jump("focal", 0, 0, 800.0, 400.0).factor == 2.0
 
 
-def _window(shot: int, first: int, n_frames: int = 4) -> "Window":
+def _window(shot: int, first: int, n_frames: int = 4):
     from meshstream.stream.messages import PersonFrames, Window
 
     m = n_frames
