@@ -433,7 +433,10 @@ class BodyEstimator:
             sigma2 = 0.05**2
             rho = sigma2 * r / (r + sigma2)
             loss2d = ((rho * w2).sum(1) / w2.sum(1).clamp(min=1e-9)).mean() / sigma2
-            loss = loss2d + self.landmark_weight * self._structure_loss(kp, omega, lm, w3) / 0.05**2 + self._priors(theta, pairs)
+            # The landmarks are in the axes of the ray through the person (as the detector
+            # saw them): the body is compared with them turned back into those axes.
+            lm_loss = self._structure_loss(kp, omega, lm, w3, ray)
+            loss = loss2d + self.landmark_weight * lm_loss / 0.05**2 + self._priors(theta, pairs)
             if silhouette is not None and it >= self.iterations_2d - self.silhouette_iterations:
                 t = torch.cat([txy, log_tz.exp()[:, None]], 1)
                 if (it - self.iterations_2d + self.silhouette_iterations) % self.silhouette_search_every == 0:
@@ -532,9 +535,15 @@ class BodyEstimator:
             return kp @ roma.rotvec_to_rotmat(s.orient).transpose(-1, -2)
 
     @staticmethod
-    def _structure_loss(kp: torch.Tensor, omega: torch.Tensor, lm: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _structure_loss(kp: torch.Tensor, omega: torch.Tensor, lm: torch.Tensor, w: torch.Tensor,
+                        ray: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted mean squared distance of the hip-centred body keypoints ``kp`` turned
+        by ``omega`` (and back into the ray's axes by ``ray``, (M, 3, 3), if given) from
+        the hip-centred landmarks ``lm``, metres²."""
         rot = roma.rotvec_to_rotmat(omega)
         cam = kp @ rot.transpose(-1, -2)
+        if ray is not None:
+            cam = cam @ ray  # camera axes -> the ray's: R_rayᵀ x for each (row) point
         cam = cam - 0.5 * (cam[:, LEFT_HIP] + cam[:, RIGHT_HIP])[:, None]
         target = lm - 0.5 * (lm[:, LEFT_HIP] + lm[:, RIGHT_HIP])[:, None]
         sq = ((cam - target) ** 2).sum(-1)
