@@ -171,19 +171,27 @@ def focal_grid(width: int, height: int, fov_min_deg: float = 15.0, fov_max_deg: 
 
 @dataclass(frozen=True)
 class FocalPrior:
-    """A log-normal prior over the horizontal fields of view cameras have, as a cost
-    added to the focal search's mean per-person-frame cost (each in [0, 1]).
+    """A log-normal prior over the horizontal fields of view cameras have, for a focal
+    search whose evidence does not fix the focal.
+
+    The evidence is the mean of the person-frames' cost curves (each scaled to [0, 1]).
+    It does not fix the focal when its minimum lies at the edge of the searched range,
+    or when the mean cost rises by less than ``flat_rise`` within an octave of its
+    minimum on either side. Then the prior's cost is added to it.
 
     Attributes:
-        fov_deg: Its mode, a horizontal field of view, degrees.
+        fov_deg: The prior's mode, a horizontal field of view, degrees.
         spread: One standard deviation as a factor on the focal (1.5: a focal 1.5x or
             1/1.5x the mode's is one standard deviation away).
         weight: The cost of one standard deviation (0: no prior).
+        flat_rise: Least rise of the mean cost within an octave of its minimum, on both
+            sides, for the evidence to fix the focal alone.
     """
 
     fov_deg: float = 65.0
     spread: float = 1.5
     weight: float = 0.3
+    flat_rise: float = 0.01
 
     def cost(self, grid: np.ndarray, width: int) -> np.ndarray:
         """(F,) the prior's cost at each candidate focal of ``grid`` (pixels) for
@@ -191,26 +199,41 @@ class FocalPrior:
         f_mode = focal_from_fov(self.fov_deg, width)
         return self.weight * (np.log(np.asarray(grid, np.float64) / f_mode) / math.log(self.spread)) ** 2
 
+    def fixes(self, grid: np.ndarray, mean_cost: np.ndarray) -> bool:
+        """Whether the evidence ``mean_cost`` ((F,) on the log-spaced ``grid``) fixes the
+        focal alone: a minimum inside the range that the cost rises from by at least
+        ``flat_rise`` within an octave on both sides (or up to the range's edge)."""
+        i = int(np.nanargmin(mean_cost))
+        if i == 0 or i == len(grid) - 1:
+            return False
+        log_f = np.log(np.asarray(grid, np.float64))
+        rises = [np.interp(log_f[i] + step, log_f, mean_cost) - mean_cost[i] for step in (-math.log(2), math.log(2))]
+        return min(rises) >= self.flat_rise
 
-def focal_with_prior(grid: np.ndarray, votes: np.ndarray, width: int, prior: FocalPrior | None) -> float:
-    """The focal search's answer from person-frames' votes and a prior over views.
+
+def focal_with_prior(grid: np.ndarray, votes: np.ndarray, width: int, prior: FocalPrior | None
+                     ) -> tuple[float, bool]:
+    """The focal search's answer from person-frames' votes, and a prior over views
+    where they do not fix the focal.
 
     Args:
         grid: (F,) candidate focals, pixels (log-spaced).
         votes: (M, F) each person-frame's cost curve, scaled to [0, 1]
             (:func:`normalise_costs`).
         width: Frame width, pixels.
-        prior: The prior, or ``None`` (the votes' pooled minimum).
+        prior: The prior, or ``None`` (the votes alone).
 
     Returns:
-        The minimum of the mean vote plus the prior's cost, pixels. The prior weighs as
-        much on many votes as on few: their errors (the detector's 3D) repeat from
-        frame to frame rather than average out.
+        The focal, pixels: the minimum of the mean vote, or where that does not fix the
+        focal (:meth:`FocalPrior.fixes`), of the mean vote plus the prior's cost; and
+        whether the prior was used. The prior weighs as much on many votes as on few:
+        their errors (the detector's 3D) repeat from frame to frame rather than average
+        out.
     """
     pooled = votes.mean(0)
-    if prior is None or prior.weight == 0:
-        return refine_minimum(grid, pooled)
-    return refine_minimum(grid, pooled + prior.cost(grid, width))
+    if prior is None or prior.weight == 0 or prior.fixes(grid, pooled):
+        return refine_minimum(grid, pooled), False
+    return refine_minimum(grid, pooled + prior.cost(grid, width)), True
 
 
 def refine_minimum(grid: np.ndarray, cost: np.ndarray) -> float:

@@ -76,8 +76,9 @@ class BodyEstimator:
         pose_prior_weight: Weight of the squared-angle pose prior.
         temporal_weight: Weight tying a track's pose to its previous frame.
         fov_range_deg: Horizontal field-of-view range of the focal search.
-        focal_prior: A prior over fields of view combined with the person-frames'
-            evidence in the focal search (``None``: the evidence alone).
+        focal_prior: A prior over fields of view, combined with the person-frames'
+            evidence in the focal search where that does not fix the focal (``None``:
+            the evidence alone).
         fit_shape: Fit one body shape per track (``body.shape_fit_names``); else the
             average body.
         shape_prior_weight: Pull of a track's shape towards its running estimate (and
@@ -371,10 +372,8 @@ class BodyEstimator:
             sel = (obs.frame_index == fi) & usable
             if sel.any():
                 per_frame[int(fi)] = refine_minimum(grid, norm[sel].sum(0)) * float(z[np.argmax(sel)])
-        evidence = refine_minimum(grid, pooled)
-        if self.focal_prior is None or self.focal_prior.weight == 0:
-            return FocalEstimate(evidence, per_frame, grid, pooled)
-        return FocalEstimate(focal_with_prior(grid, voters, width, self.focal_prior), per_frame, grid, pooled, evidence)
+        focal, prior_used = focal_with_prior(grid, voters, width, self.focal_prior)
+        return FocalEstimate(focal, per_frame, grid, pooled, refine_minimum(grid, pooled) if prior_used else None)
 
     def __call__(self, obs: PersonFrames, focal_px: float, image_size: tuple[int, int],
                  structure: Structure | None = None, zoom: np.ndarray | None = None,

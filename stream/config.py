@@ -86,9 +86,10 @@ class EstimationConfig:
     lines_focal: bool = True  # else a still camera seeing the scene's axes obliquely: focal from its lines (models/vanishing.py)
     lines_max_up_deg: float = 10.0  # the lines' scene must stand as the people do: its nearest axis to their up, degrees
     fov_range_deg: list[float] = field(default_factory=lambda: [15.0, 130.0])
-    focal_prior_fov_deg: float = 65.0  # the people's focal search is combined with a log-normal prior over views: its mode
+    focal_prior_fov_deg: float = 65.0  # where the people do not fix the focal: a log-normal prior over views, its mode
     focal_prior_spread: float = 1.5  # one standard deviation, as a factor on the focal
     focal_prior_weight: float = 0.3  # its cost at one standard deviation (0: off), against the mean vote in [0, 1]
+    focal_prior_flat_rise: float = 0.01  # the mean vote rising less within an octave of its minimum: not fixed
     silhouette_weight: float = 1.0  # (1 - soft IoU) of rendered body vs person mask; 0: off
     silhouette_iterations: int = 10  # last refinement steps that include it
     silhouette_size: int = 16  # mask grid cells per side
@@ -214,6 +215,7 @@ class Config:
             (0 < e.focal_prior_fov_deg < 180, "estimation.focal_prior_fov_deg", "must be in (0, 180)"),
             (e.focal_prior_spread > 1, "estimation.focal_prior_spread", "must be > 1"),
             (e.focal_prior_weight >= 0, "estimation.focal_prior_weight", "must be >= 0"),
+            (0 <= e.focal_prior_flat_rise < 1, "estimation.focal_prior_flat_rise", "must be in [0, 1)"),
             (e.focal_jump_factor > 1, "estimation.focal_jump_factor", "must be > 1"),
             (e.depth_jump_factor > 1, "estimation.depth_jump_factor", "must be > 1"),
             (e.silhouette_weight >= 0, "estimation.silhouette_weight", "must be >= 0"),

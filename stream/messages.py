@@ -319,8 +319,9 @@ class FocalEstimate:
             frame's zoom, pixels.
         grid: (F,) candidate focals, pixels.
         cost: (F,) pooled cost (the person-frames' evidence alone).
-        evidence_px: The focal of the evidence alone where a prior over fields of view
-            was combined with it (``focal_px`` is then the combination), else ``None``.
+        evidence_px: The focal of the evidence alone where it did not fix the focal and
+            a prior over fields of view was combined with it (``focal_px`` is then the
+            combination), else ``None``.
     """
 
     focal_px: float
@@ -328,14 +329,6 @@ class FocalEstimate:
     grid: np.ndarray
     cost: np.ndarray
     evidence_px: float | None = None
-
-    @property
-    def prior_moved(self) -> float:
-        """How far the prior moved the estimate from the evidence's: the larger over
-        the smaller (1: no prior, or it did not move it)."""
-        if self.evidence_px is None:
-            return 1.0
-        return max(self.focal_px, self.evidence_px) / min(self.focal_px, self.evidence_px)
 
     @property
     def at_range_edge(self) -> bool:

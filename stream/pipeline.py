@@ -100,7 +100,8 @@ def build_estimator(ec: EstimationConfig, body: BodyModel, base_shape: torch.Ten
     pose_lifter, focal_lifter = load_lifters(ec)
     return BodyEstimator(body, iterations_3d=ec.iterations_3d, iterations_2d=ec.iterations_2d,
                          min_keypoint_conf=ec.min_keypoint_conf, fov_range_deg=tuple(ec.fov_range_deg),
-                         focal_prior=FocalPrior(ec.focal_prior_fov_deg, ec.focal_prior_spread, ec.focal_prior_weight),
+                         focal_prior=FocalPrior(ec.focal_prior_fov_deg, ec.focal_prior_spread, ec.focal_prior_weight,
+                                                ec.focal_prior_flat_rise),
                          silhouette_weight=ec.silhouette_weight, silhouette_iterations=ec.silhouette_iterations,
                          silhouette_search_every=ec.silhouette_search_every, lifter=pose_lifter,
                          focal_lifter=focal_lifter, base_shape=base_shape, shape_frames=shape_frames,

@@ -25,7 +25,6 @@ from .messages import FitResult, FocalEstimate, Frame, ShotCamera, TrackPrior, W
 log = logging.getLogger(__name__)
 
 Fitter = Callable[[Window, ShotCamera, dict[int, TrackPrior]], FitResult]
-PRIOR_NOTE_FACTOR = 1.15  # the prior over views moving the people's focal more than this is noted
 
 
 @dataclass
@@ -200,11 +199,11 @@ class ShotSolver:
             if estimate.evidence_px is not None:
                 edge += f"; the prior over cameras' views set it to {self.focal:.0f} px ({fov:.0f} deg)"
             self.notes.append(edge + "; give --fov-deg or --focal-px if you know it")
-        elif estimate.prior_moved > PRIOR_NOTE_FACTOR:
+        elif estimate.evidence_px is not None:
             self.notes.append(
-                f"shot {self.shot}: the people put the focal at {estimate.evidence_px:.0f} px; the prior over cameras' "
-                f"views (estimation.focal_prior_*) moved it to {self.focal:.0f} px ({fov:.0f} deg): the footage does "
-                "not fix the focal well; give --fov-deg or --focal-px if you know it")
+                f"shot {self.shot}: the people's cost was flat around its minimum ({estimate.evidence_px:.0f} px), so "
+                f"the footage did not fix the focal; the prior over cameras' views (estimation.focal_prior_*) set it "
+                f"to {self.focal:.0f} px ({fov:.0f} deg); give --fov-deg or --focal-px if you know it")
 
     def _shared_ground(self, window: Window, result: FitResult, start: dict[int, TrackPrior], fitter: Fitter,
                        rescaled: list[tuple[int, float]]) -> FitResult:

@@ -92,13 +92,14 @@ def _fitter(focal_px: float, evidence_px: float | None, cost_minimum_at: int = 1
     return fit
 
 
-def test_the_shot_notes_a_focal_the_prior_moved_or_the_evidence_left_at_the_range_edge():
+def test_the_shot_notes_a_focal_the_prior_set_or_the_evidence_left_at_the_range_edge():
     solver = _solver()
     solved = solver.solve(_window(0, 0), [], np.zeros((0, 4)), _fitter(500.0, 300.0), False)
     assert solved.focal_px == 500.0 and solved.window_focal_px == 500.0
-    assert len(solver.notes) == 1 and "put the focal at 300 px" in solver.notes[0] and "to 500 px" in solver.notes[0]
-    solver = _solver()  # the prior moved it by 10 %: no note
-    solver.solve(_window(0, 0), [], np.zeros((0, 4)), _fitter(550.0, 500.0), False)
+    assert len(solver.notes) == 1
+    assert "flat around its minimum (300 px)" in solver.notes[0] and "set it to 500 px" in solver.notes[0]
+    solver = _solver()  # the evidence fixed it (no prior used): no note
+    solver.solve(_window(0, 0), [], np.zeros((0, 4)), _fitter(550.0, None), False)
     assert solver.notes == []
     solver = _solver()  # the votes' minimum at the range's edge: the note says the prior set it
     solver.solve(_window(0, 0), [], np.zeros((0, 4)), _fitter(480.0, 150.0, cost_minimum_at=0), False)
