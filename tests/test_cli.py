@@ -135,8 +135,8 @@ def test_windows_that_disagree_are_noted_and_stored_as_jumps(tmp_path):
     kinds = {j["kind"] for j in jumps}
     assert kinds == {"focal", "depth"}, jumps
     for j in jumps:
-        assert j["shot"] == 0 and j["factor"] > 1.001 and j["before"] > 0 and j["after"] > 0
-        assert (j["track_id"] is None) == (j["kind"] == "focal")
+        assert j["shot"] == 0 and j["factor"] >= 1.001 and j["before"] > 0 and j["after"] > 0
+        assert (j["track_id"] is None) == (j["kind"] == "focal")  # the factor is rounded to 3 decimals
         assert j["frame_index"] % 12 == 0  # a window's first frame (or a track's, where it starts there)
     noted = [n for n in store.attrs["notes"] if "the previous window's" in n or "depth jumps" in n]
     assert len(noted) == 1 + len({j["track_id"] for j in jumps if j["kind"] == "depth"})
