@@ -237,7 +237,7 @@ class Clip:
             key = (jump.kind, jump.shot, jump.track_id)
             if key not in self._jumps_noted:
                 self._jumps_noted.add(key)
-                log.warning("%s", jump.note())
+                log.info("%s", jump.note())  # printed with the notes at the end (stderr stays free mid-run)
                 self.notes.append(jump.note())
 
     def all_notes(self) -> list[str]:

@@ -140,7 +140,7 @@ def test_windows_that_disagree_are_noted_and_stored_as_jumps(tmp_path):
         assert j["frame_index"] % 12 == 0  # a window's first frame (or a track's, where it starts there)
     noted = [n for n in store.attrs["notes"] if "the previous window's" in n or "depth jumps" in n]
     assert len(noted) == 1 + len({j["track_id"] for j in jumps if j["kind"] == "depth"})
-    assert "meshstream: WARNING: shot 0: the focal estimated from the window at frame" in res.stderr
+    assert "meshstream: note: shot 0: the focal estimated from the window at frame" in res.stderr
     plain = run_cli(str(DATA / "sample.mp4"), "-o", str(tmp_path / "plain"), "-q", "--no-overlay", "--max-frames", "24")
     assert plain.returncode == 0 and zarr.open_group(str(tmp_path / "plain" / "sample.zarr"), mode="r").attrs["jumps"] == []
 
