@@ -129,23 +129,35 @@ def focal_errors(obs, size, gt, body, curves: dict | None = None, lifter: Path |
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scene choice shared with ``bench/orientation.py``: ``--clips``, ``--close``,
+    ``--random``, ``--split`` and ``--cache``."""
     parser.add_argument("--clips", default=None, help="comma-separated clip names of the suite")
     parser.add_argument("--close", type=int, default=0, metavar="N", help="N close-range scenes of --split instead")
     parser.add_argument("--random", type=int, default=0, metavar="N", help="N random scenes of --split instead")
     parser.add_argument("--split", choices=("dev", "val", "test"), default="dev", help="seed range (default dev)")
     parser.add_argument("--cache", default=None, help="keep each clip's observations and truth here, and reuse them")
+
+
+def scene_specs(args: argparse.Namespace) -> list:
+    """The suite's clips (``--clips``), or ``--close``/``--random`` scenes of ``--split``."""
+    suite: list = [c for c in SUITE if args.clips is None or c.name in args.clips.split(",")]
+    for kind, n, frames in (("close", args.close, 40), ("random", args.random, 30)):
+        if n:
+            suite = [SceneSpec(kind, seed, frames) for seed in seeds(kind, args.split, n)]
+    return suite
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_scene_arguments(parser)
     parser.add_argument("--curves", type=Path, default=None, help="write each clip's pooled cost curves here (JSON)")
     parser.add_argument("--lifter", type=Path, default=None, help="pose lifter weights (default: the shipped ones)")
     parser.add_argument("--relief", type=Path, default=None, help="relief lifter weights (default: the shipped ones)")
     args = parser.parse_args()
     from meshstream.models.body import AnnyBody
 
-    suite: list = [c for c in SUITE if args.clips is None or c.name in args.clips.split(",")]
-    for kind, n, frames in (("close", args.close, 40), ("random", args.random, 30)):
-        if n:
-            suite = [SceneSpec(kind, seed, frames) for seed in seeds(kind, args.split, n)]
+    suite = scene_specs(args)
     body = AnnyBody()
     work = Path(tempfile.mkdtemp(prefix="meshstream-focal-"))
     results, curves = {}, {}

@@ -24,9 +24,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from accuracy import SUITE, SceneSpec
-from focal_ablation import observed
-from splits import seeds
+from focal_ablation import add_scene_arguments, observed, scene_specs
 
 METHODS = ("landmarks as given", "solvePnP at 60°", "solvePnP at the true focal", "fitted at the true focal")
 
@@ -79,21 +77,14 @@ def errors(obs, size, gt, estimator) -> dict[str, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", default=None, help="comma-separated clip names of the suite")
-    parser.add_argument("--close", type=int, default=0, metavar="N", help="N close-range scenes of --split instead")
-    parser.add_argument("--random", type=int, default=0, metavar="N", help="N random scenes of --split instead")
-    parser.add_argument("--split", choices=("dev", "val", "test"), default="dev", help="seed range (default dev)")
-    parser.add_argument("--cache", default=None, help="keep each clip's observations and truth here, and reuse them")
+    add_scene_arguments(parser)
     args = parser.parse_args()
 
     from meshstream.models.body import AnnyBody
     from meshstream.stream.config import load_config
     from meshstream.stream.pipeline import build_body, build_estimator
 
-    suite: list = [c for c in SUITE if args.clips is None or c.name in args.clips.split(",")]
-    for kind, n, frames in (("close", args.close, 40), ("random", args.random, 30)):
-        if n:
-            suite = [SceneSpec(kind, seed, frames) for seed in seeds(kind, args.split, n)]
+    suite = scene_specs(args)
     config = load_config()
     estimator = build_estimator(config.estimation, *build_body(config.estimation))
     body, work = AnnyBody(), Path(tempfile.mkdtemp(prefix="meshstream-orientation-"))
