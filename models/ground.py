@@ -99,21 +99,32 @@ class GroundEstimate:
             the median track keeps its fitted size.
         scales: Track id -> scale of its body size and distance (1: unchanged).
         tracks: Number of tracks that voted.
+        down_cue: What gave ``down``: ``"scene lines"`` (:meth:`SharedGround.set_down`),
+            ``"torsos"`` (the torsos' image lines about the bodies' mean up axis) or
+            ``"bodies"`` (the fitted bodies' mean up axis alone).
     """
 
     down: np.ndarray
     camera_height_m: float
     scales: dict[int, float]
     tracks: int
+    down_cue: str = "bodies"
 
 
 class SharedGround:
     """Running estimate of the floor and of each track's size from it (one per shot).
 
-    Feed it each chunk's fitted person-frames with :meth:`add`; :meth:`estimate` returns
-    the scales once ``min_tracks`` tracks have each shown their feet in ``min_frames``
-    frames. Heights are kept at each track's unit scale (divided by the scale its fit
-    used), so a rescaled track keeps voting consistently.
+    Feed it each chunk's fitted person-frames with :meth:`add` (and their torsos with
+    :meth:`add_torsos`); :meth:`estimate` returns the scales once ``min_tracks`` tracks
+    have each shown their feet in ``min_frames`` frames. Heights are kept at each
+    track's unit scale (divided by the scale its fit used), so a rescaled track keeps
+    voting consistently.
+
+    The floor's normal is the scene's where :meth:`set_down` gave it. Else it is the
+    fitted bodies' mean down axis refined by the torsos' image lines
+    (:func:`down_from_torsos`): the bodies' axes alone lean by the fits' root-orientation
+    bias, a few degrees (more for a camera looking down), and a degree of error in the
+    normal moves the height a person two metres to the side sees by 3-4 %.
 
     Args:
         min_tracks: Tracks needed before any is rescaled (with two, the floor cannot
@@ -124,10 +135,14 @@ class SharedGround:
         outlier_sd: Prior spread of an outlier's (children, very tall people).
         outlier_prob: Prior share of outliers.
         max_scale: Scales are clipped to ``[1 / max_scale, max_scale]``.
+        up_sd_deg: Scale of the bodies' mean down axis's error as the torsos' prior,
+            degrees; 0 takes the bodies' axis alone.
+        line_sigma: Scale of a torso's miss of the vertical (sine of the angle).
     """
 
     def __init__(self, min_tracks: int = 3, min_frames: int = 8, noise: float = 0.05, typical_sd: float = 0.04,
-                 outlier_sd: float = 0.3, outlier_prob: float = 0.1, max_scale: float = 1.6) -> None:
+                 outlier_sd: float = 0.3, outlier_prob: float = 0.1, max_scale: float = 1.6, up_sd_deg: float = 3.0,
+                 line_sigma: float = 0.05) -> None:
         if min_tracks < 2:
             raise ValueError(f"SharedGround needs min_tracks >= 2, got {min_tracks}")
         self.min_tracks = min_tracks
@@ -137,12 +152,15 @@ class SharedGround:
         self.outlier_sd = outlier_sd
         self.outlier_prob = outlier_prob
         self.max_scale = max_scale
+        self.up_sd_deg = up_sd_deg
+        self.line_sigma = line_sigma
         self.reset()
 
     def reset(self) -> None:
         """Forgets every track and the scene's vertical (a new shot)."""
         self._up: list[np.ndarray] = []
         self._feet: dict[int, list[np.ndarray]] = {}
+        self._torsos: list[np.ndarray] = []
         self.down: np.ndarray | None = None  # (3,) the floor's downward normal when the scene gives it
 
     def set_down(self, down: np.ndarray) -> None:
@@ -176,12 +194,28 @@ class SharedGround:
         for tid in np.unique(track_id[usable]):
             self._feet.setdefault(int(tid), []).append(unit[track_id[usable] == tid])
 
+    def add_torsos(self, planes: np.ndarray) -> None:
+        """Adds upright person-frames' torsos.
+
+        Args:
+            planes: (M, 3) unit normals of the planes through the camera centre and each
+                torso's image line (:func:`line_planes` of :func:`torso_lines`).
+        """
+        planes = np.asarray(planes, np.float64).reshape(-1, 3)
+        if len(planes):
+            self._torsos.append(planes)
+
     def estimate(self) -> GroundEstimate | None:
         """The floor and the tracks' scales, or ``None`` while too few tracks voted."""
         voters = {t: np.concatenate(f) for t, f in self._feet.items() if sum(len(x) for x in f) >= self.min_frames}
         if len(voters) < self.min_tracks:
             return None
-        down = floor_normal(np.concatenate(self._up)) if self.down is None else self.down
+        down, cue = self.down, "scene lines"
+        if down is None:
+            down, cue = floor_normal(np.concatenate(self._up)), "bodies"
+            torsos = np.concatenate(self._torsos) if self._torsos else np.zeros((0, 3))
+            if self.up_sd_deg > 0 and len(torsos) >= self.min_tracks * self.min_frames:
+                down, cue = down_from_torsos(torsos, down, self.up_sd_deg, self.line_sigma), "torsos"
         heights = {t: float(np.median(camera_heights(f, down))) for t, f in voters.items()}
         if min(heights.values()) <= 0:
             return None  # feet above the camera's horizon plane: not a floor seen from above
@@ -191,7 +225,7 @@ class SharedGround:
         log_scale = size_posterior(log_ratio, self.noise, self.typical_sd, self.outlier_sd, self.outlier_prob)
         bound = math.log(self.max_scale)
         scales = {t: float(math.exp(np.clip(s, -bound, bound))) for t, s in zip(tids, log_scale)}
-        return GroundEstimate(down, h, scales, len(voters))
+        return GroundEstimate(down, h, scales, len(voters), cue)
 
 
 # --------------------------------------------------------------------------- the focal from the floor
@@ -274,6 +308,59 @@ def torso_lines(keypoints2d: np.ndarray, principal_point: np.ndarray, min_conf: 
     return lines, seen & (np.linalg.norm(shoulders - hips, axis=1) >= 2.0)
 
 
+def line_planes(lines: np.ndarray, focal_px: np.ndarray | float) -> np.ndarray:
+    """Unit normals of the planes through the camera centre and each image line.
+
+    Args:
+        lines: (M, 3) homogeneous lines in pixels relative to the principal point
+            (:func:`torso_lines`).
+        focal_px: Each line's focal length (scalar or (M,)), pixels.
+
+    Returns:
+        (M, 3) unit vectors in camera axes (zero rows stay zero).
+    """
+    f = np.broadcast_to(np.asarray(focal_px, np.float64), (len(lines),))
+    normals = np.asarray(lines, np.float64) * np.stack([f, f, np.ones_like(f)], 1)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+
+
+def down_from_torsos(planes: np.ndarray, prior_down: np.ndarray, prior_sd_deg: float = 3.0,
+                     line_sigma: float = 0.05) -> np.ndarray:
+    """The floor's downward normal that upright torsos show, near a prior direction.
+
+    An upright torso is vertical, so the plane through the camera centre and its image
+    line holds the floor's normal. Each plane's miss (the sine of the angle between it
+    and the candidate normal) counts with a Cauchy cost of scale ``line_sigma``; the
+    angle from ``prior_down`` (the fitted bodies' mean down axis) with a Gaussian of
+    ``prior_sd_deg``. Where the torsos leave a direction unobserved (everyone near the
+    image's centre line leaves the tilt free), the prior keeps it.
+
+    Args:
+        planes: (M, 3) unit normals of the torsos' planes (:func:`line_planes`).
+        prior_down: (3,) unit vector pointing down (+y side), camera axes.
+        prior_sd_deg: Scale of the prior's error, degrees.
+        line_sigma: Scale of a torso's miss of the vertical (sine of the angle).
+
+    Returns:
+        (3,) unit vector: the floor's downward normal in camera axes.
+    """
+    from scipy.optimize import minimize
+
+    planes = np.asarray(planes, np.float64)
+    prior = np.asarray(prior_down, np.float64) / np.linalg.norm(prior_down)
+    sd = math.radians(prior_sd_deg)
+
+    def cost(p: np.ndarray) -> float:
+        down = floor_down(p[0], p[1])
+        angle = math.acos(min(max(float(down @ prior), -1.0), 1.0))
+        return float(np.log1p(((planes @ down) / line_sigma) ** 2).sum() + 0.5 * (angle / sd) ** 2)
+
+    start = np.array([math.asin(np.clip(prior[2], -1.0, 1.0)), math.atan2(-prior[0], prior[1])])
+    best = min((minimize(cost, start + np.array([step, 0.0]), method="Nelder-Mead",
+                         options={"xatol": 1e-6, "fatol": 1e-8}) for step in _TILT_STARTS), key=lambda r: r.fun)
+    return floor_down(best.x[0], best.x[1])
+
+
 def _track_smooth(values: np.ndarray, track_id: np.ndarray, frame_index: np.ndarray, window: int) -> np.ndarray:
     """Moving average of ``values`` (M, D) over ``window`` frames within each track."""
     from scipy.ndimage import uniform_filter1d
@@ -300,9 +387,7 @@ class _FloorCost:
 
     def _normals(self, focal_px: float) -> np.ndarray:
         """(M, 3) unit normals of the planes through the camera centre and each torso line."""
-        f = focal_px * self.zoom
-        normals = self.lines * np.stack([f, f, np.ones_like(f)], 1)
-        return normals / np.linalg.norm(normals, axis=1, keepdims=True)
+        return line_planes(self.lines, focal_px * self.zoom)
 
     def _line_cost(self, normals: np.ndarray, p: np.ndarray) -> float:
         return float(np.log1p(((normals @ floor_down(p[0], p[1])) / self.line_sigma) ** 2).sum()

@@ -266,7 +266,7 @@ class Clip:
         s = self.solver
         self.totals.statures_m = self.finalizer(self.store, s.shapes, s.row_scales)
         grounds = [None if g is None else {"down": [round(float(x), 4) for x in g.down],
-                                           "camera_height_m": round(g.camera_height_m, 3), "tracks": g.tracks,
+                                           "down_cue": g.down_cue, "camera_height_m": round(g.camera_height_m, 3), "tracks": g.tracks,
                                            "size_scale": {str(t): round(v, 3) for t, v in g.scales.items()}}
                    for g in s.ground_estimates]
         self.store.close(complete, notes=notes, n_shots=len(s.shot_focals), shared_ground=grounds, **self._records())

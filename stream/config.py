@@ -99,6 +99,7 @@ class EstimationConfig:
     focal_landmarks: str = "detector"  # the 3D landmarks the focal search reads: detector | relief_lifter | pose_lifter
     shared_ground: bool = False  # 3+ people on one floor: rescale those whose size disagrees (models/ground.py)
     ground_min_tracks: int = 3  # tracks that must show their feet before any is rescaled
+    ground_up_sd_deg: float = 3.0  # the torsos refine the bodies' down axis this far (degrees); 0: the bodies' alone
     person_height_m: float | None = None  # known standing height: every track's body is sized to it (metres)
     focal_jump_factor: float = 1.5  # consecutive windows of a still shot whose focal estimates differ more: a note and a stored jump
     depth_jump_factor: float = 1.25  # a track's raw depth across two windows' boundary differing more: the same
@@ -202,6 +203,7 @@ class Config:
             (0 <= p.min_pose_score <= 1, "perception.min_pose_score", "must be in [0, 1]"),
             (t.reid_s >= 0, "tracking.reid_s", "must be >= 0"),
             (e.ground_min_tracks >= 2, "estimation.ground_min_tracks", "must be >= 2"),
+            (e.ground_up_sd_deg >= 0, "estimation.ground_up_sd_deg", "must be >= 0 (0: the bodies' down axis alone)"),
             (0 < e.lines_max_up_deg <= 45, "estimation.lines_max_up_deg", "must be in (0, 45]"),
             (0 <= t.low_score <= t.high_score <= 1, "tracking.low_score",
              "and tracking.high_score must satisfy 0 <= low_score <= high_score <= 1"),

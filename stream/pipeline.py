@@ -294,10 +294,10 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
     if ec.floor_focal:
         cues.append(FloorCue(image_size=size, principal_point=pp, fov_range_deg=fov_range,
                              min_keypoint_conf=ec.min_keypoint_conf))
+    ground = SharedGround(min_tracks=ec.ground_min_tracks, up_sd_deg=ec.ground_up_sd_deg) if ec.shared_ground else None
     solver = ShotSolver(image_size=size, principal_point=pp, user_focal=user_focal, cues=cues,
-                        fov_range_deg=fov_range, ground=SharedGround(min_tracks=ec.ground_min_tracks)
-                        if ec.shared_ground else None, height_m=height_m, min_keypoint_conf=ec.min_keypoint_conf,
-                        zoom=zoom, notes=notes)
+                        fov_range_deg=fov_range, ground=ground, height_m=height_m,
+                        min_keypoint_conf=ec.min_keypoint_conf, zoom=zoom, notes=notes)
     perceive = FramePerceiver(
         perceiver=build_perceiver(c.perception, c.yolo),
         tracker=build_tracker(tc, first_id=max(stored.track_ids, default=0) + 1 if stored else 1),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from meshstream.models.camera import fov_from_focal
+from meshstream.models.ground import line_planes, torso_lines
 
 from .focal_cues import ShotEvidence
 from .messages import FitResult, FocalEstimate, Frame, ShotCamera, TrackPrior, Window
@@ -213,6 +214,10 @@ class ShotSolver:
         ankles_seen = (obs.keypoints2d[:, 15:17, 2] >= self.min_keypoint_conf).all(1)
         used = np.array([self._scale(t) for t in fit.track_id])
         self.ground.add(fit.track_id, result.feet, result.up, used, fit.fit_ok & ankles_seen)
+        if self.focal is not None:  # the torsos' planes need the focal
+            lines, torso_seen = torso_lines(obs.keypoints2d, self.principal_point, self.min_keypoint_conf)
+            upright = fit.fit_ok & torso_seen
+            self.ground.add_torsos(line_planes(lines[upright], (self.focal * window.obs_zoom)[upright]))
         ground = self.ground.estimate()
         if ground is None:
             return result
