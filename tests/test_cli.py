@@ -704,6 +704,7 @@ def test_real_footage_lines_give_a_floor_the_people_agree_on(tmp_path, measured)
     attrs = zarr.open_group(str(tmp_path / "vtest_cut.zarr"), mode="r").attrs
     assert attrs["shot_focal_cue"] == ["lines"]
     (floor,) = attrs["shared_ground"]
+    assert floor["down_cue"] == "scene lines"
     assert measured("floor_tracks", floor["tracks"]) >= 3
     for k, s in floor["size_scale"].items():
         measured(f"log_scale_t{k}", abs(math.log(s)))
