@@ -52,6 +52,18 @@ LEFT_HIP, RIGHT_HIP = 11, 12  # in coco17 and coco23
 LEFT_SHOULDER, RIGHT_SHOULDER = 5, 6
 
 
+def mirror_index(layout: str) -> np.ndarray:
+    """(K,) for each point of ``layout``, the index of its other-side twin (itself for a
+    point on the midline): ``points[mirror_index(layout)]`` exchanges left and right."""
+    names = LAYOUTS[layout]
+    twin = {"left": "right", "right": "left"}
+    out = []
+    for name in names:
+        other = "_".join(twin.get(part, part) for part in name.split("_"))
+        out.append(names.index(other) if other in names else names.index(name))
+    return np.asarray(out, dtype=np.int64)
+
+
 def blazepose33_to_coco23(points: np.ndarray) -> np.ndarray:
     """Reorders BlazePose-33 points into the COCO-23 layout.
 

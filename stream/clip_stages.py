@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class FramePerceiver:
-    """Per clip: the persons of each frame (tracked), its zoom since the shot began, and
-    shot cuts.
+    """Per clip: the persons of each frame (tracked, left and right kept true to their
+    facing), its zoom since the shot began, and shot cuts.
 
     Args:
         perceiver: The person detector and landmarker.
@@ -35,12 +35,14 @@ class FramePerceiver:
         zoom: A ``ZoomTracker``, or ``None``: zoom 1.
         continues_shot: A resumed run's first frame goes on with the stored shot.
         zoom_base: That shot's zoom at the resumed frame (1 otherwise).
+        sides: A ``SideKeeper`` (left and right true to each track's facing), or ``None``.
     """
 
     def __init__(self, *, perceiver, tracker, shots=None, zoom=None, continues_shot: bool = False,
-                 zoom_base: float = 1.0) -> None:
+                 zoom_base: float = 1.0, sides=None) -> None:
         self.perceiver = perceiver
         self.tracker = tracker
+        self.sides = sides
         self.shots = shots
         self.zoom = zoom
         self._continues = continues_shot
@@ -67,6 +69,8 @@ class FramePerceiver:
         if self._shots_begun:
             self.perceiver.reset()
             self.tracker.reset()
+            if self.sides is not None:
+                self.sides.reset()
         self._shots_begun += 1
         if self.zoom is not None:
             self.zoom.reset()
@@ -77,7 +81,10 @@ class FramePerceiver:
         dets = self.perceiver(frame)
         zoom = self.zoom_base * self.zoom(frame, dets.xyxy) if self.zoom is not None else 1.0
         dets = self.tracker(dets, frame)
-        return dets[dets.track_id >= 0], zoom
+        dets = dets[dets.track_id >= 0]
+        if self.sides is not None:
+            dets = self.sides(dets, frame.pts_seconds)
+        return dets, zoom
 
     @property
     def zooming(self) -> bool:

@@ -59,6 +59,7 @@ class TrackingConfig:
     reid_s: float = 2.0
     iou_gate: float = 0.1
     tracker: str = "ours"  # ours | bytetrack | botsort (ultralytics', the yolo extra)
+    keep_sides: bool = True  # exchange left and right where a track's labels flip to facing the camera
     detect_cuts: bool = True
     detect_zoom: bool = True
     cut_hist_threshold: float = 0.35

@@ -249,6 +249,7 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
     from meshstream.models.placement import BodyPlacer
     from meshstream.tracking.filters import PoseSmoother, TranslationSmoother
     from meshstream.tracking.shots import ShotDetector
+    from meshstream.tracking.sides import SideKeeper
     from meshstream.tracking.zoom import ZoomTracker
 
     from .clip import Clip
@@ -303,7 +304,8 @@ def build_clip(config, info, out_dir, stem: str, software_version: str, *, intri
         tracker=build_tracker(tc, first_id=max(stored.track_ids, default=0) + 1 if stored else 1),
         shots=ShotDetector(hist_threshold=tc.cut_hist_threshold, diff_threshold=tc.cut_diff_threshold)
         if tc.detect_cuts else None, zoom=zoom, continues_shot=stored is not None,
-        zoom_base=stored.last_zoom if stored is not None and zoom is not None else 1.0)
+        zoom_base=stored.last_zoom if stored is not None and zoom is not None else 1.0,
+        sides=SideKeeper() if tc.keep_sides else None)
     placer = BodyPlacer(body, base_shape=base)
     fc = c.filter
     track_filter = TrackFilter(
@@ -367,13 +369,16 @@ def observe_clip(path: str, config, max_frames: int | None = None):
         The :class:`~meshstream.stream.clip_stages.Observer` (its ``frames``,
         ``detections`` and ``observations()``) and the source's ``VideoInfo``.
     """
+    from meshstream.tracking.sides import SideKeeper
+
     from .clip_stages import FramePerceiver, Observer
     from .executors import InlineExecutor
     from .sources import open_source
 
     source = open_source(str(path), max_frames=max_frames)
     observer = Observer(perceive=FramePerceiver(perceiver=build_perceiver(config.perception, config.yolo),
-                                                tracker=build_tracker(config.tracking)))
+                                                tracker=build_tracker(config.tracking),
+                                                sides=SideKeeper() if config.tracking.keep_sides else None))
     try:
         InlineExecutor().run(source, observer)
     finally:
