@@ -43,26 +43,30 @@ PAIRS = ("detected 2D + fitted 3D", "detected 2D + lifted 3D", "detected 2D + re
          "detected 2D + true ray-relative 3D", "true 2D + fitted 3D", "true 2D + true 3D")
 
 
-def observe(clip: Path):
-    """PersonFrames of a clip from the real perception and tracking stages."""
+def observe(clip: Path, keep_sides: bool = True):
+    """PersonFrames of a clip from the real perception and tracking stages (``keep_sides``
+    ``False``: the landmarker's left and right labels as it gave them)."""
     from meshstream.stream.config import load_config
     from meshstream.stream.pipeline import observe_clip
 
-    observer, info = observe_clip(str(clip), load_config())  # the CLI's own perception and tracking settings
+    # the CLI's own perception and tracking settings
+    config = load_config(None, [] if keep_sides else ["tracking.keep_sides=false"])
+    observer, info = observe_clip(str(clip), config)
     return observer.observations()[0], (info.width, info.height)
 
 
-def observed(spec, work: Path, body, cache: str | None):
-    """(observations, frame size, ground truth) of a suite clip, from ``cache`` if there."""
+def observed(spec, work: Path, body, cache: str | None, keep_sides: bool = True):
+    """(observations, frame size, ground truth) of a suite clip, from ``cache`` if there
+    (``keep_sides`` as in :func:`observe`; its own file)."""
     import pickle
 
-    path = Path(cache) / f"{spec.name}.pkl" if cache else None
+    path = Path(cache) / f"{spec.name}{'' if keep_sides else '_as_given'}.pkl" if cache else None
     if path is not None and path.exists():
         with open(path, "rb") as fh:
             return pickle.load(fh)
     clip, gt = render(spec, work, body)
     gt.vertices = None  # large, unused here
-    result = (*observe(clip), gt)
+    result = (*observe(clip, keep_sides), gt)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as fh:

@@ -11,7 +11,8 @@ the keeper), per matched person-frame:
   (the swapped person-frames exchanged: what a perfect keeper would reach).
 
 Prints one row per scene and the totals. Scenes as in ``bench/focal_ablation.py`` (whose
-``--cache`` it shares: observations cached there are the labels as given).
+``--cache`` it shares; its observations, the labels as given, are cached as
+``NAME_as_given.pkl``).
 
 Usage: python bench/sides.py [--clips NAME,... | --close N | --random N] [--split dev|val|test] [--cache DIR]
 """
@@ -90,7 +91,7 @@ def main() -> None:
     print("| clip | person-frames | swapped | after the keeper | " + " | ".join(f"MPJPE {m}" for m in METHODS) + " |")
     print("|---|---:|---:|---:" + "|---:" * len(METHODS) + "|")
     for spec in scene_specs(args):
-        obs, size, gt = observed(spec, work, body, args.cache)
+        obs, size, gt = observed(spec, work, body, args.cache, keep_sides=False)
         person = gt.match(obs.frame_index, obs.bbox_xyxy) if len(obs) else np.zeros(0, int)
         rows = np.nonzero(person >= 0)[0]
         if len(rows) == 0:
