@@ -83,7 +83,7 @@ class FramePerceiver:
         dets = self.tracker(dets, frame)
         dets = dets[dets.track_id >= 0]
         if self.sides is not None:
-            dets = self.sides(dets, frame.pts_seconds)
+            dets = self.sides(dets, frame.pts_seconds, zoom)
         return dets, zoom
 
     @property

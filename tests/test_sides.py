@@ -17,10 +17,10 @@ NAMES = LAYOUTS["coco17"]
 FPS = 25.0
 
 
-def _person(turn: float, x0: float = 300.0) -> np.ndarray:
+def _person(turn: float, x0: float = 300.0, scale: float = 1.0) -> np.ndarray:
     """(17, 3) COCO-17 keypoints of an upright person turned ``turn`` (1: facing the
     camera, -1: away, 0: side-on) at column ``x0``: torso 100 px, shoulders 50 px and hips
-    36 px wide when square on (``facing`` 0.43 at ``turn`` 1)."""
+    36 px wide when square on (``facing`` 0.43 at ``turn`` 1), all times ``scale``."""
     kp = np.zeros((17, 3), np.float32)
     kp[:, 2] = 0.9
     for name, x, y in (("nose", 0, -130), ("left_eye", 8, -138), ("right_eye", -8, -138), ("left_ear", 14, -134),
@@ -28,15 +28,16 @@ def _person(turn: float, x0: float = 300.0) -> np.ndarray:
                        ("left_elbow", 30, -55), ("right_elbow", -30, -55), ("left_wrist", 32, -10),
                        ("right_wrist", -32, -10), ("left_hip", 18, 0), ("right_hip", -18, 0), ("left_knee", 18, 80),
                        ("right_knee", -18, 80), ("left_ankle", 18, 160), ("right_ankle", -18, 160)):
-        kp[NAMES.index(name), :2] = (x0 + turn * x, 300 + y)
+        kp[NAMES.index(name), :2] = (x0 + turn * x * scale, 300 + y * scale)
     return kp
 
 
-def _run(keeper: SideKeeper, turns: list[float], track: int = 1) -> list[bool]:
-    """Feeds one track's frames (``turns`` as the labels say) and returns which the keeper exchanged."""
+def _run(keeper: SideKeeper, turns: list[float], track: int = 1, shrink_per_s: float = 0.0) -> list[bool]:
+    """Feeds one track's frames (``turns`` as the labels say; the person's image shrinking
+    by ``shrink_per_s``, log units a second) and returns which the keeper exchanged."""
     out = []
     for i, t in enumerate(turns):
-        kp = _person(t)[None]
+        kp = _person(t, scale=math.exp(-shrink_per_s * i / FPS))[None]
         lm = np.linspace(-0.5, 0.5, 51, dtype=np.float32).reshape(1, 17, 3)
         dets = Detections(xyxy=np.array([[250, 150, 350, 470]]), score=np.ones(1), keypoints=kp,
                           keypoint_layout="coco17", landmarks3d=lm, track_id=np.array([track]))
@@ -63,8 +64,9 @@ def test_mirror_index_pairs_the_sides_and_keeps_the_midline():
 def test_facing_reads_the_labels_and_skips_an_unseen_torso():
     kp = np.stack([_person(1.0), _person(-1.0), _person(0.0), _person(1.0)])
     kp[3, NAMES.index("left_hip"), 2] = 0.1
-    f = facing(kp, (5, 6, 11, 12), 0.5)
+    f, length = facing(kp, (5, 6, 11, 12), 0.5)
     assert f[0] == pytest.approx(0.43) and f[1] == pytest.approx(-0.43) and f[2] == 0.0 and np.isnan(f[3])
+    assert length[0] == pytest.approx(100.0) and np.isnan(length[3])
 
 
 def test_a_run_of_fronts_inside_a_walk_away_is_exchanged():
@@ -86,6 +88,14 @@ def test_a_front_with_one_back_frame_a_real_turn_and_a_late_flip_are_left_alone(
     res = keeper(Detections(xyxy=np.array([[250, 150, 350, 470]]), score=np.ones(1), keypoints=kp,
                             keypoint_layout="coco17", track_id=np.array([1])), 5 / FPS + 0.3)
     assert np.array_equal(res.keypoints, kp)
+
+
+def test_labels_that_flicker_are_exchanged_only_for_someone_moving_away():
+    """Labels that flip back and forth (BlazePose on a person raising their arms) and then
+    say "away" for a while: the next "toward" is a swap only if the person recedes."""
+    turns = [1.0, 1.0, -1.0, 1.0, -1.0] + [-1.0] * 12 + [1.0] * 3
+    assert not any(_run(SideKeeper(), turns))  # standing still: left alone
+    assert _run(SideKeeper(), turns, shrink_per_s=0.3)[-3:] == [True] * 3  # walking away (0.3 a second)
 
 
 def test_tracks_are_kept_apart_and_a_new_shot_forgets_them():

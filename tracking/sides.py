@@ -3,10 +3,9 @@
 BlazePose now and then reads a person seen from behind as facing the camera: it gives
 their left side the right side's labels, and its 3D landmarks face the camera. Fitted as
 given, such a body faces the camera and walks backwards. It does so in runs of frames
-within a track, and (on our renders) never the other way: on the close-range validation
-scenes of ``bench/accuracy.py --close`` 9 % of person-frames are swapped, all of them of
-people facing away, none of the 261 frames of people facing the camera
-(``bench/sides.py``).
+within a track, and mostly not the other way: on the close-range validation scenes of
+``bench/accuracy.py --close`` 9 % of person-frames are swapped, all of them of people
+facing away, none of the 261 frames of people facing the camera (``bench/sides.py``).
 
 The labels say which way a person faces: an upright person facing the camera shows
 their left shoulder and hip to the right of the right ones in the image. A swap flips
@@ -18,9 +17,11 @@ track and causally (offline and live alike):
 2. A frame whose labels say, confidently, that the person faces the camera, within
    ``max_gap_s`` of the track's last confident frame that (as corrected) faced away, is
    a swap where the track's labels said "away" more often than "toward" over the last
-   ``history_s``: from it on the track's labels are exchanged, until a frame of rule 1.
-   (BlazePose does read a front as a back now and then, for a frame: the count keeps
-   such a frame from turning the track.)
+   ``history_s`` and, if they changed their mind more than ``max_flips`` times in it,
+   the person moves away (the torso shrinks): from it on the track's labels are
+   exchanged, until a frame of rule 1. (BlazePose does read a front as a back now and
+   then: for a frame, which the count outvotes, or back and forth for a while, as on
+   the bundled sample's person raising their arms, who stands still.)
 3. Side-on frames, and frames whose torso is not seen, keep the track's state.
 
 What it cannot see: a track that is swapped from its first frame stays so until the
@@ -65,7 +66,8 @@ def exchange_sides(keypoints: np.ndarray, landmarks3d: np.ndarray | None, mirror
     return keypoints[..., mirror, :].copy(), lm
 
 
-def facing(keypoints: np.ndarray, torso: tuple[int, int, int, int], min_conf: float) -> np.ndarray:
+def facing(keypoints: np.ndarray, torso: tuple[int, int, int, int], min_conf: float
+           ) -> tuple[np.ndarray, np.ndarray]:
     """Which way the labels say each person faces.
 
     Args:
@@ -75,15 +77,16 @@ def facing(keypoints: np.ndarray, torso: tuple[int, int, int, int], min_conf: fl
 
     Returns:
         (N,) the horizontal offset of the left shoulder and hip from the right ones over
-        twice the torso's length (shoulder midpoint to hip midpoint): positive where the
-        labels say the person faces the camera, negative away, about 0.7 at most for an
-        upright adult; NaN where the torso is not seen.
+        twice the torso's length: positive where the labels say the person faces the
+        camera, negative away, about 0.7 at most for an upright adult; and (N,) the
+        torso's length (shoulder midpoint to hip midpoint), pixels. Both NaN where the
+        torso is not seen.
     """
     ls, rs, lh, rh = (keypoints[:, i] for i in torso)
     offset = (ls[:, 0] - rs[:, 0]) + (lh[:, 0] - rh[:, 0])
     length = np.linalg.norm(0.5 * (ls[:, :2] + rs[:, :2]) - 0.5 * (lh[:, :2] + rh[:, :2]), axis=1)
     seen = (np.stack([ls[:, 2], rs[:, 2], lh[:, 2], rh[:, 2]], 1) >= min_conf).all(1) & (length >= 2.0)
-    return np.where(seen, offset / np.maximum(2.0 * length, 1e-9), np.nan)
+    return np.where(seen, offset / np.maximum(2.0 * length, 1e-9), np.nan), np.where(seen, length, np.nan)
 
 
 @dataclass
@@ -93,7 +96,7 @@ class _TrackSides:
     exchanged: bool = False
     last_sign: float = 0.0  # the last confident frame's facing, as corrected: +1 the camera, -1 away
     last_time: float = -np.inf
-    history: deque = field(default_factory=deque)  # (time, +1 toward / -1 away) of confident frames, as given
+    history: deque = field(default_factory=deque)  # (time, +1 toward / -1 away, log torso length) of confident frames
 
 
 class SideKeeper:
@@ -109,13 +112,19 @@ class SideKeeper:
         max_gap_s: A flip to facing the camera counts as a swap within this many seconds
             of the last confident frame that faced away ...
         history_s: ... where the labels said "away" more often than "toward" over
-            this many seconds.
+            this many seconds ...
+        max_flips: ... and changed between the two at most this many times, or the
+            person moves away:
+        min_recede: ... their torso shrinks by at least this much per second (log of
+            its length at zoom 1, a straight-line fit over the history, 0.1: about 0.3 m
+            a second at 3 m).
     """
 
     def __init__(self, *, min_conf: float = 0.5, min_facing: float = 0.3, max_facing: float = 1.0,
-                 max_gap_s: float = 0.15, history_s: float = 1.0) -> None:
+                 max_gap_s: float = 0.15, history_s: float = 1.0, max_flips: int = 2,
+                 min_recede: float = 0.1) -> None:
         self.min_conf, self.min_facing, self.max_facing = min_conf, min_facing, max_facing
-        self.max_gap_s, self.history_s = max_gap_s, history_s
+        self.max_gap_s, self.history_s, self.max_flips, self.min_recede = max_gap_s, history_s, max_flips, min_recede
         self._layouts: dict[str, tuple[np.ndarray, tuple[int, int, int, int]]] = {}
         self._tracks: dict[int, _TrackSides] = {}
         self.exchanged_frames = 0  # person-frames whose labels were exchanged
@@ -128,21 +137,36 @@ class SideKeeper:
             self._layouts[layout] = (mirror_index(layout), torso)
         return self._layouts[layout]
 
+    def _backs_hold(self, history: deque) -> bool:
+        """The labels said "away" more often than "toward" over the history, and changed
+        between the two at most ``max_flips`` times or the person moves away."""
+        if not history:
+            return False
+        times, signs, sizes = (np.asarray(x, np.float64) for x in zip(*history))
+        if signs.sum() >= 0:
+            return False
+        if int((signs[1:] != signs[:-1]).sum()) <= self.max_flips:
+            return True
+        if len(times) < 4 or np.ptp(times) < 0.5 * self.history_s:
+            return False
+        return float(np.polyfit(times, sizes, 1)[0]) <= -self.min_recede
+
     def reset(self) -> None:
         """A new shot: tracks start again."""
         self._tracks = {}
 
-    def __call__(self, dets: Detections, time_s: float) -> Detections:
+    def __call__(self, dets: Detections, time_s: float, zoom: float = 1.0) -> Detections:
         """One frame's tracked detections with their labels made true to their facing.
 
         Args:
             dets: Tracked detections (``track_id`` set) of one frame.
             time_s: The frame's time, seconds.
+            zoom: The frame's zoom since the shot began (sizes are compared at zoom 1).
         """
         if len(dets) == 0:
             return dets
         mirror, torso = self._indices(dets.keypoint_layout)
-        raw = facing(dets.keypoints, torso, self.min_conf)
+        raw, length = facing(dets.keypoints, torso, self.min_conf)
         exchange = np.zeros(len(dets), bool)
         for i, tid in enumerate(dets.track_id.tolist()):
             state = self._tracks.setdefault(int(tid), _TrackSides())
@@ -153,12 +177,12 @@ class SideKeeper:
             if confident and f < 0:
                 state.exchanged = False
             elif confident and not state.exchanged and state.last_sign < 0 \
-                    and time_s - state.last_time <= self.max_gap_s and sum(s for _, s in state.history) < 0:
+                    and time_s - state.last_time <= self.max_gap_s and self._backs_hold(state.history):
                 state.exchanged = True
             if confident:
                 state.last_sign = -1.0 if state.exchanged or f < 0 else 1.0
                 state.last_time = time_s
-                state.history.append((time_s, 1 if f > 0 else -1))
+                state.history.append((time_s, 1 if f > 0 else -1, float(np.log(length[i] / zoom))))
             exchange[i] = state.exchanged
         if not exchange.any():
             return dets
