@@ -3,8 +3,8 @@
 On the real perception output of each scene (the labels as BlazePose gave them, before
 the keeper), per matched person-frame:
 
-- whether its labels are swapped: its detected left/right keypoints lie nearer the
-  true projections of the other side's (summed over the seen side points, 30 % nearer);
+- whether its labels are swapped (``models.metrics.sides_swapped``: its detected
+  left/right keypoints lie 30 % nearer the true projections of the other side's);
 - the same after ``SideKeeper`` (the program's settings);
 - MPJPE at the true focal (hip-aligned, camera axes) of the body the estimator fits to
   the labels as given, as the keeper leaves them, and as the truth would correct them
@@ -30,19 +30,14 @@ from focal_ablation import add_scene_arguments, observed, scene_specs
 METHODS = ("as given", "SideKeeper", "truth-corrected")
 
 
-def swapped(obs, gt, person: np.ndarray, rows: np.ndarray, min_conf: float = 0.5) -> np.ndarray:
-    """(len(rows),) bool: the person-frame's left and right labels are swapped."""
-    from meshstream.models.keypoints import mirror_index
+def swapped(obs, gt, person: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(len(rows),) bool: the person-frame's left and right labels are swapped
+    (:func:`~meshstream.models.metrics.sides_swapped`)."""
+    from meshstream.models.metrics import sides_swapped
 
-    mirror = mirror_index("coco17")
-    sides = np.nonzero(mirror != np.arange(17))[0]
-    kp = obs.keypoints2d[rows, :17]
     true3d = gt.keypoints3d[person[rows], obs.frame_index[rows]]
     true2d = gt.focal_px * true3d[..., :2] / true3d[..., 2:] + gt.principal_point
-    seen = kp[:, sides, 2] >= min_conf
-    as_given = np.where(seen, np.linalg.norm(kp[:, sides, :2] - true2d[:, sides], axis=-1), 0.0).sum(1)
-    exchanged = np.where(seen, np.linalg.norm(kp[:, mirror[sides], :2] - true2d[:, sides], axis=-1), 0.0).sum(1)
-    return exchanged < 0.7 * as_given
+    return sides_swapped(obs.keypoints2d[rows, :17], true2d)
 
 
 def kept(obs, fps: float):

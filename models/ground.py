@@ -344,8 +344,6 @@ def down_from_torsos(planes: np.ndarray, prior_down: np.ndarray, prior_sd_deg: f
     Returns:
         (3,) unit vector: the floor's downward normal in camera axes.
     """
-    from scipy.optimize import minimize
-
     planes = np.asarray(planes, np.float64)
     prior = np.asarray(prior_down, np.float64) / np.linalg.norm(prior_down)
     sd = math.radians(prior_sd_deg)
@@ -353,12 +351,31 @@ def down_from_torsos(planes: np.ndarray, prior_down: np.ndarray, prior_sd_deg: f
     def cost(p: np.ndarray) -> float:
         down = floor_down(p[0], p[1])
         angle = math.acos(min(max(float(down @ prior), -1.0), 1.0))
-        return float(np.log1p(((planes @ down) / line_sigma) ** 2).sum() + 0.5 * (angle / sd) ** 2)
+        return torso_miss_cost(planes, down, line_sigma) + 0.5 * (angle / sd) ** 2
 
     start = np.array([math.asin(np.clip(prior[2], -1.0, 1.0)), math.atan2(-prior[0], prior[1])])
-    best = min((minimize(cost, start + np.array([step, 0.0]), method="Nelder-Mead",
-                         options={"xatol": 1e-6, "fatol": 1e-8}) for step in _TILT_STARTS), key=lambda r: r.fun)
+    best = _minimise_tilt_roll(cost, start, _TILT_STARTS, xatol=1e-6, fatol=1e-8)
     return floor_down(best.x[0], best.x[1])
+
+
+def torso_miss_cost(planes: np.ndarray, down: np.ndarray, line_sigma: float) -> float:
+    """Cauchy cost of the torsos' planes missing the vertical ``down``: the sum of
+    ``log(1 + (n . down / line_sigma)^2)`` over the planes' unit normals ``n`` (M, 3)."""
+    return float(np.log1p(((planes @ down) / line_sigma) ** 2).sum())
+
+
+def _minimise_tilt_roll(cost, start: np.ndarray, tries: tuple[float, ...], xatol: float, fatol: float):
+    """Nelder-Mead on ``cost((tilt, roll))`` from ``start`` offset in tilt by each of
+    ``tries`` (radians); the best end's ``OptimizeResult``."""
+    from scipy.optimize import minimize
+
+    best = None
+    for step in tries:
+        res = minimize(cost, start + np.array([step, 0.0]), method="Nelder-Mead",
+                       options={"xatol": xatol, "fatol": fatol})
+        if best is None or res.fun < best.fun:
+            best = res
+    return best
 
 
 def _track_smooth(values: np.ndarray, track_id: np.ndarray, frame_index: np.ndarray, window: int) -> np.ndarray:
@@ -390,20 +407,11 @@ class _FloorCost:
         return line_planes(self.lines, focal_px * self.zoom)
 
     def _line_cost(self, normals: np.ndarray, p: np.ndarray) -> float:
-        return float(np.log1p(((normals @ floor_down(p[0], p[1])) / self.line_sigma) ** 2).sum()
-                     + (p[1] / self.roll_sigma) ** 2)
+        return torso_miss_cost(normals, floor_down(p[0], p[1]), self.line_sigma) + (p[1] / self.roll_sigma) ** 2
 
     @staticmethod
     def _minimise(cost, start: np.ndarray, tries: tuple[float, ...]):
-        from scipy.optimize import minimize
-
-        best = None
-        for step in tries:
-            res = minimize(cost, start + np.array([step, 0.0]), method="Nelder-Mead",
-                           options={"xatol": 1e-4, "fatol": 1e-5})
-            if best is None or res.fun < best.fun:
-                best = res
-        return best
+        return _minimise_tilt_roll(cost, start, tries, xatol=1e-4, fatol=1e-5)
 
     def __call__(self, focal_px: float, start: np.ndarray, tries: tuple[float, ...] = _TILT_STARTS
                  ) -> tuple[float, np.ndarray]:

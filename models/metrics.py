@@ -104,3 +104,26 @@ def accel_error(points: np.ndarray, points_gt: np.ndarray) -> np.ndarray:
     acc = a[2:] - 2 * a[1:-1] + a[:-2]
     acc_gt = b[2:] - 2 * b[1:-1] + b[:-2]
     return 1000.0 * np.linalg.norm(acc - acc_gt, axis=-1).mean(-1)
+
+
+def sides_swapped(keypoints2d: np.ndarray, keypoints2d_gt: np.ndarray, min_conf: float = 0.5,
+                  ratio: float = 0.7) -> np.ndarray:
+    """(N,) bool: each person-frame's left and right labels are swapped.
+
+    They are when the detected left/right keypoints lie nearer the true projections of
+    the other side's (summed over the side points seen at ``min_conf``) by the factor
+    ``ratio``.
+
+    Args:
+        keypoints2d: (N, 17, 3) detected COCO-17 keypoints: pixels and a confidence.
+        keypoints2d_gt: (N, 17, 2) the true keypoints projected, pixels.
+    """
+    from .keypoints import mirror_index
+
+    mirror = mirror_index("coco17")
+    sides = np.nonzero(mirror != np.arange(17))[0]
+    seen = keypoints2d[:, sides, 2] >= min_conf
+    true = keypoints2d_gt[:, sides]
+    as_given = np.where(seen, np.linalg.norm(keypoints2d[:, sides, :2] - true, axis=-1), 0.0).sum(1)
+    exchanged = np.where(seen, np.linalg.norm(keypoints2d[:, mirror[sides], :2] - true, axis=-1), 0.0).sum(1)
+    return exchanged < ratio * as_given

@@ -265,8 +265,8 @@ class Clip:
         """Settles the tracks' final shapes, closes the sinks and the perceiver."""
         s = self.solver
         self.totals.statures_m = self.finalizer(self.store, s.shapes, s.row_scales)
-        grounds = [None if g is None else {"down": [round(float(x), 4) for x in g.down],
-                                           "down_cue": g.down_cue, "camera_height_m": round(g.camera_height_m, 3), "tracks": g.tracks,
+        grounds = [None if g is None else {"down": [round(float(x), 4) for x in g.down], "down_cue": g.down_cue,
+                                           "camera_height_m": round(g.camera_height_m, 3), "tracks": g.tracks,
                                            "size_scale": {str(t): round(v, 3) for t, v in g.scales.items()}}
                    for g in s.ground_estimates]
         self.store.close(complete, notes=notes, n_shots=len(s.shot_focals), shared_ground=grounds, **self._records())

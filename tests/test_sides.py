@@ -61,6 +61,15 @@ def test_mirror_index_pairs_the_sides_and_keeps_the_midline():
     assert np.array_equal(swapped[5], [18.0, 19.0, -20.0])  # the right shoulder's point, its depth negated
 
 
+def test_swapped_sides_are_told_from_the_true_projections():
+    from meshstream.models.metrics import sides_swapped
+
+    truth = _person(1.0)[None]
+    exchanged, _ = exchange_sides(truth, None, mirror_index("coco17"))
+    assert sides_swapped(np.concatenate([truth, exchanged]), np.concatenate([truth, truth])[..., :2]).tolist() \
+        == [False, True]
+
+
 def test_facing_reads_the_labels_and_skips_an_unseen_torso():
     kp = np.stack([_person(1.0), _person(-1.0), _person(0.0), _person(1.0)])
     kp[3, NAMES.index("left_hip"), 2] = 0.1
@@ -129,8 +138,6 @@ def test_a_walker_read_as_facing_the_camera_is_turned_back(tmp_path, body, measu
         store = zarr.open_group(str(tmp_path / name / "away.zarr"), mode="r")
         frame_index = store["frames/frame_index"][:]
         swapped, mpjpe = [], []
-        mirror = mirror_index("coco17")
-        sides = np.nonzero(mirror != np.arange(17))[0]
         for tid in store["tracks"].group_keys():
             t = store[f"tracks/{tid}"]
             fi = frame_index[t["frame_index"][:]]
@@ -139,10 +146,7 @@ def test_a_walker_read_as_facing_the_camera_is_turned_back(tmp_path, body, measu
             kp = blazepose33_to_coco23(t["keypoints2d"][:][ok])[:, :17]
             truth3d = gt.keypoints3d[person[ok], fi[ok]]
             truth2d = gt.focal_px * truth3d[..., :2] / truth3d[..., 2:] + gt.principal_point
-            seen = kp[:, sides, 2] >= 0.5
-            as_is = np.where(seen, np.linalg.norm(kp[:, sides, :2] - truth2d[:, sides], axis=-1), 0).sum(1)
-            other = np.where(seen, np.linalg.norm(kp[:, mirror[sides], :2] - truth2d[:, sides], axis=-1), 0).sum(1)
-            swapped += (other < 0.7 * as_is).tolist()
+            swapped += M.sides_swapped(kp, truth2d).tolist()
             mpjpe += M.mpjpe(t["keypoints3d_coco17"][:][ok], truth3d).tolist()
         rates[name], errors[name] = float(np.mean(swapped)), float(np.nanmean(mpjpe))
     assert measured("swapped_as_given", rates["as given"]) > 0.4  # measured 0.63
