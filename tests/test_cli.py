@@ -654,7 +654,8 @@ def test_camera_looking_down_gets_its_focal_from_the_floor(tmp_path, body, measu
     floor = _focal_run(tmp_path / "stand.mp4", tmp_path / "floor", gt)
     assert "estimated from the floor under" in floor.stdout
     assert floor.cue == "floor"
-    # 10 % on this clip (BlazePose's torsos put the tilt at 28 degrees); the people: 45 %
+    # 14.7 % on this clip since the orientation fix d33d6cb (10.5 % before it; CI measured 15.2 % once: at the
+    # bound, a finding to trace, not to widen); BlazePose's torsos put the tilt at 27-28 degrees; the people: 45 %
     assert measured("f_err_rel", floor.error) < 0.15
     assert any("from the floor people walk on (the camera looks 2" in note for note in floor.notes)
     people = _focal_run(tmp_path / "stand.mp4", tmp_path / "people", gt, "--set", "estimation.floor_focal=false")
