@@ -18,6 +18,21 @@ def test_preset_and_overrides():
     assert c.decode.every == 2 and c.output.overlay is False
 
 
+@pytest.mark.parametrize("preset, changed", [
+    ("wide.yaml", {("perception", "tile_px"): 240, ("estimation", "lifter_keeps_size"): True}),
+    ("close.yaml", {("estimation", "focal_landmarks"): "relief_lifter"}),
+])
+def test_presets_change_only_what_they_say(preset, changed):
+    """Each shipped preset loads and differs from the defaults in exactly its keys."""
+    c, base = load_config(REPO / "configs" / preset), Config()
+    for section in ("decode", "perception", "tracking", "estimation", "filter", "output", "live", "yolo"):
+        got, default = getattr(c, section), getattr(base, section)
+        for key in vars(default):
+            want = changed.get((section, key), getattr(default, key))
+            assert getattr(got, key) == want, (section, key)
+    assert all(getattr(getattr(base, s), k) != v for (s, k), v in changed.items())
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
