@@ -16,10 +16,12 @@ track and causally (offline and live alike):
    and ends any exchange.
 2. A frame whose labels say, confidently, that the person faces the camera, within
    ``max_gap_s`` of the track's last confident frame that (as corrected) faced away, is
-   a swap where the track's labels said "away" more often than "toward" over the last
-   ``history_s`` and, if they changed their mind more than ``max_flips`` times in it,
-   the person moves away (the torso shrinks): from it on the track's labels are
-   exchanged, until a frame of rule 1. (BlazePose does read a front as a back now and
+   a swap where the track's labels, as corrected, said "away" more often than "toward"
+   over the last ``history_s`` and, if they changed their mind more than ``max_flips``
+   times in it, the person moves away (the torso shrinks): from it on the track's
+   labels are exchanged, until a frame of rule 1. (The count reads the labels as
+   corrected: a run already exchanged is a back, so a walker whose labels flip again
+   soon after is turned again.) (BlazePose does read a front as a back now and
    then: for a frame, which the count outvotes, or back and forth for a while, as on
    the bundled sample's person raising their arms, who stands still.)
 3. Side-on frames, and frames whose torso is not seen, keep the track's state.
@@ -96,7 +98,7 @@ class _TrackSides:
     exchanged: bool = False
     last_sign: float = 0.0  # the last confident frame's facing, as corrected: +1 the camera, -1 away
     last_time: float = -np.inf
-    history: deque = field(default_factory=deque)  # (time, +1 toward / -1 away, log torso length) of confident frames
+    history: deque = field(default_factory=deque)  # (time, +1 toward / -1 away as corrected, log torso length) of confident frames
 
 
 class SideKeeper:
@@ -138,7 +140,7 @@ class SideKeeper:
         return self._layouts[layout]
 
     def _backs_hold(self, history: deque) -> bool:
-        """The labels said "away" more often than "toward" over the history, and changed
+        """The labels, as corrected, said "away" more often than "toward" over the history, and changed
         between the two at most ``max_flips`` times or the person moves away."""
         if not history:
             return False
@@ -182,7 +184,7 @@ class SideKeeper:
             if confident:
                 state.last_sign = -1.0 if state.exchanged or f < 0 else 1.0
                 state.last_time = time_s
-                state.history.append((time_s, 1 if f > 0 else -1, float(np.log(length[i] / zoom))))
+                state.history.append((time_s, int(state.last_sign), float(np.log(length[i] / zoom))))
             exchange[i] = state.exchanged
         if not exchange.any():
             return dets
