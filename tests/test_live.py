@@ -230,7 +230,10 @@ def test_ctrl_c_during_the_focal_estimate_completes_the_store(tmp_path):
     assert store.attrs["complete"] is True and store.attrs["live"]["stopped_by"] == "stop"
     assert store.attrs["shot_focal_cue"] == ["people"] and store.attrs["shot_focal_px"][0] > 0
     live = store.attrs["live"]
-    assert store.attrs["n_frames"] == live["processed"] >= 50, live  # measured 80: perceived at 17 frames/s for 3 s
+    # Every frame perceived before Ctrl-C is fitted and stored. How many there are is the
+    # machine's speed (80 where perception ran at 17 frames/s for 3 s, 40 at 13 frames/s on
+    # a slower 2-core machine), which bench/live.py measures; this asks only for a window's worth.
+    assert store.attrs["n_frames"] == live["processed"] == live["recorded"] >= 10, live
     assert live["dropped_fit"] == 0  # gathering the focal's window is only appending
 
 
