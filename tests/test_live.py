@@ -119,7 +119,9 @@ def test_the_preview_page_shows_frames_and_stop_finishes_the_store(tmp_path):
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    clip = looped_clip(tmp_path / "loop.mp4", 6)  # 18 s: the run is stopped from the page long before
+    # 60 s: the run is stopped from the page long before (18 s ran out on a 2x slower
+    # machine before the focal was shown, and the numbers then stood still)
+    clip = looped_clip(tmp_path / "loop.mp4", 20)
     proc = subprocess.Popen([sys.executable, "process_video.py", "live", "--source", str(clip), "--realtime",
                              "--no-browser", "--port", "0", "-o", str(tmp_path / "out"), "--duration", "120",
                              "--overlay", "--set", "live.focal_seconds=6",  # the page sees the focal estimated
