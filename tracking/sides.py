@@ -16,15 +16,14 @@ track and causally (offline and live alike):
    and ends any exchange.
 2. A frame whose labels say, confidently, that the person faces the camera, within
    ``max_gap_s`` of the track's last confident frame that (as corrected) faced away, is
-   a swap where the track's labels said "away" more often than "toward" over the last
-   ``history_s`` and, if they changed their mind more than ``max_flips`` times in it,
-   the person moves away (the torso shrinks): from it on the track's labels are
-   exchanged, until a frame of rule 1. For a person moving away the count reads the
-   labels as corrected (a run already exchanged is a back), so a walker whose labels
-   flip again within the second is turned again; for anyone else it reads them as
-   given, so a wrong exchange does not vote for the next. (BlazePose does read a front
-   as a back now and then: for a frame, which the count outvotes, or back and forth for
-   a while, as on the bundled sample's person raising their arms, who stands still.)
+   a swap where the person moves away (the torso shrinks over the last ``history_s``:
+   people walk the way they face), or where the track's labels said "away" more often
+   than "toward" over that time and changed their mind at most ``max_flips`` times in
+   it: from it on the track's labels are exchanged, until a frame of rule 1. (BlazePose
+   reads a walker's back as a front in most frames now and then, so no count of the
+   labels tells; and it reads a front as a back now and then: for a frame, which the
+   count outvotes, or back and forth for a while, as on the bundled sample's person
+   raising their arms, who stands still.)
 3. Side-on frames, and frames whose torso is not seen, keep the track's state.
 
 What it cannot see: a track that is swapped from its first frame stays so until the
@@ -99,7 +98,7 @@ class _TrackSides:
     exchanged: bool = False
     last_sign: float = 0.0  # the last confident frame's facing, as corrected: +1 the camera, -1 away
     last_time: float = -np.inf
-    # (time, +1 toward / -1 away as corrected, the same as given, log torso length) of confident frames
+    # (time, +1 toward / -1 away as given, log torso length) of confident frames
     history: deque = field(default_factory=deque)
 
 
@@ -115,14 +114,11 @@ class SideKeeper:
             frame) and say nothing.
         max_gap_s: A flip to facing the camera counts as a swap within this many seconds
             of the last confident frame that faced away ...
-        history_s: ... where the labels said "away" more often than "toward" over
-            this many seconds (as corrected when the person moves away, as given
-            otherwise) ...
-        max_flips: ... and changed between the two at most this many times, or the
-            person moves away:
-        min_recede: ... their torso shrinks by at least this much per second (log of
+        history_s: ... where, over this many seconds, the person moves away ...
+        min_recede: ... (their torso shrinks by at least this much per second: log of
             its length at zoom 1, a straight-line fit over the history, 0.1: about 0.3 m
-            a second at 3 m).
+            a second at 3 m), or the labels said "away" more often than "toward" ...
+        max_flips: ... and changed between the two at most this many times.
     """
 
     def __init__(self, *, min_conf: float = 0.5, min_facing: float = 0.3, max_facing: float = 1.0,
@@ -143,18 +139,15 @@ class SideKeeper:
         return self._layouts[layout]
 
     def _backs_hold(self, history: deque) -> bool:
-        """The labels said "away" more often than "toward" over the history (as corrected
-        if the person moves away, as given otherwise), and changed between the two at
-        most ``max_flips`` times or the person moves away."""
+        """The person moves away over the history, or their labels said "away" more often
+        than "toward" in it and changed between the two at most ``max_flips`` times."""
         if not history:
             return False
-        times, corrected, given, sizes = (np.asarray(x, np.float64) for x in zip(*history))
-        recedes = (len(times) >= 4 and np.ptp(times) >= 0.5 * self.history_s
-                   and float(np.polyfit(times, sizes, 1)[0]) <= -self.min_recede)
-        signs = corrected if recedes else given
-        if signs.sum() >= 0:
-            return False
-        return recedes or int((signs[1:] != signs[:-1]).sum()) <= self.max_flips
+        times, signs, sizes = (np.asarray(x, np.float64) for x in zip(*history))
+        if (len(times) >= 4 and np.ptp(times) >= 0.5 * self.history_s
+                and float(np.polyfit(times, sizes, 1)[0]) <= -self.min_recede):
+            return True
+        return signs.sum() < 0 and int((signs[1:] != signs[:-1]).sum()) <= self.max_flips
 
     def reset(self) -> None:
         """A new shot: tracks start again."""
@@ -187,8 +180,7 @@ class SideKeeper:
             if confident:
                 state.last_sign = -1.0 if state.exchanged or f < 0 else 1.0
                 state.last_time = time_s
-                state.history.append((time_s, int(state.last_sign), 1 if f > 0 else -1,
-                                      float(np.log(length[i] / zoom))))
+                state.history.append((time_s, 1 if f > 0 else -1, float(np.log(length[i] / zoom))))
             exchange[i] = state.exchanged
         if not exchange.any():
             return dets
