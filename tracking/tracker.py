@@ -34,7 +34,6 @@ _OKS_SIGMAS = np.array([0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 
                         0.107, 0.107, 0.087, 0.087, 0.089, 0.089])
 _COCO_FROM_BLAZE = np.array([BLAZEPOSE33_NAMES.index(n) for n in COCO17_NAMES])
 _INF = 1e6
-_LOST_BIAS = 0.25  # added to a lost track's costs when choosing the matches (not when accepting them)
 
 
 def oks(kp_a: np.ndarray, kp_b: np.ndarray, area: np.ndarray) -> np.ndarray:
@@ -104,7 +103,6 @@ class _Track:
     confirmed: bool = False
     lost: bool = False
     box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # predicted box this frame
-    seen_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box at the last detection
 
 
 def _box_to_z(box: np.ndarray) -> np.ndarray:
@@ -178,8 +176,7 @@ class PersonTracker:
         h = max(float(box[3] - box[1]), 1.0)
         kf.P = np.diag([0.1 * h] * 4 + [2.0 * h] * 4) ** 2
         kf.R = np.diag([0.05 * h] * 4) ** 2
-        track = _Track(self._next_id, kf, t, 1, kp, hist, h, box=box.astype(np.float32),
-                       seen_box=box.astype(np.float32))
+        track = _Track(self._next_id, kf, t, 1, kp, hist, h, box=box.astype(np.float32))
         self._next_id += 1
         track.confirmed = self.min_hits <= 1
         return track
@@ -193,7 +190,6 @@ class PersonTracker:
         m = self.appearance_momentum
         track.appearance = m * track.appearance + (1 - m) * hist
         track.height = max(float(box[3] - box[1]), 1.0)
-        track.seen_box = box.astype(np.float32)
         track.lost = False
         if track.hits >= self.min_hits:
             track.confirmed = True
@@ -215,13 +211,10 @@ class PersonTracker:
         for i, tr in enumerate(tracks):
             if tr.lost:
                 # Re-identification: motion is uncertain after a gap, so look and pose weigh more.
-                # The distance is from the nearer of where the motion model puts the person
-                # and where they were last seen: a velocity read from a few jittery boxes can
-                # carry the prediction several heights away within half a second.
                 gap = max(t - tr.last_seen_s, 0.0)
+                centre_t = 0.5 * (tr.box[:2] + tr.box[2:])
                 centre_d = 0.5 * (boxes[:, :2] + boxes[:, 2:])
-                dist = np.min([np.linalg.norm(centre_d - 0.5 * (b[:2] + b[2:]), axis=1)
-                               for b in (tr.box, tr.seen_box)], axis=0) / tr.height
+                dist = np.linalg.norm(centre_d - centre_t, axis=1) / tr.height
                 gate = (dist < 1.0 + 2.0 * gap) & (scale[i] < 0.5) & (app[i] < 0.5)
                 c = 0.5 * app[i] + 0.2 * (1 - sim_kp[i]) + 0.2 * np.minimum(dist / (1.0 + 2.0 * gap), 1) + 0.1 * (1 - iou[i])
             else:
@@ -234,16 +227,10 @@ class PersonTracker:
             cost[i] = np.where(gate, c, _INF)
         return cost
 
-    def _assign(self, cost: np.ndarray, lost: np.ndarray | None = None) -> list[tuple[int, int]]:
-        """Minimum-cost matches of tracks (rows) to detections (columns) costing at most
-        ``max_cost``. ``lost`` (T,) marks tracks not seen last frame; each adds a constant
-        to the choice, so of two assignments matching as many lost tracks the cheaper wins
-        as before, but a detection a visible track explains is not given to a lost one
-        instead (the two would then alternate on one person)."""
+    def _assign(self, cost: np.ndarray) -> list[tuple[int, int]]:
         if cost.size == 0:
             return []
-        bias = 0.0 if lost is None else _LOST_BIAS * np.asarray(lost, float)[:, None]
-        rows, cols = linear_sum_assignment(np.minimum(cost + bias, _INF))
+        rows, cols = linear_sum_assignment(np.minimum(cost, _INF))
         return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] <= self.max_cost]
 
     def __call__(self, dets: Detections, frame: Frame) -> Detections:
@@ -275,7 +262,7 @@ class PersonTracker:
             else:
                 cost = self._cost(tracks, dets.xyxy[det_idx], kps[det_idx], hists[det_idx], t, crowded[det_idx])
             used = []
-            for r, c in self._assign(cost, None if iou_only else np.array([tr.lost for tr in tracks])):
+            for r, c in self._assign(cost):
                 tr, j = tracks[r], det_idx[c]
                 self._update(tr, dets.xyxy[j], kps[j], hists[j], t)
                 matched_tracks.add(id(tr))
@@ -284,9 +271,6 @@ class PersonTracker:
                 used.append(c)
             return np.delete(det_idx, used)
 
-        # Tracks seen last frame take their people first; lost ones are re-identified among
-        # the detections left, so a lost track cannot take a person a visible one explains
-        # (two tracks would then alternate on one person).
         confirmed = [i for i, tr in enumerate(self._tracks) if tr.confirmed]
         high = match(confirmed, high, iou_only=False)
         left = [i for i in confirmed if id(self._tracks[i]) not in matched_tracks and not self._tracks[i].lost]
