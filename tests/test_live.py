@@ -97,7 +97,9 @@ def test_a_stream_on_loopback_is_fitted_live_and_recorded(tmp_path):
     live = store.attrs["live"]
     assert store.attrs["complete"] is True
     n = store.attrs["n_frames"]
-    assert n == live["recorded"] and n >= 30, (n, live)  # measured 48 frames in 6 s on 2 cores under load, 52-80 idle
+    # every processed frame is fitted and stored; how many is a speed (48-80 in 6 s on one
+    # 2-core machine, 26 on a 2x slower one), which bench/live.py measures
+    assert n == live["processed"] == live["recorded"] and n >= 10, (n, live)
     assert live["captured"] == live["processed"] + live["dropped_capture"] + live["dropped_fit"]
     assert live["latency_ready_ms"]["p50"] is not None and live["latency_ready_ms"]["p50"] > 0
     assert live["stopped_by"] in ("duration", "source ended")
