@@ -26,3 +26,26 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def keypoints_box(xy: np.ndarray, confidence: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A person's box from their 2D keypoints: the confident ones (> 0.3; all where fewer
+    than two are), padded by a tenth of the larger side (one and a half tenths above, for
+    the top of the head), clipped to the frame.
+
+    Args:
+        xy: (K, 2) keypoints, pixels.
+        confidence: (K,) keypoint confidence in [0, 1].
+        width: Frame width, pixels.
+        height: Frame height, pixels.
+
+    Returns:
+        (4,) float32 box, xyxy pixels.
+    """
+    good = confidence > 0.3
+    pts = xy[good] if good.sum() >= 2 else xy
+    x0, y0 = pts.min(0)
+    x1, y1 = pts.max(0)
+    pad = 0.1 * max(x1 - x0, y1 - y0)
+    return np.array([max(0, x0 - pad), max(0, y0 - 1.5 * pad), min(width, x1 + pad), min(height, y1 + pad)],
+                    np.float32)

@@ -24,6 +24,27 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MESHSTREAM_CACHE", Path.home() / ".cache" / "meshstream"))
 
 
+def _model_file(relative: str) -> Path:
+    import mediapipe
+
+    path = Path(mediapipe.__file__).parent / relative
+    if not path.is_file():
+        raise ModelFileError(
+            f"MediaPipe model {path} is missing; reinstall with: pip install --force-reinstall mediapipe==0.10.14"
+        )
+    return path
+
+
+def pose_landmark_model() -> Path:
+    """Path of BlazePose's "full" landmark network (``pose_landmark_full.tflite``) inside
+    the mediapipe wheel, for running it directly (:mod:`~meshstream.models.landmark_net`).
+
+    Raises:
+        ModelFileError: The wheel lacks the file.
+    """
+    return _model_file(_LANDMARKER)
+
+
 def pose_landmarker_bundle(cache_dir: str | Path | None = None) -> Path:
     """Path of the PoseLandmarker bundle, building it if needed.
 
@@ -36,15 +57,7 @@ def pose_landmarker_bundle(cache_dir: str | Path | None = None) -> Path:
     Raises:
         ModelFileError: The wheel lacks the tflite files, or the cache is not writable.
     """
-    import mediapipe
-
-    root = Path(mediapipe.__file__).parent
-    det_path, lm_path = root / _DETECTOR, root / _LANDMARKER
-    for p in (det_path, lm_path):
-        if not p.is_file():
-            raise ModelFileError(
-                f"MediaPipe model {p} is missing; reinstall with: pip install --force-reinstall mediapipe==0.10.14"
-            )
+    det_path, lm_path = _model_file(_DETECTOR), _model_file(_LANDMARKER)
     detector = det_path.read_bytes()
     landmarker = lm_path.read_bytes()
     digest = hashlib.sha1(detector + landmarker).hexdigest()[:12]

@@ -16,7 +16,8 @@ import numpy as np
 
 from meshstream.stream.messages import Detections, Frame
 
-from .detections import box_iou
+from .detections import box_iou, keypoints_box
+from .landmark_net import PoseLandmarkNet, contrast_blobs
 from .mediapipe_bundle import pose_landmarker_bundle
 
 
@@ -119,6 +120,12 @@ class PersonPerceiver:
             the landmarker's detector finds people down to about a quarter of its
             input's height, so tiles find people down to about ``tile_px / 4`` tall,
             and the larger ones those the small tiles cut (0: no tiles).
+        small_people: Whether to look for people too small for BlazePose's detector
+            (under about 90 px tall): on the frames HOG runs on, contrast blobs not
+            already explained are searched with BlazePose's landmark network alone
+            (:class:`~meshstream.models.landmark_net.PoseLandmarkNet`), which also
+            follows every person between those frames, the PoseLandmarker trying a
+            crop only where the network finds nobody.
     """
 
     layout = "blazepose33"
@@ -134,6 +141,7 @@ class PersonPerceiver:
         masks: bool = True,
         cache_dir: str | None = None,
         tile_px: int = 0,
+        small_people: bool = False,
     ) -> None:
         _quiet_mediapipe_logs()
         from mediapipe.tasks.python import BaseOptions, vision
@@ -159,6 +167,7 @@ class PersonPerceiver:
         self._crop = CropLandmarker(crop_size=crop_size, min_pose_score=min_pose_score, masks=masks,
                                     cache_dir=cache_dir)
         self._hog = HogPeopleDetector() if use_hog else None
+        self._net = PoseLandmarkNet(min_pose_score=min_pose_score, masks=masks) if small_people else None
         self.max_persons = max_persons
         self.detect_every = max(1, int(detect_every))
         self.crop_size = crop_size
@@ -192,7 +201,8 @@ class PersonPerceiver:
         result = self._full.detect_for_video(image, ts_ms)
         parts = [self._to_detections(result, (h, w))]
         proposals = [self._regions]
-        if self._frames_seen % self.detect_every == 0:
+        searching = self._frames_seen % self.detect_every == 0
+        if searching:
             if len(parts[0]):
                 # MediaPipe's detector returns the most salient person; paint the ones
                 # found over and look again, for people beside or behind them.
@@ -210,13 +220,33 @@ class PersonPerceiver:
             taken = np.concatenate([p.xyxy for p in parts])
             if len(taken) and box_iou(box[None], taken).max() > 0.6:
                 continue  # already explained; a neighbour beside someone is still looked at
-            dets = self._crop(frame.rgb, box)
+            dets = None
+            if self._net is not None and len(self._regions) and box_iou(box[None], self._regions).max() > 0.9:
+                dets = self._net(frame.rgb, box)  # a person followed from the previous frame
+            if dets is None:
+                dets = self._crop(frame.rgb, box)
             if dets is not None:
                 parts.append(dets)
+        if searching and self._net is not None:
+            parts.extend(self._find_small_people(frame.rgb, parts))
         dets = Detections.concatenate(parts)
         dets = dets[_same_person_suppression(dets)]
         self._regions = _expand(dets.xyxy, 1.1, w, h)
         return dets
+
+    def _find_small_people(self, rgb: np.ndarray, parts: list[Detections]) -> list[Detections]:
+        """People at contrast blobs whose centre no detection's box holds yet."""
+        taken = [p.xyxy for p in parts if len(p)]
+        found = []
+        for box in contrast_blobs(rgb):
+            cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+            if any(((b[:, 0] <= cx) & (cx <= b[:, 2]) & (b[:, 1] <= cy) & (cy <= b[:, 3])).any() for b in taken):
+                continue
+            dets = self._net.search(rgb, box)
+            if dets is not None:
+                found.append(dets)
+                taken.append(dets.xyxy)
+        return found
 
     def _detect_painted_out(self, rgb: np.ndarray, boxes: np.ndarray) -> Detections:
         import mediapipe as mp
@@ -346,12 +376,7 @@ def landmarker_detections(result, affine: np.ndarray, scale: float, in_hw: tuple
                 out_masks[i] = cv2.warpAffine(m.astype(np.float32), inv, (fw, fh), flags=cv2.INTER_LINEAR) > 0.5
     xyxy = np.zeros((n, 4), np.float32)
     for i in range(n):
-        good = kps[i, :, 2] > 0.3
-        pts = kps[i, good, :2] if good.sum() >= 2 else kps[i, :, :2]
-        x0, y0 = pts.min(0)
-        x1, y1 = pts.max(0)
-        pad = 0.1 * max(x1 - x0, y1 - y0)
-        xyxy[i] = [max(0, x0 - pad), max(0, y0 - 1.5 * pad), min(fw, x1 + pad), min(fh, y1 + pad)]
+        xyxy[i] = keypoints_box(kps[i, :, :2], kps[i, :, 2], fw, fh)
     dets = Detections(xyxy=xyxy, score=scores, keypoints=kps, keypoint_layout="blazepose33",
                       landmarks3d=world, masks=out_masks)
     return dets[keep]

@@ -47,6 +47,7 @@ class PerceptionConfig:
     min_pose_score: float = 0.2
     masks: bool = True
     tile_px: int = 0  # look for small people in overlapping tiles of this side, pixels (0: off)
+    small_people: bool = False  # contrast blobs searched by BlazePose's landmark network alone (people 40-90 px tall)
 
 
 @dataclass

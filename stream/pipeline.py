@@ -48,7 +48,7 @@ def build_perceiver(pc: PerceptionConfig, yc: YoloConfig | None = None) -> Perso
 
     return PersonPerceiver(max_persons=pc.max_persons, detect_every=pc.detect_every, use_hog=pc.use_hog,
                            crop_size=pc.crop_size, min_pose_score=pc.min_pose_score, masks=pc.masks,
-                           tile_px=pc.tile_px)
+                           tile_px=pc.tile_px, small_people=pc.small_people)
 
 
 def build_tracker(tc: TrackingConfig, first_id: int = 1) -> PersonTracker | UltralyticsTracker:
