@@ -3,7 +3,9 @@
 Each stage runs alone, in order, over the same frames (single process, no threads) so
 its cost per frame is clean; the end-to-end figure runs the real CLI (threaded
 pipeline) in a subprocess, whose peak RSS is read from the OS. MediaPipe's
-PoseLandmarker alone (VIDEO mode, whole frames) is timed on the same frames.
+PoseLandmarker alone (VIDEO mode, whole frames) is timed on the same frames, and so are
+the pieces of ``perception.small_people``: a person's crop through the PoseLandmarker and
+through BlazePose's landmark network alone, and the contrast blobs.
 
 Usage: python bench/speed.py [CLIP] [--frames N]
 """
@@ -154,6 +156,24 @@ def main() -> None:
             lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=f.rgb), int(f.pts_seconds * 1000))
         mp_s = time.perf_counter() - t
     rows.append(("MediaPipe PoseLandmarker alone", f"{1000 * mp_s / n:.1f}", f"{n / mp_s:.1f} FPS (1 pose, VIDEO mode)"))
+
+    # Small people (perception.small_people): one person's crop through the PoseLandmarker
+    # (its detector, then its landmark network) and through the landmark network alone.
+    from meshstream.models.landmark_net import PoseLandmarkNet, contrast_blobs
+    from meshstream.models.perception import CropLandmarker
+
+    box = next((d.xyxy[0] for d in dets if len(d)), np.array([0, 0, info.width, info.height], np.float32))
+    for label, crop in (("a crop: PoseLandmarker (detector + landmarks)", CropLandmarker()),
+                        ("a crop: landmark network alone (LiteRT)", PoseLandmarkNet())):
+        t = time.perf_counter()
+        for f in frames:
+            crop(f.rgb, box)
+        rows.append((label, f"{1000 * (time.perf_counter() - t) / n:.1f}", "ms per crop, with its mask"))
+        if hasattr(crop, "close"):
+            crop.close()
+    t = time.perf_counter()
+    blobs = sum(len(contrast_blobs(f.rgb)) for f in frames)
+    rows.append(("contrast blobs", f"{1000 * (time.perf_counter() - t) / n:.1f}", f"{blobs / n:.1f} blobs/frame"))
 
     print(f"clip: {Path(args.clip).name}, {n} frames, {os.cpu_count()} CPU cores, torch {torch.__version__}\n")
     print("| stage | ms/frame | notes |\n|---|---:|---|")

@@ -21,7 +21,7 @@ def test_preset_and_overrides():
 
 
 @pytest.mark.parametrize("preset, changed", [
-    ("wide.yaml", {("perception", "tile_px"): 240, ("estimation", "lifter_keeps_size"): True}),
+    ("wide.yaml", {("perception", "small_people"): True, ("estimation", "lifter_keeps_size"): True}),
     ("close.yaml", {("estimation", "focal_landmarks"): "relief_lifter"}),
 ])
 def test_presets_change_only_what_they_say(preset, changed):
