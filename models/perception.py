@@ -5,7 +5,9 @@ Backend (offline, CPU, shipped in packages): MediaPipe's PoseLandmarker (BlazePo
 OpenCV's HOG people detector proposes boxes for small or far people, and each box not
 already explained is cropped, resized and sent through the landmarker on its own
 (the landmarker's detector misses people under ~1/4 of the frame height). Boxes of the
-previous frame are re-used as crops between HOG runs, as BlazePose itself does.
+previous frame are re-used as crops between HOG runs, as BlazePose itself does. With
+``small_people``, contrast blobs are searched with BlazePose's landmark network alone
+(:mod:`~meshstream.models.landmark_net`), which also follows people between HOG runs.
 """
 
 from __future__ import annotations
