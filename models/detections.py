@@ -49,3 +49,27 @@ def keypoints_box(xy: np.ndarray, confidence: np.ndarray, width: int, height: in
     pad = 0.1 * max(x1 - x0, y1 - y0)
     return np.array([max(0, x0 - pad), max(0, y0 - 1.5 * pad), min(width, x1 + pad), min(height, y1 + pad)],
                     np.float32)
+
+
+def square_crop(rgb: np.ndarray, cx: float, cy: float, side: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The square of ``side`` pixels centred on (``cx``, ``cy``), resized to ``size``
+    pixels (bilinear, black beyond the frame).
+
+    Args:
+        rgb: (H, W, 3) uint8 frame.
+        cx: Centre x, frame pixels.
+        cy: Centre y, frame pixels.
+        side: Side of the square, frame pixels.
+        size: Side of the crop, pixels.
+
+    Returns:
+        The (size, size, 3) crop and the (2, 3) affine taking frame pixels to crop
+        pixels: crop = s * (frame - (centre - side / 2)), s = size / side.
+    """
+    import cv2
+
+    s = size / side
+    affine = np.array([[s, 0, -s * (cx - side / 2)], [0, s, -s * (cy - side / 2)]], np.float64)
+    crop = cv2.warpAffine(rgb, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+    return crop, affine

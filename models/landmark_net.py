@@ -23,7 +23,7 @@ import numpy as np
 
 from meshstream.stream.messages import Detections
 
-from .detections import keypoints_box
+from .detections import keypoints_box, square_crop
 from .mediapipe_bundle import pose_landmark_model
 
 _INPUT_PX = 256  # the network's input side
@@ -115,14 +115,9 @@ class PoseLandmarkNet:
         return self._accepted(rgb, again)
 
     def _infer(self, rgb: np.ndarray, cx: float, cy: float, side: float) -> dict:
-        import cv2
-
         side = max(side, 8.0)
         s = _INPUT_PX / side
-        # crop pixel = s * (frame pixel - (centre - side / 2))
-        affine = np.array([[s, 0, -s * (cx - side / 2)], [0, s, -s * (cy - side / 2)]], np.float64)
-        crop = cv2.warpAffine(rgb, affine, (_INPUT_PX, _INPUT_PX), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        crop, affine = square_crop(rgb, cx, cy, side, _INPUT_PX)
         self._net.set_tensor(self._input, (crop[None].astype(np.float32) / 255.0))
         self._net.invoke()
         raw = self._net.get_tensor(self._landmarks).reshape(-1, 5)[:_N_POSE]

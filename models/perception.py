@@ -18,7 +18,7 @@ import numpy as np
 
 from meshstream.stream.messages import Detections, Frame
 
-from .detections import box_iou, keypoints_box
+from .detections import box_iou, keypoints_box, square_crop
 from .landmark_net import PoseLandmarkNet, contrast_blobs
 from .mediapipe_bundle import pose_landmarker_bundle
 
@@ -325,7 +325,6 @@ class CropLandmarker:
     def __call__(self, rgb: np.ndarray, box: np.ndarray) -> Detections | None:
         """The person around ``box`` ((4,) xyxy pixels) of the (H, W, 3) uint8 frame, in
         frame pixels and the ``blazepose33`` layout, or ``None`` where none was found."""
-        import cv2
         import mediapipe as mp
 
         h, w = rgb.shape[:2]
@@ -334,10 +333,7 @@ class CropLandmarker:
         if side < 16:
             return None
         s = self.crop_size / side
-        # crop pixel = s * (frame pixel - (c - side/2))
-        affine = np.array([[s, 0, -s * (cx - side / 2)], [0, s, -s * (cy - side / 2)]], np.float64)
-        crop = cv2.warpAffine(rgb, affine, (self.crop_size, self.crop_size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        crop, affine = square_crop(rgb, cx, cy, side, self.crop_size)
         result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop))
         dets = landmarker_detections(result, affine, s, (self.crop_size, self.crop_size), (h, w),
                                      masks=self.masks, min_pose_score=self.min_pose_score)
