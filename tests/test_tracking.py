@@ -96,10 +96,16 @@ def test_reentry_is_reidentified_by_appearance():
     assert _ids_of(out, red) == red_id and _ids_of(out, blue) != red_id
 
 
-def test_min_hits_hides_new_tracks_until_confirmed():
+def test_min_hits_hides_new_tracks_until_confirmed_except_on_the_first_frame():
     tracker = PersonTracker(min_hits=3)
-    ids = [int(tracker(_dets([_box(50, 50)]), _frame(k / 10, [_box(50, 50)], [RED])).track_id[0]) for k in range(4)]
-    assert ids[:2] == [-1, -1] and ids[2] == ids[3] > 0
+    first = tracker(_dets([_box(50, 50)]), _frame(0.0, [_box(50, 50)], [RED]))
+    assert int(first.track_id[0]) > 0  # the clip's first frame has its bodies (ByteTrack)
+    boxes = [_box(50, 50), _box(300, 50)]
+    ids = [tracker(_dets(boxes), _frame(k / 10, boxes, [RED, BLUE])).track_id.tolist() for k in range(1, 5)]
+    assert [i[0] for i in ids] == [int(first.track_id[0])] * 4
+    assert [i[1] for i in ids[:2]] == [-1, -1] and ids[2][1] == ids[3][1] > 0  # someone who walks in later
+    tracker.reset()  # a new shot: its first frame is a first frame again
+    assert int(tracker(_dets([_box(300, 50)]), _frame(1.0, [_box(300, 50)], [BLUE])).track_id[0]) > 0
 
 
 def test_low_confidence_detections_extend_but_do_not_start_tracks():

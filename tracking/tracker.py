@@ -13,7 +13,8 @@ frame rates and skipped frames predict correctly. Association per frame:
 3. Tentative tracks against the remaining confident detections, by IoU.
 
 Unmatched confident detections start tentative tracks, which are confirmed after
-``min_hits`` detections. A confirmed track that misses is *lost*: kept, predicted, and
+``min_hits`` detections; those of the first frame after a reset (a clip's or a shot's
+first frame) are confirmed at once, as ByteTrack does, so that frame has its bodies. A confirmed track that misses is *lost*: kept, predicted, and
 re-identified (appearance and keypoints weigh more) for ``reid_s`` seconds, then ended.
 """
 
@@ -169,7 +170,7 @@ class PersonTracker:
         kf.x[2:4, 0] = np.maximum(kf.x[2:4, 0], 1.0)
         track.box = _x_to_box(kf.x[:, 0])
 
-    def _new_track(self, box: np.ndarray, kp: np.ndarray, hist: np.ndarray, t: float) -> _Track:
+    def _new_track(self, box: np.ndarray, kp: np.ndarray, hist: np.ndarray, t: float, first: bool) -> _Track:
         kf = KalmanFilter(dim_x=8, dim_z=4)
         kf.H = np.eye(4, 8)
         kf.x[:4, 0] = _box_to_z(box)
@@ -178,7 +179,7 @@ class PersonTracker:
         kf.R = np.diag([0.05 * h] * 4) ** 2
         track = _Track(self._next_id, kf, t, 1, kp, hist, h, box=box.astype(np.float32))
         self._next_id += 1
-        track.confirmed = self.min_hits <= 1
+        track.confirmed = first or self.min_hits <= 1
         return track
 
     def _update(self, track: _Track, box: np.ndarray, kp: np.ndarray, hist: np.ndarray, t: float) -> None:
@@ -236,7 +237,8 @@ class PersonTracker:
     def __call__(self, dets: Detections, frame: Frame) -> Detections:
         """Assigns track ids to the detections of ``frame``."""
         t = frame.pts_seconds
-        dt = 0.0 if self._last_t is None else max(t - self._last_t, 0.0)
+        first = self._last_t is None  # nothing to confirm a person against: ByteTrack's first frame
+        dt = 0.0 if first else max(t - self._last_t, 0.0)
         self._last_t = t
         self._tracks = [tr for tr in self._tracks
                         if (tr.confirmed and t - tr.last_seen_s <= self.reid_s) or (not tr.confirmed and t - tr.last_seen_s <= 0.3)]
@@ -278,7 +280,7 @@ class PersonTracker:
         tentative = [i for i, tr in enumerate(self._tracks) if not tr.confirmed]
         high = match(tentative, high, iou_only=True)
         for j in high:
-            tr = self._new_track(dets.xyxy[j], kps[j], hists[j], t)
+            tr = self._new_track(dets.xyxy[j], kps[j], hists[j], t, first)
             self._tracks.append(tr)
             if tr.confirmed:
                 ids[j] = tr.track_id
