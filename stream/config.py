@@ -134,8 +134,8 @@ class OutputConfig:
 class LiveConfig:
     """``meshstream live``: what a live run changes (a causal path, one frame per fit).
 
-    Perception there runs the video-mode landmarker alone (no HOG, no masks), one shot
-    with no zoom tracking; filters are causal; each frame is fitted on its own, warm-
+    Perception there searches with HOG every ``detect_every`` frames and while nobody is
+    seen, without masks, in one shot with no zoom tracking; filters are causal; each frame is fitted on its own, warm-
     started from its track's last fit.
     """
 

@@ -159,11 +159,12 @@ def build_fitter(spec: FitterSpec, body=None) -> BodyEstimator:
 
 def live_config(config):
     """The configuration a live run works with: ``config`` with what ``config.live``
-    changes (the video-mode landmarker alone, no masks, one shot without zoom tracking,
-    causal filters, no overlay sink: the preview draws its own)."""
+    changes (no masks, HOG's search every ``live.detect_every`` frames and while nobody
+    is seen, one shot without zoom tracking, causal filters, no overlay sink: the preview
+    draws its own)."""
     lc = config.live
     r = dataclasses.replace
-    return r(config, perception=r(config.perception, use_hog=False, masks=False, detect_every=lc.detect_every),
+    return r(config, perception=r(config.perception, masks=False, detect_every=lc.detect_every),
              tracking=r(config.tracking, detect_cuts=False, detect_zoom=False),
              estimation=r(config.estimation, silhouette_weight=0.0, silhouette_iterations=0),
              filter=r(config.filter, causal=True), output=r(config.output, overlay=False))
