@@ -203,8 +203,9 @@ class PersonPerceiver:
         result = self._full.detect_for_video(image, ts_ms)
         parts = [self._to_detections(result, (h, w))]
         proposals = [self._regions]
-        # Search on every ``detect_every``-th frame, and on any frame where nobody is in view
-        # that was seen: the full-frame detector misses some poses for many frames on end.
+        # Search on every ``detect_every``-th frame, and on any frame where neither the whole
+        # frame nor the previous frame's people give anyone: the whole-frame detector misses
+        # some poses for many frames on end.
         searching = self._frames_seen % self.detect_every == 0 or not (len(parts[0]) or len(self._regions))
         if searching:
             if len(parts[0]):

@@ -135,8 +135,8 @@ class LiveConfig:
     """``meshstream live``: what a live run changes (a causal path, one frame per fit).
 
     Perception there searches with HOG every ``detect_every`` frames and while nobody is
-    seen, without masks, in one shot with no zoom tracking; filters are causal; each frame is fitted on its own, warm-
-    started from its track's last fit.
+    seen, without masks, in one shot with no zoom tracking; filters are causal; each
+    frame is fitted on its own, warm-started from its track's last fit.
     """
 
     detect_every: int = 30  # frames between searches for people beside the ones tracked

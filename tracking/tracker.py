@@ -14,8 +14,9 @@ frame rates and skipped frames predict correctly. Association per frame:
 
 Unmatched confident detections start tentative tracks, which are confirmed after
 ``min_hits`` detections; those of the first frame after a reset (a clip's or a shot's
-first frame) are confirmed at once, as ByteTrack does, so that frame has its bodies. A confirmed track that misses is *lost*: kept, predicted, and
-re-identified (appearance and keypoints weigh more) for ``reid_s`` seconds, then ended.
+first frame) are confirmed at once, as ByteTrack does, so that frame has its bodies. A
+confirmed track that misses is *lost*: kept, predicted, and re-identified (appearance
+and keypoints weigh more) for ``reid_s`` seconds, then ended.
 """
 
 from __future__ import annotations
